@@ -1,0 +1,1 @@
+"""SledFleet edge."""

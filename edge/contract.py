@@ -1,0 +1,311 @@
+"""The SledFleet wire contract, version 1: the one module every stage imports.
+
+MQTT topics, Kafka topic names, payload fields, units, physical ranges and the
+validation every consumer applies. Stdlib only, so the edge agent installs
+with paho-mqtt alone. The JSON Schema files in ``edge/schemas/`` describe the
+same payloads for other languages; ``tests/unit/edge/test_schemas.py`` keeps
+the two in agreement. See ``docs/contract.md`` for the prose version.
+
+Validation is hand-written (not jsonschema) because the bridge runs it on every
+message at thousands of frames per second.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+SCHEMA_VERSION: Final = 1
+SUPPORTED_VERSIONS: Final = frozenset({1})
+TOPIC_ROOT: Final = "sledfleet/v1"
+
+MessageKind = Literal["telemetry", "event", "state", "config"]
+MESSAGE_KINDS: Final[tuple[MessageKind, ...]] = ("telemetry", "event", "state", "config")
+EventType = Literal["session_started", "session_ended", "load_changed", "calibrated", "fault"]
+EVENT_TYPES: Final[frozenset[str]] = frozenset(
+    {"session_started", "session_ended", "load_changed", "calibrated", "fault"}
+)
+
+# --- Kafka topics (written by the bridge / stream / prescribe, read downstream) -----------
+KAFKA_TELEMETRY: Final = "sledfleet.telemetry"
+KAFKA_EVENTS: Final = "sledfleet.events"
+KAFKA_STATE: Final = "sledfleet.state"
+KAFKA_PRESCRIPTIONS: Final = "sledfleet.prescriptions"
+KAFKA_REPS: Final = "sledfleet.reps"
+KAFKA_SETS: Final = "sledfleet.sets"
+KAFKA_SESSIONS: Final = "sledfleet.sessions"
+KAFKA_ADHERENCE: Final = "sledfleet.adherence"
+KAFKA_ALERTS: Final = "sledfleet.alerts"
+KAFKA_MACHINE_STATUS: Final = "sledfleet.machine-status"
+KAFKA_DEADLETTER: Final = "sledfleet.deadletter"
+KAFKA_BY_KIND: Final[Mapping[str, str]] = {
+    "telemetry": KAFKA_TELEMETRY,
+    "event": KAFKA_EVENTS,
+    "state": KAFKA_STATE,
+}
+
+# --- Limits (physical ranges and sizes) ---------------------------------------------------
+MAX_PAYLOAD_BYTES: Final = 64 * 1024
+MIN_FRAME_SAMPLES: Final = 10
+MAX_FRAME_SAMPLES: Final = 100
+RATE_HZ_RANGE: Final = (10.0, 1000.0)
+POSITION_MM_RANGE: Final = (-50.0, 1500.0)  # small negative allowed: zero offset drift
+FORCE_N_RANGE: Final = (-500.0, 10_000.0)  # per foot plate; negative = load-cell offset
+LOAD_KG_RANGE: Final = (0.0, 500.0)
+# 2015-01-01 .. 2100-01-01 in epoch ns: anything outside is a broken device clock
+TS_NS_RANGE: Final = (1_420_070_400 * 10**9, 4_102_444_800 * 10**9)
+
+ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+"""Clinic, machine, patient, session and prescription ids: short, ASCII, no MQTT wildcards,
+no slashes, no whitespace, no SQL or HTML metacharacters."""
+
+
+class ContractError(ValueError):
+    """A payload breaks the contract. ``reason`` is a stable machine-readable code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+# --- Topics ------------------------------------------------------------------------------
+
+
+def mqtt_topic(clinic_id: str, machine_id: str, kind: MessageKind) -> str:
+    """The MQTT topic ``sledfleet/v1/{clinic_id}/{machine_id}/{kind}``."""
+    check_id("clinic_id", clinic_id)
+    check_id("machine_id", machine_id)
+    return f"{TOPIC_ROOT}/{clinic_id}/{machine_id}/{kind}"
+
+
+def mqtt_subscription(kind: MessageKind, clinic_id: str = "+") -> str:
+    """A subscription filter for one kind, across machines of one clinic or all clinics."""
+    return f"{TOPIC_ROOT}/{clinic_id}/+/{kind}"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicParts:
+    clinic_id: str
+    machine_id: str
+    kind: MessageKind
+
+
+def parse_topic(topic: str) -> TopicParts:
+    parts = topic.split("/")
+    if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != TOPIC_ROOT:
+        raise ContractError("bad_topic", f"not under {TOPIC_ROOT}/<clinic>/<machine>/<kind>")
+    clinic_id, machine_id, kind = parts[2], parts[3], parts[4]
+    if kind not in MESSAGE_KINDS:
+        raise ContractError("bad_topic", f"unknown message kind {kind[:32]!r}")
+    check_id("clinic_id", clinic_id)
+    check_id("machine_id", machine_id)
+    return TopicParts(clinic_id, machine_id, kind)  # type: ignore[arg-type]
+
+
+# --- Encoding ------------------------------------------------------------------------------
+
+
+def encode(payload: Mapping[str, Any]) -> bytes:
+    """Compact JSON; NaN and infinity are refused, never written."""
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ContractError("non_finite", f"JSON constant {name} is not allowed")
+
+
+def decode(raw: bytes) -> dict[str, Any]:
+    """Parse a payload; any failure is a ContractError with a reason code."""
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise ContractError("too_large", f"{len(raw)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContractError("not_utf8", str(exc)[:120]) from exc
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise ContractError("malformed_json", str(exc)[:120]) from exc
+    if not isinstance(obj, dict):
+        raise ContractError("not_an_object", type(obj).__name__)
+    return obj
+
+
+# --- Field checks ---------------------------------------------------------------------------
+
+
+def check_id(field: str, value: object) -> str:
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
+        raise ContractError("bad_id", f"{field} must match {ID_PATTERN.pattern}")
+    return value
+
+
+def _int(payload: Mapping[str, Any], field: str, lo: int, hi: int) -> int:
+    value = payload.get(field)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ContractError("bad_field", f"{field} must be an integer")
+    if not lo <= value <= hi:
+        raise ContractError("out_of_range", f"{field}={value} outside [{lo}, {hi}]")
+    return value
+
+
+def _number(payload: Mapping[str, Any], field: str, rng: tuple[float, float]) -> float:
+    value = payload.get(field)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ContractError("bad_field", f"{field} must be a number")
+    if not math.isfinite(value):
+        raise ContractError("non_finite", f"{field} is not finite")
+    if not rng[0] <= value <= rng[1]:
+        raise ContractError("out_of_range", f"{field}={value} outside {list(rng)}")
+    return float(value)
+
+
+def _series(payload: Mapping[str, Any], field: str, rng: tuple[float, float]) -> list[float]:
+    values = payload.get(field)
+    if not isinstance(values, list):
+        raise ContractError("bad_field", f"{field} must be an array")
+    if not MIN_FRAME_SAMPLES <= len(values) <= MAX_FRAME_SAMPLES:
+        raise ContractError(
+            "bad_length",
+            f"{field} has {len(values)} samples, allowed {MIN_FRAME_SAMPLES}..{MAX_FRAME_SAMPLES}",
+        )
+    lo, hi = rng
+    for i, v in enumerate(values):
+        # None marks a sensor dropout for that sample; the stream marks it, never interpolates
+        if v is None:
+            continue
+        if not isinstance(v, int | float) or isinstance(v, bool):
+            raise ContractError("bad_field", f"{field}[{i}] must be a number or null")
+        if not math.isfinite(v):
+            raise ContractError("non_finite", f"{field}[{i}] is not finite")
+        if not lo <= v <= hi:
+            raise ContractError("out_of_range", f"{field}[{i}]={v} outside {list(rng)}")
+    return values
+
+
+def _optional_id(payload: Mapping[str, Any], field: str) -> str | None:
+    value = payload.get(field)
+    return None if value is None else check_id(field, value)
+
+
+def check_version(payload: Mapping[str, Any]) -> None:
+    v = payload.get("v")
+    if v not in SUPPORTED_VERSIONS or isinstance(v, bool):
+        raise ContractError("unknown_version", f"schema version {str(v)[:16]!r} not supported")
+
+
+def check_ids(payload: Mapping[str, Any], topic: TopicParts | None) -> None:
+    clinic_id = check_id("clinic_id", payload.get("clinic_id"))
+    machine_id = check_id("machine_id", payload.get("machine_id"))
+    if topic is not None and (topic.clinic_id, topic.machine_id) != (clinic_id, machine_id):
+        raise ContractError("topic_mismatch", "clinic_id/machine_id differ from the MQTT topic")
+
+
+# --- Per-kind validation ---------------------------------------------------------------------
+
+_U32: Final = 2**32 - 1
+_I63: Final = 2**63 - 1
+
+
+def validate_telemetry(payload: Mapping[str, Any], topic: TopicParts | None = None) -> None:
+    """A telemetry frame: version, ids, seq, clock, rate, equal-length series in range."""
+    check_version(payload)
+    check_ids(payload, topic)
+    _int(payload, "seq", 0, _I63)
+    _optional_id(payload, "session_id")
+    _int(payload, "t0_ns", *TS_NS_RANGE)
+    _number(payload, "rate_hz", RATE_HZ_RANGE)
+    _number(payload, "load_kg", LOAD_KG_RANGE)
+    pos = _series(payload, "position_mm", POSITION_MM_RANGE)
+    left = _series(payload, "force_left_n", FORCE_N_RANGE)
+    right = _series(payload, "force_right_n", FORCE_N_RANGE)
+    if not len(pos) == len(left) == len(right):
+        raise ContractError(
+            "unequal_lengths", f"position {len(pos)}, left {len(left)}, right {len(right)}"
+        )
+    if not isinstance(payload.get("replayed"), bool):
+        raise ContractError("bad_field", "replayed must be a boolean")
+
+
+def validate_event(payload: Mapping[str, Any], topic: TopicParts | None = None) -> None:
+    check_version(payload)
+    check_ids(payload, topic)
+    etype = payload.get("type")
+    if etype not in EVENT_TYPES:
+        raise ContractError("unknown_event_type", f"type {str(etype)[:32]!r}")
+    event_id = payload.get("event_id")
+    if not isinstance(event_id, str) or len(event_id) != 36:
+        raise ContractError("bad_field", "event_id must be a UUID")
+    try:
+        uuid.UUID(event_id)
+    except ValueError as exc:
+        raise ContractError("bad_field", "event_id must be a UUID") from exc
+    _int(payload, "seq", 0, _I63)
+    _int(payload, "ts_ns", *TS_NS_RANGE)
+    _optional_id(payload, "session_id")
+    if etype == "session_started":
+        check_id("patient_id", payload.get("patient_id"))
+        check_id("session_id", payload.get("session_id"))
+        _optional_id(payload, "prescription_id")
+        setup = payload.get("setup", {})
+        if not isinstance(setup, dict):
+            raise ContractError("bad_field", "setup must be an object")
+        for key in ("seat_position", "footplate_position"):
+            if key in setup and setup[key] is not None:
+                _number(setup, key, (0.0, 100.0))
+    elif etype == "session_ended":
+        check_id("session_id", payload.get("session_id"))
+    elif etype == "load_changed":
+        _number(payload, "load_kg", LOAD_KG_RANGE)
+    elif etype == "calibrated":
+        _number(payload, "usable_rom_mm", (50.0, POSITION_MM_RANGE[1]))
+    elif etype == "fault":
+        code = payload.get("code")
+        if not isinstance(code, str) or not 1 <= len(code) <= 64:
+            raise ContractError("bad_field", "fault code must be a short string")
+        detail = payload.get("detail", "")
+        if not isinstance(detail, str) or len(detail) > 512:
+            raise ContractError("bad_field", "fault detail must be a string of <= 512 chars")
+
+
+def validate_state(payload: Mapping[str, Any], topic: TopicParts | None = None) -> None:
+    check_version(payload)
+    check_ids(payload, topic)
+    status = payload.get("status")
+    if status not in ("online", "offline"):
+        raise ContractError("bad_field", "status must be online or offline")
+    if status == "online":
+        _int(payload, "ts_ns", *TS_NS_RANGE)
+        _number(payload, "rate_hz", RATE_HZ_RANGE)
+
+
+def validate_config(payload: Mapping[str, Any], topic: TopicParts | None = None) -> None:
+    check_version(payload)
+    check_ids(payload, topic)
+    _int(payload, "config_version", 0, _U32)
+    if "rate_hz" in payload:
+        _number(payload, "rate_hz", RATE_HZ_RANGE)
+    if "frame_samples" in payload:
+        _int(payload, "frame_samples", MIN_FRAME_SAMPLES, MAX_FRAME_SAMPLES)
+
+
+VALIDATORS: Final = {
+    "telemetry": validate_telemetry,
+    "event": validate_event,
+    "state": validate_state,
+    "config": validate_config,
+}
+
+
+def validate_message(topic: str, raw: bytes) -> tuple[TopicParts, dict[str, Any]]:
+    """Parse and validate one MQTT message; raises ContractError with a reason code."""
+    parts = parse_topic(topic)
+    payload = decode(raw)
+    VALIDATORS[parts.kind](payload, parts)
+    return parts, payload
