@@ -105,7 +105,7 @@ def parse_topic(topic: str) -> TopicParts:
         raise ContractError("bad_topic", f"unknown message kind {kind[:32]!r}")
     check_id("clinic_id", clinic_id)
     check_id("machine_id", machine_id)
-    return TopicParts(clinic_id, machine_id, kind)  # type: ignore[arg-type]
+    return TopicParts(clinic_id, machine_id, kind)
 
 
 # --- Encoding ------------------------------------------------------------------------------
