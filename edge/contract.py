@@ -12,6 +12,8 @@ message at thousands of frames per second.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
 import re
@@ -309,3 +311,36 @@ def validate_message(topic: str, raw: bytes) -> tuple[TopicParts, dict[str, Any]
     payload = decode(raw)
     VALIDATORS[parts.kind](payload, parts)
     return parts, payload
+
+
+# --- Dead letters ------------------------------------------------------------------------------
+
+DeadLetterSource = Literal["bridge", "stream", "sink"]
+
+
+def dead_letter(
+    source: DeadLetterSource,
+    origin: str,
+    raw: bytes,
+    reason: str,
+    detail: str,
+    received_at_ns: int,
+) -> bytes:
+    """The dead-letter record every stage writes to ``sledfleet.deadletter``.
+
+    ``origin`` is where the bad input came from (an MQTT or Kafka topic); the original
+    bytes travel base64-encoded and whole, with their size and SHA-256.
+    """
+    return encode(
+        {
+            "v": SCHEMA_VERSION,
+            "source": source,
+            "origin": origin[:512],
+            "reason": reason,
+            "detail": detail[:1000],
+            "received_at_ns": received_at_ns,
+            "payload_size": len(raw),
+            "payload_sha256": hashlib.sha256(raw).hexdigest(),
+            "payload_b64": base64.b64encode(raw).decode("ascii"),
+        }
+    )

@@ -108,6 +108,8 @@ class Session(TypedDict):
     volume_load_kg: float  # Σ load × valid reps
     work_j: float
     mean_asi_pct: float | None
+    mean_mcv_ms: float | None  # mean MCV of the valid reps
+    max_velocity_loss_pct: float | None  # worst set's velocity loss
     duration_s: float
     density_j_per_min: float
     max_load_kg: float
