@@ -1,0 +1,98 @@
+"""Every threshold of the pure core, named and documented (``SLEDFLEET_CORE_*``).
+
+Values marked *(ours)* in ``/work/shared/DOMAIN.md`` are our choices; the rest
+follow the cited sources (OpenBarbell, Sánchez-Medina 2010/2011, MoXFo, Keiser).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge.settings import env, load
+
+NS_PER_S = 1_000_000_000
+DAY_NS = 86_400 * NS_PER_S
+
+
+@dataclass(frozen=True, slots=True)
+class CoreSettings:
+    # --- signal conditioning -----------------------------------------------------------------
+    filter_cutoff_hz: float = env("SLEDFLEET_CORE_FILTER_CUTOFF_HZ", 6.0)
+    """Low-pass cutoff for position (zero-phase, forward-backward 2nd-order Butterworth).
+    Human movement on a sled sits well below 6 Hz; tremor/spasticity jitter is above it."""
+    filter_pad_s: float = env("SLEDFLEET_CORE_FILTER_PAD_S", 0.5)
+    """Context kept on each side of the samples being finalised so the zero-phase filter
+    is exact away from frame edges (processing lag of the same length)."""
+    incline_deg: float = env("SLEDFLEET_CORE_INCLINE_DEG", 45.0)
+    """Sled rail incline θ: MPV propulsive rule a ≥ −g·sin θ and F = m(a + g·sin θ)."""
+    dropout_flag_samples: int = env("SLEDFLEET_CORE_DROPOUT_FLAG_SAMPLES", 1)
+    """A rep overlapping a position dropout of at least this many samples is counted in
+    ``dropout_samples`` (gaps are marked, never silently interpolated in the output)."""
+    max_bridge_gap_s: float = env("SLEDFLEET_CORE_MAX_BRIDGE_GAP_S", 0.25)
+    """Dropouts up to this long are bridged linearly *only* to keep the filter running;
+    longer gaps reset the segmenter (an open rep is closed as partial)."""
+    # --- repetition segmentation ---------------------------------------------------------------
+    detect_velocity_ms: float = env("SLEDFLEET_CORE_DETECT_VELOCITY_MS", 0.05)
+    """Concentric phase detected when v exceeds this (OpenBarbell ~0.05 m/s)..."""
+    detect_min_s: float = env("SLEDFLEET_CORE_DETECT_MIN_S", 0.05)
+    """...for at least this long (ours: 50 ms)."""
+    min_rom_mm: float = env("SLEDFLEET_CORE_MIN_ROM_MM", 150.0)
+    """A rep counts only with concentric ROM ≥ max(this, fraction × calibrated ROM)."""
+    min_rom_fraction: float = env("SLEDFLEET_CORE_MIN_ROM_FRACTION", 0.5)
+    pause_velocity_ms: float = env("SLEDFLEET_CORE_PAUSE_VELOCITY_MS", 0.01)
+    """|v| below this for longer than ``pause_min_s`` is a pause, excluded from durations."""
+    pause_min_s: float = env("SLEDFLEET_CORE_PAUSE_MIN_S", 0.26)
+    min_rep_gap_s: float = env("SLEDFLEET_CORE_MIN_REP_GAP_S", 0.3)
+    """Reps at least this far apart (ours); closer concentric detections merge."""
+    eccentric_settle_s: float = env("SLEDFLEET_CORE_ECCENTRIC_SETTLE_S", 1.0)
+    """Eccentric phase ends at the next concentric onset or after velocity has stayed
+    within the pause band this long (the sled rests at the bottom)."""
+    # --- sets and sessions -------------------------------------------------------------------------
+    set_gap_s: float = env("SLEDFLEET_CORE_SET_GAP_S", 60.0)
+    """A new set starts after this long with no rep (ours)."""
+    session_idle_s: float = env("SLEDFLEET_CORE_SESSION_IDLE_S", 4 * 3600.0)
+    """A session with no frame for this long ends with reason idle_timeout (Keiser: 4 h)."""
+    mvt_ms: float = env("SLEDFLEET_CORE_MVT_MS", 0.35)
+    """Minimum velocity threshold for e1RM from the load–velocity fit (0.3–0.4 m/s)."""
+    max_pending_records: int = env("SLEDFLEET_CORE_MAX_PENDING_RECORDS", 2000)
+    """Records of a session whose check-in has not arrived yet are held (so they carry the
+    patient_id) up to this many; beyond it they are released unattributed."""
+    max_pending_s: float = env("SLEDFLEET_CORE_MAX_PENDING_S", 300.0)
+    """...or for at most this long in event time."""
+    # --- frames ----------------------------------------------------------------------------------
+    reorder_window: int = env("SLEDFLEET_CORE_REORDER_WINDOW", 8)
+    """Out-of-order frames are held in a reorder buffer of this many frames (by seq);
+    a frame arriving after its slot was released is counted late and ignored."""
+    reorder_hold_s: float = env("SLEDFLEET_CORE_REORDER_HOLD_S", 2.0)
+    """A missing seq blocks the buffer for at most this much event time."""
+    frame_gap_alert_count: int = env("SLEDFLEET_CORE_FRAME_GAP_ALERT_COUNT", 1)
+    """A frame_gap alert is raised when this many frames are lost in one gap."""
+    machine_offline_grace_s: float = env("SLEDFLEET_CORE_MACHINE_OFFLINE_GRACE_S", 300.0)
+    """Offline (state message or silence) longer than this raises machine_offline."""
+    clock_skew_bound_ms: float = env("SLEDFLEET_CORE_CLOCK_SKEW_BOUND_MS", 2000.0)
+    """|clock_offset_ms| beyond this raises clock_skew."""
+    flat_channel_s: float = env("SLEDFLEET_CORE_FLAT_CHANNEL_S", 30.0)
+    """A force channel exactly constant this long while the sled moves is a sensor fault."""
+    force_saturation_n: float = env("SLEDFLEET_CORE_FORCE_SATURATION_N", 9900.0)
+    """Force samples at/above this are saturated (contract max 10 kN)."""
+    # --- patient alerts ------------------------------------------------------------------------------
+    lapse_days: float = env("SLEDFLEET_CORE_LAPSE_DAYS", 7.0)
+    dropout_days: float = env("SLEDFLEET_CORE_DROPOUT_DAYS", 28.0)
+    low_adherence: float = env("SLEDFLEET_CORE_LOW_ADHERENCE", 0.75)
+    """Rolling 4-week adherence below this raises low_adherence (ours)."""
+    asi_alert_pct: float = env("SLEDFLEET_CORE_ASI_ALERT_PCT", 10.0)
+    asi_consecutive: int = env("SLEDFLEET_CORE_ASI_CONSECUTIVE", 2)
+    asi_baseline_delta_pp: float = env("SLEDFLEET_CORE_ASI_BASELINE_DELTA_PP", 5.0)
+    baseline_weeks: int = env("SLEDFLEET_CORE_BASELINE_WEEKS", 4)
+    vl_alert_pct: float = env("SLEDFLEET_CORE_VL_ALERT_PCT", 40.0)
+    vl_prescribed_max_pct: float = env("SLEDFLEET_CORE_VL_PRESCRIBED_MAX_PCT", 20.0)
+    mcv_drop_pct: float = env("SLEDFLEET_CORE_MCV_DROP_PCT", 10.0)
+    mcv_drop_sessions: int = env("SLEDFLEET_CORE_MCV_DROP_SESSIONS", 2)
+    performance_drop_persist_h: float = env("SLEDFLEET_CORE_PERFORMANCE_DROP_PERSIST_H", 24.0)
+    reference_load_tolerance_kg: float = env("SLEDFLEET_CORE_REFERENCE_LOAD_TOLERANCE_KG", 2.5)
+    """Sessions whose max load is within this of each other count as the same reference load."""
+
+
+def load_core_settings() -> CoreSettings:
+    """CoreSettings from ``SLEDFLEET_CORE_*`` environment variables."""
+    return load(CoreSettings)
