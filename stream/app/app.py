@@ -1,0 +1,206 @@
+"""``create_app``: the Faust app — topics, tables, agents and the event-time tick."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from typing import Any
+
+import faust
+from kafka import KafkaConsumer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from edge import contract
+from edge.settings import KafkaSettings, load
+from stream.app import codecs
+from stream.app.agents import Runtime, TopicNames
+from stream.app.settings import StreamSettings
+from stream.core.adherence import PatientTracker
+from stream.core.processor import MachineProcessor
+from stream.core.settings import CoreSettings
+
+log = logging.getLogger(__name__)
+
+PROCESSING_GUARANTEES = ("at_least_once",)
+"""Only at-least-once: the adapter's own produce calls are not transactional, and its
+outputs are idempotent by natural key (see ``stream.app.agents``)."""
+
+
+def topic_names(kafka: KafkaSettings, app_id: str) -> TopicNames:
+    p = kafka.topic_prefix
+    return TopicNames(
+        telemetry=p + contract.KAFKA_TELEMETRY,
+        events=p + contract.KAFKA_EVENTS,
+        state=p + contract.KAFKA_STATE,
+        prescriptions=p + contract.KAFKA_PRESCRIPTIONS,
+        sessions=p + contract.KAFKA_SESSIONS,
+        deadletter=p + contract.KAFKA_DEADLETTER,
+        sessions_by_patient=f"{app_id}-sessions-by-patient",
+        outputs={kind: p + name for kind, name in codecs.OUTPUT_TOPICS.items()},
+    )
+
+
+def effective_app_id(settings: StreamSettings, kafka: KafkaSettings) -> str:
+    """The Faust app id (consumer group, changelog names): prefixed like every topic."""
+    return f"{kafka.topic_prefix}{settings.app_id}"
+
+
+def wait_for_partitions(
+    kafka: KafkaSettings, topics: list[str], timeout_s: float
+) -> dict[str, int]:
+    """Partition counts of ``topics``, waiting until all exist (``sledfleet topics``
+    creates them; the broker does not auto-create)."""
+    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap, client_id="sledfleet-stream-meta")
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            consumer.topics()  # refresh metadata
+            counts = {t: consumer.partitions_for_topic(t) for t in topics}
+            missing = [t for t, parts in counts.items() if not parts]
+            if not missing:
+                return {t: len(parts) for t, parts in counts.items() if parts}
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"Kafka topics missing after {timeout_s:.0f} s: {', '.join(missing)} "
+                    "(run `sledfleet topics create`)"
+                )
+            log.info("waiting for Kafka topics: %s", ", ".join(missing))
+            time.sleep(1.0)
+    finally:
+        consumer.close()
+
+
+def ensure_internal_topic(kafka: KafkaSettings, name: str, partitions: int) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap, client_id="sledfleet-stream")
+    try:
+        admin.create_topics([NewTopic(name, partitions, 1)])
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        admin.close()
+
+
+def create_app(
+    settings: StreamSettings | None = None,
+    kafka: KafkaSettings | None = None,
+    core: CoreSettings | None = None,
+) -> Any:
+    """Build the Faust app. Blocks until the input topics exist (their partition counts
+    size the tables)."""
+    settings = settings or load(StreamSettings)
+    kafka = kafka or load(KafkaSettings)
+    core = core or load(CoreSettings)
+    if settings.processing_guarantee not in PROCESSING_GUARANTEES:
+        raise ValueError(
+            f"processing guarantee {settings.processing_guarantee!r} not supported; "
+            f"use one of {PROCESSING_GUARANTEES}"
+        )
+    app_id = effective_app_id(settings, kafka)
+    names = topic_names(kafka, app_id)
+    counts = wait_for_partitions(
+        kafka,
+        [
+            names.telemetry,
+            names.events,
+            names.state,
+            names.prescriptions,
+            names.sessions,
+            names.deadletter,
+            *names.outputs.values(),
+        ],
+        settings.topic_wait_s,
+    )
+    machine_partitions = counts[names.telemetry]
+    if counts[names.events] != machine_partitions or counts[names.state] != machine_partitions:
+        raise RuntimeError(
+            "telemetry, events and state topics must be co-partitioned: "
+            f"{counts[names.telemetry]}/{counts[names.events]}/{counts[names.state]} partitions"
+        )
+    patient_partitions = counts[names.prescriptions]
+    ensure_internal_topic(kafka, names.sessions_by_patient, patient_partitions)
+
+    app: Any = faust.App(
+        app_id,
+        broker=f"kafka://{kafka.bootstrap}",
+        store="memory://",
+        datadir=settings.data_dir,
+        autodiscover=False,
+        topic_partitions=machine_partitions,
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        processing_guarantee="at_least_once",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        broker_commit_interval=settings.commit_interval_s,
+        consumer_auto_offset_reset="earliest",
+        stream_recovery_delay=0.0,
+        table_standby_replicas=0,
+        web_enabled=settings.web_enabled,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        worker_redirect_stdouts=False,
+    )
+
+    raw: dict[str, Any] = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
+    machine_input = app.topic(names.telemetry, names.events, names.state, **raw)
+    sessions_input = app.topic(names.sessions, **raw)
+    patient_input = app.topic(names.prescriptions, names.sessions_by_patient, **raw)
+
+    def table(name: str, partitions: int, help_text: str) -> Any:
+        return app.Table(
+            name,
+            partitions=partitions,
+            key_serializer="json",
+            value_serializer="json",
+            help=help_text,
+        )
+
+    machines = table("machines", machine_partitions, "per-machine core state (JSON)")
+    clocks = table("clocks", machine_partitions, "max device time seen per input partition")
+    patients = table("patients", patient_partitions, "per-patient adherence state (JSON)")
+
+    runtime = Runtime(
+        app,
+        names,
+        machines,
+        patients,
+        clocks,
+        MachineProcessor(core),
+        PatientTracker(core),
+        validate=settings.validate_input,
+    )
+    app.sledfleet_runtime = runtime
+
+    async def machine_agent(stream: Any) -> None:
+        async for events in stream.take_events(settings.take_max, within=settings.take_within_s):
+            await runtime.guard(runtime.on_machine_batch(events))
+
+    async def session_agent(stream: Any) -> None:
+        async for events in stream.take_events(settings.take_max, within=settings.take_within_s):
+            await runtime.guard(runtime.on_session_batch(events))
+
+    async def patient_agent(stream: Any) -> None:
+        async for events in stream.take_events(settings.take_max, within=settings.take_within_s):
+            await runtime.guard(runtime.on_patient_batch(events))
+
+    async def tick() -> None:
+        await runtime.tick()
+
+    async def stats(web: Any, request: Any) -> Any:
+        return web.json(asdict(runtime.counters))
+
+    app.agent(machine_input, name="machine-agent")(machine_agent)
+    app.agent(sessions_input, name="session-rekey-agent")(session_agent)
+    app.agent(patient_input, name="patient-agent")(patient_agent)
+    app.timer(settings.tick_interval_s, name="event-time-tick")(tick)
+    app.page("/sledfleet/stats/")(stats)
+    return app

@@ -1,0 +1,66 @@
+"""Bytes in, dicts out: input decoding, output encoding and dead letters.
+
+Input messages are the bridge's contract payloads (``edge.contract``); anything that
+fails to parse or validate becomes a dead-letter record and processing continues.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+
+from edge import contract
+from edge.contract import ContractError
+
+INPUT_KINDS: Final = ("telemetry", "event", "state")
+
+OUTPUT_TOPICS: Final[Mapping[str, str]] = {
+    "rep": contract.KAFKA_REPS,
+    "set": contract.KAFKA_SETS,
+    "session": contract.KAFKA_SESSIONS,
+    "alert": contract.KAFKA_ALERTS,
+    "machine_status": contract.KAFKA_MACHINE_STATUS,
+    "adherence": contract.KAFKA_ADHERENCE,
+}
+"""Record kind → contract topic name (without the deployment's prefix)."""
+
+_KEY_FIELD: Final[Mapping[str, str]] = {"adherence": "patient_id", "alert": "subject_id"}
+
+
+def decode_input(kind: str, raw: bytes | None, validate: bool = True) -> dict[str, Any]:
+    """Parse one bridge message of ``kind``; raises ContractError on bad input."""
+    if raw is None:
+        raise ContractError("empty", "message has no value")
+    payload = contract.decode(raw)
+    if validate:
+        contract.VALIDATORS[kind](payload, None)
+    else:
+        contract.check_ids(payload, None)
+    return payload
+
+
+def decode_record(raw: bytes | None) -> dict[str, Any]:
+    """Parse one stream record (a session, a prescription); raises ContractError."""
+    if raw is None:
+        raise ContractError("empty", "message has no value")
+    return contract.decode(raw)
+
+
+def record_key(record: Mapping[str, Any]) -> bytes:
+    """The Kafka key of an output record: patient for adherence, subject for alerts,
+    machine otherwise."""
+    value = record[_KEY_FIELD.get(record["kind"], "machine_id")]
+    return str(value).encode()
+
+
+def encode_record(record: dict[str, Any], now_ns: int | None = None) -> bytes:
+    """Stamp ``emitted_at_ns`` and encode (compact JSON, no NaN)."""
+    record["emitted_at_ns"] = time.time_ns() if now_ns is None else now_ns
+    return contract.encode(record)
+
+
+def dead_letter(origin: str, raw: bytes | None, error: ContractError) -> bytes:
+    return contract.dead_letter(
+        "stream", origin, raw or b"", error.reason, error.detail, time.time_ns()
+    )

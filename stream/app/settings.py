@@ -1,0 +1,36 @@
+"""Settings of the Faust stream worker (``SLEDFLEET_STREAM_*``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge.settings import env
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    app_id: str = env("SLEDFLEET_STREAM_APP_ID", "sledfleet-stream")
+    """Consumer group and table-changelog name stem; the Kafka topic prefix is prepended."""
+    data_dir: str = env("SLEDFLEET_STREAM_DATA_DIR", ".run/stream")
+    web_host: str = env("SLEDFLEET_STREAM_WEB_HOST", "127.0.0.1")
+    web_port: int = env("SLEDFLEET_STREAM_WEB_PORT", 6066)
+    """Faust's web server (health, stats); 0 picks a free port."""
+    web_enabled: bool = env("SLEDFLEET_STREAM_WEB_ENABLED", True)
+    tick_interval_s: float = env("SLEDFLEET_STREAM_TICK_INTERVAL_S", 60.0)
+    """How often the event-time tick runs (idle sessions, offline machines, lapses)."""
+    take_max: int = env("SLEDFLEET_STREAM_TAKE_MAX", 1000)
+    """Largest batch of input messages handled (and state written) at once."""
+    take_within_s: float = env("SLEDFLEET_STREAM_TAKE_WITHIN_S", 0.1)
+    """Longest wait for a batch to fill before handling what has arrived."""
+    session_timeout_s: float = env("SLEDFLEET_STREAM_SESSION_TIMEOUT_S", 10.0)
+    """Kafka consumer-group session timeout: how fast a dead worker's partitions move."""
+    heartbeat_interval_s: float = env("SLEDFLEET_STREAM_HEARTBEAT_INTERVAL_S", 1.0)
+    rebalance_timeout_s: float = env("SLEDFLEET_STREAM_REBALANCE_TIMEOUT_S", 20.0)
+    commit_interval_s: float = env("SLEDFLEET_STREAM_COMMIT_INTERVAL_S", 1.0)
+    processing_guarantee: str = env("SLEDFLEET_STREAM_PROCESSING_GUARANTEE", "at_least_once")
+    """``at_least_once`` (default; outputs are idempotent by natural key) or ``exactly_once``."""
+    validate_input: bool = env("SLEDFLEET_STREAM_VALIDATE_INPUT", True)
+    """Re-check every input against the wire contract (the bridge already did)."""
+    topic_wait_s: float = env("SLEDFLEET_STREAM_TOPIC_WAIT_S", 60.0)
+    """How long the worker waits at start for the input topics to exist."""
+    loglevel: str = env("SLEDFLEET_STREAM_LOGLEVEL", "info")
