@@ -1,0 +1,183 @@
+"""Pure decisions of the bridge: where a message goes, and which PUBACKs may be sent.
+
+No MQTT or Kafka imports: ``route`` turns one received MQTT message into one
+Kafka record (valid → the topic of its kind, keyed by machine; invalid → the
+dead-letter topic with the reason), and ``AckWindow`` releases MQTT
+acknowledgements in the order the messages arrived, only once Kafka has
+acknowledged every earlier message too.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Final
+
+from edge.contract import (
+    KAFKA_BY_KIND,
+    KAFKA_DEADLETTER,
+    TOPIC_ROOT,
+    ContractError,
+    dead_letter,
+    parse_topic,
+    validate_message,
+)
+
+SUBSCRIBED_KINDS: Final = ("telemetry", "event", "state")
+MAX_ORIGIN_CHARS: Final = 512
+"""MQTT topics are kept to this many characters in keys and headers of dead letters."""
+
+Header = tuple[str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One Kafka record to produce. ``reason`` is None for forwarded (valid) messages."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[Header]
+    reason: str | None = None
+
+    @property
+    def dead(self) -> bool:
+        return self.reason is not None
+
+
+def subscriptions(share_group: str, clinic_filter: str = "+") -> list[str]:
+    """MQTT 5 shared subscriptions for the kinds the bridge forwards."""
+    if not share_group or any(c in share_group for c in "/+#"):
+        raise ValueError(f"share group {share_group!r} must be non-empty without / + #")
+    if not clinic_filter or "/" in clinic_filter or "#" in clinic_filter:
+        raise ValueError(f"clinic filter {clinic_filter!r} must be '+' or one clinic id")
+    return [
+        f"$share/{share_group}/{TOPIC_ROOT}/{clinic_filter}/+/{kind}" for kind in SUBSCRIBED_KINDS
+    ]
+
+
+def route(
+    mqtt_topic: str,
+    raw: bytes,
+    received_at_ns: int,
+    *,
+    prefix: str,
+    bridge_id: str,
+    dead_letter_raw_limit: int,
+) -> Record:
+    """Validate one MQTT message and decide the Kafka record that carries it."""
+    try:
+        kind = parse_topic(mqtt_topic).kind
+        target = KAFKA_BY_KIND.get(kind)
+        if target is None:
+            raise ContractError("unexpected_kind", f"the bridge does not forward {kind!r}")
+        parts, _ = validate_message(mqtt_topic, raw)
+    except ContractError as exc:
+        return dead_record(
+            mqtt_topic,
+            raw,
+            exc.reason,
+            exc.detail,
+            received_at_ns,
+            prefix=prefix,
+            bridge_id=bridge_id,
+            raw_limit=dead_letter_raw_limit,
+        )
+    return Record(
+        topic=prefix + target,
+        key=parts.machine_id.encode("ascii"),
+        value=raw,
+        headers=_headers(mqtt_topic, received_at_ns, bridge_id),
+    )
+
+
+def dead_record(
+    mqtt_topic: str,
+    raw: bytes,
+    reason: str,
+    detail: str,
+    received_at_ns: int,
+    *,
+    prefix: str,
+    bridge_id: str,
+    raw_limit: int,
+) -> Record:
+    """The dead-letter record: original bytes whole up to ``raw_limit``, then truncated."""
+    kept = raw
+    if len(raw) > raw_limit:
+        kept = raw[:raw_limit]
+        detail = f"{detail}; payload of {len(raw)} bytes truncated to its first {raw_limit}"
+    value = dead_letter("bridge", mqtt_topic, kept, reason, detail, received_at_ns)
+    origin = mqtt_topic[:MAX_ORIGIN_CHARS]
+    headers = _headers(origin, received_at_ns, bridge_id)
+    headers.append(("reason", reason.encode()))
+    return Record(
+        topic=prefix + KAFKA_DEADLETTER,
+        key=origin.encode("utf-8", "replace"),
+        value=value,
+        headers=headers,
+        reason=reason,
+    )
+
+
+def _headers(mqtt_topic: str, received_at_ns: int, bridge_id: str) -> list[Header]:
+    return [
+        ("mqtt_topic", mqtt_topic.encode("utf-8", "replace")),
+        ("received_at_ns", str(received_at_ns).encode()),
+        ("bridge_id", bridge_id.encode()),
+    ]
+
+
+class _Pending:
+    __slots__ = ("done", "mid", "qos")
+
+    def __init__(self, mid: int, qos: int) -> None:
+        self.mid = mid
+        self.qos = qos
+        self.done = False
+
+
+class AckWindow:
+    """Tracks received QoS>0 messages; releases their (mid, qos) strictly in arrival order.
+
+    MQTT requires PUBACKs in the order the PUBLISHes arrived, and a message may only be
+    acknowledged once Kafka holds it. Each message gets an increasing token; ``complete``
+    marks one done and returns the acknowledgements that are now due (the done prefix).
+    ``reset`` forgets everything (connection lost: the broker redelivers what was not
+    acknowledged, and packet ids of the old connection must never be acknowledged on the
+    new one). Completions of forgotten tokens are ignored. Not thread-safe: callers lock.
+    """
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._pending: OrderedDict[int, _Pending] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, mid: int, qos: int) -> int:
+        token = self._next
+        self._next += 1
+        self._pending[token] = _Pending(mid, qos)
+        return token
+
+    def complete(self, token: int) -> list[tuple[int, int]]:
+        entry = self._pending.get(token)
+        if entry is None:
+            return []
+        entry.done = True
+        due: list[tuple[int, int]] = []
+        pending = self._pending
+        while pending:
+            first = next(iter(pending.values()))
+            if not first.done:
+                break
+            pending.popitem(last=False)
+            if first.qos:
+                due.append((first.mid, first.qos))
+        return due
+
+    def reset(self) -> int:
+        dropped = len(self._pending)
+        self._pending.clear()
+        return dropped

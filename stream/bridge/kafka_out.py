@@ -1,0 +1,94 @@
+"""The bridge's Kafka producer: configuration for no loss, and a readiness wait.
+
+acks=all with idempotence (max 5 requests in flight keeps per-partition order
+across retries), effectively unbounded retries and delivery timeout (a Kafka
+outage must stall the bridge, never expire records), a request size that fits
+the largest dead letter, and no topic auto-creation (``sledfleet topics create``
+owns the topics).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any, Final
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from edge.settings import KafkaSettings
+from stream.bridge.settings import BridgeSettings
+
+log = logging.getLogger(__name__)
+
+METADATA_BLOCK_MS: Final = 10_000
+"""How long one send() may block waiting for topic metadata (only unknown topics wait)."""
+MAX_IDEMPOTENT_IN_FLIGHT: Final = 5
+
+
+def producer_config(kafka: KafkaSettings, bridge: BridgeSettings, client_id: str) -> dict[str, Any]:
+    """kafka-python KafkaProducer keyword arguments for the bridge (pure, unit-tested)."""
+    if not 1 <= bridge.max_in_flight_requests <= MAX_IDEMPOTENT_IN_FLIGHT:
+        raise ValueError(
+            f"max_in_flight_requests must be 1..{MAX_IDEMPOTENT_IN_FLIGHT} for idempotent order"
+        )
+    return {
+        "bootstrap_servers": [s.strip() for s in kafka.bootstrap.split(",") if s.strip()],
+        "client_id": client_id,
+        "acks": "all",
+        "enable_idempotence": True,
+        "max_in_flight_requests_per_connection": bridge.max_in_flight_requests,
+        "retries": float("inf"),
+        "delivery_timeout_ms": bridge.delivery_timeout_ms,
+        "linger_ms": bridge.linger_ms,
+        "batch_size": bridge.batch_bytes,
+        "max_request_size": bridge.max_request_bytes,
+        "max_block_ms": METADATA_BLOCK_MS,
+        "allow_auto_create_topics": False,
+        "reconnect_backoff_max_ms": bridge.reconnect_backoff_max_ms,
+        "metrics_enabled": False,
+    }
+
+
+def make_producer(kafka: KafkaSettings, bridge: BridgeSettings, client_id: str) -> KafkaProducer:
+    return KafkaProducer(**producer_config(kafka, bridge, client_id))
+
+
+def connect_producer(
+    kafka: KafkaSettings, bridge: BridgeSettings, client_id: str, topics: Iterable[str]
+) -> KafkaProducer:
+    """A producer that has seen Kafka and the metadata of every topic; waits up to kafka_wait_s.
+
+    Raises RuntimeError when Kafka or a topic is still missing at the deadline (run
+    ``sledfleet topics create``; the broker never auto-creates them).
+    """
+    deadline = time.monotonic() + bridge.kafka_wait_s
+    producer: KafkaProducer | None = None
+    missing: list[str] = list(topics)
+    last_error: Exception | None = None
+    while True:
+        try:
+            if producer is None:
+                producer = make_producer(kafka, bridge, client_id)
+            missing = [t for t in missing if not _has_partitions(producer, t)]
+            if not missing:
+                return producer
+        except KafkaError as exc:
+            last_error = exc
+        if time.monotonic() >= deadline:
+            if producer is not None:
+                producer.close(timeout=1)
+            raise RuntimeError(
+                f"Kafka at {kafka.bootstrap} not ready after {bridge.kafka_wait_s:.0f} s: "
+                f"missing topics {missing} (last error: {last_error})"
+            )
+        log.warning("waiting for Kafka at %s (missing %s)", kafka.bootstrap, missing)
+        time.sleep(1.0)
+
+
+def _has_partitions(producer: KafkaProducer, topic: str) -> bool:
+    try:
+        return bool(producer.partitions_for(topic))
+    except KafkaError:
+        return False

@@ -1,0 +1,270 @@
+"""The running bridge: paho MQTT 5 consumer → contract routing → Kafka producer → PUBACK.
+
+Threads and who touches what:
+
+* paho's network thread (``loop_start``) runs ``_on_message``: it validates and routes the
+  message (pure ``core.route``), registers it in the ``AckWindow`` and hands the record
+  to ``producer.send`` (non-blocking once topic metadata is known).
+* kafka-python's I/O thread completes the futures: ``_InFlight.ok`` marks the message done
+  and sends the PUBACKs that are now due, in arrival order.
+* ``Client.ack`` from the Kafka thread is safe in paho 2.2 with ``loop_start``: it only
+  appends the 4-byte PUBACK to a ``collections.deque`` (atomic) and wakes the network
+  thread through its socket pair; the network thread alone writes to the socket
+  (``_packet_queue`` writes directly only when no loop thread exists). All window
+  updates and ack calls happen under one lock so acks leave in order, and a dropped
+  connection resets the window under the same lock, so a packet id of the old connection
+  is never acknowledged on the new one (paho also clears its queue on reconnect).
+
+A valid message is acknowledged only after Kafka acknowledged it and every message before
+it. A Kafka failure that survives the producer's own retries stops the bridge loudly
+without acknowledging; the broker redelivers to the next session.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from kafka import KafkaProducer
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from edge.contract import KAFKA_BY_KIND, KAFKA_DEADLETTER
+from edge.settings import KafkaSettings, MqttSettings
+from stream.bridge.core import AckWindow, Record, route, subscriptions
+from stream.bridge.kafka_out import connect_producer
+from stream.bridge.metrics import BridgeMetrics
+from stream.bridge.settings import BridgeSettings
+
+log = logging.getLogger(__name__)
+
+SLOT_WAIT_S = 0.5
+"""How often a blocked MQTT thread re-checks for shutdown while the in-flight bound is full."""
+RECONNECT_DELAY_S = (1, 5)
+
+
+class Bridge:
+    """One bridge process's MQTT session, producer and acknowledgement bookkeeping."""
+
+    def __init__(
+        self,
+        mqtt_settings: MqttSettings,
+        kafka_settings: KafkaSettings,
+        settings: BridgeSettings,
+        metrics: BridgeMetrics | None = None,
+    ) -> None:
+        self.mqtt_settings = mqtt_settings
+        self.kafka_settings = kafka_settings
+        self.settings = settings
+        self.client_id = settings.resolved_client_id()
+        self.metrics = metrics or BridgeMetrics()
+        self.fatal = threading.Event()
+        self.fatal_reason = ""
+        self._stopping = False
+        self._lock = threading.Lock()
+        self._window = AckWindow()
+        self._slots = threading.BoundedSemaphore(settings.max_in_flight)
+        self._producer: KafkaProducer | None = None
+        self._client: mqtt.Client | None = None
+        prefix = kafka_settings.topic_prefix
+        self.topics = [prefix + t for t in (*KAFKA_BY_KIND.values(), KAFKA_DEADLETTER)]
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Connect to Kafka first (topics must exist), then open the MQTT session."""
+        self._producer = connect_producer(
+            self.kafka_settings, self.settings, self.client_id, self.topics
+        )
+        self._client = self._make_client()
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.settings.session_expiry_s
+        props.ReceiveMaximum = self.settings.receive_maximum
+        s = self.mqtt_settings
+        self._client.connect_async(
+            s.host, s.port, keepalive=s.keepalive_s, clean_start=False, properties=props
+        )
+        self._client.loop_start()
+        log.info(
+            "bridge %s: MQTT %s:%d, Kafka %s, topics %s",
+            self.client_id,
+            s.host,
+            s.port,
+            self.kafka_settings.bootstrap,
+            self.topics,
+        )
+
+    def health(self) -> tuple[bool, str]:
+        if self.fatal.is_set():
+            return False, f"fatal: {self.fatal_reason}"
+        if not self.metrics.mqtt_connected:
+            return False, "mqtt disconnected"
+        return True, "ok"
+
+    def stop(self) -> bool:
+        """Graceful stop: refuse new messages, flush Kafka, send due acks, disconnect.
+
+        Returns True when everything received was acknowledged by Kafka in time.
+        """
+        self._stopping = True
+        drained = True
+        if self._producer is not None and not self.fatal.is_set():
+            try:
+                self._producer.flush(timeout=self.settings.shutdown_timeout_s)
+            except Exception:  # a timeout here: what Kafka did not ack stays unacked
+                log.exception("flush did not finish; unacknowledged messages will be redelivered")
+                drained = False
+        with self._lock:
+            left = len(self._window)
+        if left:
+            log.warning("%d messages not acknowledged by Kafka at shutdown", left)
+            drained = False
+        if self._client is not None:
+            # DISCONNECT queues behind the PUBACKs already queued, so they reach the broker
+            self._client.disconnect()
+            self._client.loop_stop()
+        if self._producer is not None:
+            self._producer.close(timeout=0 if self.fatal.is_set() else 5)
+        log.info("bridge %s stopped (drained=%s)", self.client_id, drained)
+        return drained
+
+    # --- paho callbacks (network thread) ---------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        s = self.mqtt_settings
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if s.username:
+            client.username_pw_set(s.username, s.password.reveal() or None)
+        if s.tls:
+            client.tls_set(
+                ca_certs=s.ca_file or None,
+                certfile=s.cert_file or None,
+                keyfile=s.key_file or None,
+            )
+        client.reconnect_delay_set(*RECONNECT_DELAY_S)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            log.error("MQTT connect refused: %s", reason_code)
+            return
+        log.info("MQTT connected (session present: %s)", flags.session_present)
+        self.metrics.on_connection(True)
+        options = SubscribeOptions(qos=1)
+        filters = subscriptions(self.settings.share_group, self.settings.clinic_filter)
+        client.subscribe([(f, options) for f in filters])
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        with self._lock:
+            dropped = self._window.reset()
+        self.metrics.on_connection(False, dropped)
+        if not self._stopping:
+            log.warning(
+                "MQTT disconnected (%s); %d unacknowledged messages will be redelivered",
+                reason_code,
+                dropped,
+            )
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if self._stopping or self.fatal.is_set():
+            return  # not acknowledged: the broker redelivers it to the next session
+        received_at_ns = time.time_ns()
+        started = time.perf_counter()
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            topic = msg._topic.decode("utf-8", "replace")
+        raw = msg.payload
+        if not isinstance(raw, bytes):
+            raw = bytes(raw)
+        record = route(
+            topic,
+            raw,
+            received_at_ns,
+            prefix=self.kafka_settings.topic_prefix,
+            bridge_id=self.client_id,
+            dead_letter_raw_limit=self.settings.dead_letter_raw_limit,
+        )
+        while not self._slots.acquire(timeout=SLOT_WAIT_S):
+            if self._stopping or self.fatal.is_set():
+                return
+        with self._lock:
+            token = self._window.add(msg.mid, msg.qos)
+        self.metrics.on_received()
+        flight = _InFlight(self, token, record, started)
+        assert self._producer is not None
+        try:
+            future = self._producer.send(
+                record.topic, value=record.value, key=record.key, headers=record.headers
+            )
+        except Exception as exc:
+            flight.err(exc)
+            return
+        future.add_callback(flight.ok)
+        future.add_errback(flight.err)
+
+    # --- Kafka completions (producer I/O thread) -------------------------------------------
+    def _acked(self, flight: _InFlight) -> None:
+        self._slots.release()
+        self.metrics.on_kafka_ack(
+            flight.record.topic, flight.record.reason, time.perf_counter() - flight.started
+        )
+        with self._lock:
+            due = self._window.complete(flight.token)
+            client = self._client
+            if client is not None:
+                for mid, qos in due:
+                    client.ack(mid, qos)
+        if due:
+            self.metrics.on_acks(len(due))
+
+    def _failed(self, flight: _InFlight, exc: BaseException) -> None:
+        self._slots.release()
+        self.metrics.on_kafka_error(type(exc).__name__)
+        self.fatal_reason = f"Kafka refused a record for {flight.record.topic}: {exc!r}"
+        log.error("%s; stopping without acknowledging it", self.fatal_reason)
+        self.fatal.set()
+
+
+class _InFlight:
+    """One message between ``producer.send`` and Kafka's answer."""
+
+    __slots__ = ("bridge", "record", "started", "token")
+
+    def __init__(self, bridge: Bridge, token: int, record: Record, started: float) -> None:
+        self.bridge = bridge
+        self.token = token
+        self.record = record
+        self.started = started
+
+    def ok(self, _metadata: object) -> None:
+        self.bridge._acked(self)
+
+    def err(self, exc: BaseException) -> None:
+        self.bridge._failed(self, exc)

@@ -1,0 +1,199 @@
+"""Routing and acknowledgement-order decisions of the bridge (pure, no network)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import pytest
+from frames import event, state, telemetry
+
+from edge.contract import encode
+from stream.bridge.core import AckWindow, Record, route, subscriptions
+
+PREFIX = "tunit."
+LIMIT = 11 * 1024 * 1024
+
+
+def _route(topic: str, raw: bytes) -> Record:
+    return route(
+        topic, raw, 123, prefix=PREFIX, bridge_id="bridge-x-0", dead_letter_raw_limit=LIMIT
+    )
+
+
+def _dead(record: Record) -> dict[str, object]:
+    assert record.dead
+    assert record.topic == PREFIX + "sledfleet.deadletter"
+    out: dict[str, object] = json.loads(record.value)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "target"),
+    [
+        ("telemetry", telemetry(), "sledfleet.telemetry"),
+        ("event", event(), "sledfleet.events"),
+        ("state", state(), "sledfleet.state"),
+    ],
+)
+def test_valid_message_goes_to_its_kind_topic_keyed_by_machine(kind, payload, target):
+    raw = encode(payload)
+    record = _route(f"sledfleet/v1/c1/m1/{kind}", raw)
+    assert not record.dead
+    assert record.topic == PREFIX + target
+    assert record.key == b"m1"
+    assert record.value is raw  # original bytes, not re-encoded
+    assert dict(record.headers) == {
+        "mqtt_topic": f"sledfleet/v1/c1/m1/{kind}".encode(),
+        "received_at_ns": b"123",
+        "bridge_id": b"bridge-x-0",
+    }
+
+
+def _with(**changes: object) -> bytes:
+    payload = telemetry()
+    payload.update(changes)
+    return encode(payload)
+
+
+NAN_TEXT = encode(telemetry()).replace(b'"load_kg":80.0', b'"load_kg":NaN')
+INF_TEXT = encode(telemetry()).replace(b"[400.0,", b"[Infinity,", 1)
+
+
+@pytest.mark.parametrize(
+    ("topic", "raw", "reason"),
+    [
+        ("sledfleet/v1/c1/m1/telemetry", b'{"v":1,"clinic_id":', "malformed_json"),
+        ("sledfleet/v1/c1/m1/telemetry", b"\xff\xfe\x00garbage\x80", "not_utf8"),
+        ("sledfleet/v1/c1/m1/telemetry", b"[1,2,3]", "not_an_object"),
+        ("sledfleet/v1/c1/m1/telemetry", _with(v=2), "unknown_version"),
+        ("sledfleet/v1/c1/m1/telemetry", _with(v="1"), "unknown_version"),
+        ("sledfleet/v1/c1/m2/telemetry", _with(), "topic_mismatch"),
+        ("sledfleet/v1/c9/m1/telemetry", _with(), "topic_mismatch"),
+        ("sledfleet/v1/c1/m1/telemetry", _with(force_left_n=[1.0] * 49), "unequal_lengths"),
+        ("sledfleet/v1/c1/m1/telemetry", _with(position_mm=[1.0] * 101), "bad_length"),
+        ("sledfleet/v1/c1/m1/telemetry", NAN_TEXT, "non_finite"),
+        ("sledfleet/v1/c1/m1/telemetry", INF_TEXT, "non_finite"),
+        ("sledfleet/v1/c1/m1/telemetry", _with(rate_hz=-50.0), "out_of_range"),
+        ("sledfleet/v1/c1/m1/telemetry", _with(machine_id="'; DROP TABLE x;--"), "bad_id"),
+        ("sledfleet/v1/c1/m1/telemetry", _with(clinic_id="<script>alert(1)</script>"), "bad_id"),
+        ("sledfleet/v1/c1/m1/telemetry", _with(machine_id="машина"), "bad_id"),
+        ("sledfleet/v1/c1/<script>/telemetry", _with(), "bad_id"),
+        ("sledfleet/v1/c1/m1/config", _with(), "unexpected_kind"),
+        ("sledfleet/v2/c1/m1/telemetry", _with(), "bad_topic"),
+    ],
+)
+def test_invalid_message_is_dead_lettered_with_reason_and_original_bytes(topic, raw, reason):
+    record = _route(topic, raw)
+    letter = _dead(record)
+    assert record.reason == reason
+    assert letter["reason"] == reason
+    assert letter["source"] == "bridge"
+    assert letter["origin"] == topic
+    assert base64.b64decode(str(letter["payload_b64"])) == raw
+    assert letter["payload_sha256"] == hashlib.sha256(raw).hexdigest()
+    assert ("reason", reason.encode()) in record.headers
+    assert record.key == topic.encode()
+
+
+def test_config_kind_is_valid_but_not_forwarded():
+    raw = encode({"v": 1, "clinic_id": "c1", "machine_id": "m1", "config_version": 3})
+    assert _route("sledfleet/v1/c1/m1/config", raw).reason == "unexpected_kind"
+
+
+def test_ten_megabyte_payload_is_dead_lettered_whole():
+    raw = b"{" + b" " * (10 * 1000 * 1000) + b"}"
+    record = _route("sledfleet/v1/c1/m1/telemetry", raw)
+    letter = _dead(record)
+    assert letter["reason"] == "too_large"
+    assert letter["payload_size"] == len(raw)
+    assert base64.b64decode(str(letter["payload_b64"])) == raw
+    assert len(record.value) < 16 * 1024 * 1024
+
+
+def test_payload_beyond_the_dead_letter_limit_is_truncated_and_says_so():
+    raw = b"x" * 2000
+    record = route(
+        "sledfleet/v1/c1/m1/telemetry",
+        raw,
+        1,
+        prefix="",
+        bridge_id="b",
+        dead_letter_raw_limit=1000,
+    )
+    letter = _dead_noprefix(record)
+    assert letter["payload_size"] == 1000
+    assert "truncated" in str(letter["detail"])
+    assert "2000" in str(letter["detail"])
+
+
+def _dead_noprefix(record: Record) -> dict[str, object]:
+    assert record.topic == "sledfleet.deadletter"
+    out: dict[str, object] = json.loads(record.value)
+    return out
+
+
+def test_hostile_topic_is_truncated_in_key_and_origin():
+    topic = "sledfleet/v1/c1/" + "a" * 2000 + "/telemetry"
+    record = _route(topic, b"{}")
+    assert len(record.key) == 512
+    assert len(str(_dead(record)["origin"])) == 512
+
+
+def test_subscriptions_are_shared_per_kind():
+    assert subscriptions("g1") == [
+        "$share/g1/sledfleet/v1/+/+/telemetry",
+        "$share/g1/sledfleet/v1/+/+/event",
+        "$share/g1/sledfleet/v1/+/+/state",
+    ]
+    assert subscriptions("g1", "clinicA")[0] == "$share/g1/sledfleet/v1/clinicA/+/telemetry"
+
+
+@pytest.mark.parametrize(("group", "clinic"), [("", "+"), ("a/b", "+"), ("g+", "+"), ("g", "#")])
+def test_subscriptions_refuse_wildcards_in_names(group, clinic):
+    with pytest.raises(ValueError):
+        subscriptions(group, clinic)
+
+
+# --- AckWindow ----------------------------------------------------------------------------
+
+
+def test_acks_are_released_in_arrival_order_only():
+    w = AckWindow()
+    a, b, c = w.add(10, 1), w.add(11, 1), w.add(12, 1)
+    assert w.complete(c) == []
+    assert w.complete(b) == []
+    assert w.complete(a) == [(10, 1), (11, 1), (12, 1)]
+    assert len(w) == 0
+
+
+def test_failed_message_blocks_every_later_ack():
+    w = AckWindow()
+    _first, second = w.add(1, 1), w.add(2, 1)
+    assert w.complete(second) == []  # first never completes (Kafka refused it)
+    assert len(w) == 2
+
+
+def test_qos0_messages_hold_their_place_but_are_not_acked():
+    w = AckWindow()
+    a, b = w.add(0, 0), w.add(5, 1)
+    assert w.complete(b) == []
+    assert w.complete(a) == [(5, 1)]
+
+
+def test_reset_forgets_old_connection_and_ignores_its_completions():
+    w = AckWindow()
+    old = w.add(7, 1)
+    assert w.reset() == 1
+    new = w.add(7, 1)  # the broker redelivers with the same packet id
+    assert w.complete(old) == []
+    assert w.complete(new) == [(7, 1)]
+
+
+def test_duplicate_and_unknown_completions_are_ignored():
+    w = AckWindow()
+    a = w.add(1, 1)
+    assert w.complete(a) == [(1, 1)]
+    assert w.complete(a) == []
+    assert w.complete(999) == []
