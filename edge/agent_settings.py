@@ -1,0 +1,55 @@
+"""Settings of one edge agent (one machine), read from ``SLEDFLEET_EDGE_*`` variables.
+
+MQTT connection settings are ``edge.settings.MqttSettings``; this is what is specific
+to the machine and its outbox. Stdlib only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from edge.framing import DEFAULT_FRAME_SAMPLES, GAP_FILL_MAX_SAMPLES
+from edge.outbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS
+from edge.settings import env
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeSettings:
+    machine_id: str = env("SLEDFLEET_EDGE_MACHINE_ID", "sled-1")
+    clinic_id: str = env("SLEDFLEET_EDGE_CLINIC_ID", "clinic-1")
+    source: str = env("SLEDFLEET_EDGE_SOURCE", "sim")
+    """sim | csv:PATH | tcp://HOST:PORT | tcp-listen://HOST:PORT | serial:/dev/ttyUSB0"""
+    firmware: str = env("SLEDFLEET_EDGE_FIRMWARE", "unknown")
+    client_id: str = env("SLEDFLEET_EDGE_CLIENT_ID", "")
+    """MQTT client id; empty means ``edge-<machine_id>`` (fixed, for the persistent session)."""
+    outbox_dir: str = env("SLEDFLEET_EDGE_OUTBOX_DIR", ".run/edge")
+    outbox_max_rows: int = env("SLEDFLEET_EDGE_OUTBOX_MAX_ROWS", DEFAULT_MAX_ROWS)
+    outbox_max_bytes: int = env("SLEDFLEET_EDGE_OUTBOX_MAX_BYTES", DEFAULT_MAX_BYTES)
+    outbox_synchronous: str = env("SLEDFLEET_EDGE_OUTBOX_SYNCHRONOUS", "FULL")
+    """SQLite ``synchronous``: FULL survives power loss; NORMAL survives a process crash only."""
+    frame_samples: int = env("SLEDFLEET_EDGE_FRAME_SAMPLES", DEFAULT_FRAME_SAMPLES)
+    gap_fill_max: int = env("SLEDFLEET_EDGE_GAP_FILL_MAX", GAP_FILL_MAX_SAMPLES)
+    session_expiry_s: int = env("SLEDFLEET_EDGE_SESSION_EXPIRY_S", 7 * 24 * 3600)
+    reconnect_min_s: int = env("SLEDFLEET_EDGE_RECONNECT_MIN_S", 1)
+    reconnect_max_s: int = env("SLEDFLEET_EDGE_RECONNECT_MAX_S", 30)
+    connect_wait_s: float = env("SLEDFLEET_EDGE_CONNECT_WAIT_S", 5.0)
+    """At start, how long sources wait for the first connection (data is buffered after)."""
+    state_interval_s: float = env("SLEDFLEET_EDGE_STATE_INTERVAL_S", 60.0)
+    """Period of the retained ``online`` state refresh (outbox stats, clock offset)."""
+    pump_interval_s: float = env("SLEDFLEET_EDGE_PUMP_INTERVAL_S", 0.02)
+    """How often buffered frames are stored, acks applied and the outbox published."""
+    store_batch: int = env("SLEDFLEET_EDGE_STORE_BATCH", 64)
+    """Messages stored in one transaction at most; a full batch is stored at once."""
+    backpressure_rows: int = env("SLEDFLEET_EDGE_BACKPRESSURE_ROWS", 2000)
+    """A non-live source (replay, benchmark) pauses while this many rows are unsent."""
+
+    def outbox_path(self) -> Path:
+        return Path(self.outbox_dir) / f"{self.clinic_id}.{self.machine_id}.db"
+
+    def mqtt_client_id(self) -> str:
+        return self.client_id or f"edge-{self.machine_id}"
+
+    def for_machine(self, clinic_id: str, machine_id: str) -> EdgeSettings:
+        """The same settings for another machine (fleet runner)."""
+        return replace(self, clinic_id=clinic_id, machine_id=machine_id, client_id="")
