@@ -1,0 +1,111 @@
+"""``sledfleet db``: migrate, status, refresh, maintain, add-clinic, ops-role."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+from storage import migrate as migrations
+from storage import queries, tenants
+from storage.db import connect, default_dsn, detect_flavour, installed_flavour
+
+log = logging.getLogger(__name__)
+
+PASSWORD_ENV = "SLEDFLEET_ROLE_PASSWORD"
+"""Password for add-clinic / ops-role; a random one is generated and printed when unset."""
+
+
+def register(subparsers: Any, name: str, help_text: str) -> None:
+    p = subparsers.add_parser(name, help=help_text, description=help_text)
+    p.add_argument("--dsn", help="database URL (default: SLEDFLEET_DATABASE_URL)")
+    sub = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    m = sub.add_parser("migrate", help="apply pending migrations (safe to run concurrently)")
+    m.add_argument("--flavour", choices=["timescale", "postgres"], help="force the flavour")
+    m.set_defaults(func=_migrate)
+    sub.add_parser("status", help="show the flavour and applied/pending migrations").set_defaults(
+        func=_status
+    )
+    sub.add_parser("refresh", help="refresh the aggregates now").set_defaults(func=_refresh)
+    sub.add_parser("maintain", help="apply retention (plain PostgreSQL)").set_defaults(
+        func=_maintain
+    )
+    a = sub.add_parser("add-clinic", help="create a clinic and its read-only database role")
+    a.add_argument("clinic_id")
+    a.set_defaults(func=_add_clinic)
+    sub.add_parser("ops-role", help="create/update the operations role").set_defaults(
+        func=_ops_role
+    )
+
+
+def _dsn(args: argparse.Namespace) -> str:
+    return args.dsn or default_dsn()
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    with connect(_dsn(args), autocommit=True) as conn:
+        try:
+            applied = migrations.migrate(conn, args.flavour)
+        except migrations.MigrationError as exc:
+            print(f"sledfleet db migrate: {exc}", file=sys.stderr)
+            return 1
+        flavour = installed_flavour(conn)
+    print(f"flavour {flavour}: applied {applied or 'nothing (up to date)'}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    with connect(_dsn(args), autocommit=True) as conn:
+        st = migrations.status(conn)
+        available = detect_flavour(conn)
+    print(f"flavour: {st.flavour or 'not migrated'} (available: {available})")
+    for version, name, at in st.applied:
+        print(f"  applied {version:04d}_{name}  {at}")
+    for m in st.pending:
+        print(f"  pending {m.version:04d}_{m.name}")
+    for v in st.changed:
+        print(f"  CHANGED since applied: {v:04d}")
+    return 1 if st.changed else 0
+
+
+def _refresh(args: argparse.Namespace) -> int:
+    with connect(_dsn(args), autocommit=True) as conn:
+        flavour = installed_flavour(conn)
+        if flavour is None:
+            print("not migrated", file=sys.stderr)
+            return 1
+        print("refreshed", ", ".join(queries.refresh(conn, flavour)))
+    return 0
+
+
+def _maintain(args: argparse.Namespace) -> int:
+    with connect(_dsn(args), autocommit=True) as conn:
+        flavour = installed_flavour(conn)
+        if flavour is None:
+            print("not migrated", file=sys.stderr)
+            return 1
+        print(f"dropped {queries.maintain(conn, flavour)} expired partitions")
+    return 0
+
+
+def _add_clinic(args: argparse.Namespace) -> int:
+    try:
+        tenants.clinic_role_name(args.clinic_id)
+    except ValueError as exc:
+        print(f"sledfleet db add-clinic: {exc}", file=sys.stderr)
+        return 2
+    with connect(_dsn(args), autocommit=True) as conn:
+        given = os.environ.get(PASSWORD_ENV)
+        role, password = tenants.add_clinic(conn, args.clinic_id, given)
+    print(f"role {role}" + ("" if given else f" password {password}"))
+    return 0
+
+
+def _ops_role(args: argparse.Namespace) -> int:
+    with connect(_dsn(args), autocommit=True) as conn:
+        given = os.environ.get(PASSWORD_ENV)
+        password = tenants.ensure_ops_role(conn, given)
+    print(f"role {tenants.OPS_ROLE}" + ("" if given else f" password {password}"))
+    return 0

@@ -1,0 +1,298 @@
+"""The sink's database write path: one transaction per batch, idempotent by natural keys.
+
+Per kind: COPY (binary) into a temporary staging table, then ``INSERT ... SELECT ... ON
+CONFLICT (natural key + time) DO UPDATE`` guarded so a redelivered record (same
+``emitted_at_ns``) changes nothing and a re-emitted one (newer) wins. Clinics, machines and
+patients seen in the batch are registered in the same transaction. The ``insert`` mode
+stages with executemany instead of COPY (pglite cannot take COPY FROM STDIN).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import psycopg
+from psycopg import sql
+
+from storage.db import Flavour
+from storage.rows import ALL_SPECS, STATE_FIELDS, TableSpec, dedup
+
+log = logging.getLogger(__name__)
+
+WriteMode = Literal["copy", "insert"]
+PARTITION_UNITS: Final = {"reps": "year", "machine_status": "year", "frames": "day"}
+"""Plain PostgreSQL partition unit per partitioned table (mirrors sledfleet.partitioning)."""
+NS_PER_S: Final = 1_000_000_000
+
+
+def ns_to_datetime(ns: int) -> dt.datetime:
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ns // 1000)
+
+
+@dataclass
+class Batch:
+    """Rows to write, grouped by spec, plus machine state updates (birth/death)."""
+
+    rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=lambda: defaultdict(list))
+    states: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def add(self, spec: TableSpec, row: tuple[Any, ...]) -> None:
+        self.rows[spec.kind].append(row)
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self.rows.values()) + len(self.states)
+
+
+_SPECS: Final = {s.kind: s for s in ALL_SPECS}
+
+
+def _stage_name(spec: TableSpec) -> sql.Identifier:
+    return sql.Identifier(f"stage_{spec.kind}")
+
+
+def stage_ddl(spec: TableSpec) -> sql.Composed:
+    cols = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pgtype)) for c in spec.columns
+    )
+    return sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
+        _stage_name(spec), cols
+    )
+
+
+def upsert_sql(spec: TableSpec) -> sql.Composed:
+    """INSERT ... SELECT from the staging table with the spec's conflict handling."""
+    target = sql.Identifier("sledfleet", spec.table)
+    names = [sql.Identifier(n) for n in spec.names]
+    time_cols = [sql.Identifier(t) for t, _ in spec.times]
+    time_exprs = [
+        sql.SQL("sledfleet.ns_to_ts({})").format(sql.Identifier(src)) for _, src in spec.times
+    ]
+    conflict = sql.SQL(", ").join(sql.Identifier(c) for c in spec.conflict)
+    insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) ").format(
+        target,
+        sql.SQL(", ").join(names + time_cols),
+        sql.SQL(", ").join(names + time_exprs),  # type: ignore[operator]
+        _stage_name(spec),
+        conflict,
+    )
+    if not spec.update:
+        return insert + sql.SQL("DO NOTHING")
+    updatable = [n for n in (*spec.names, *(t for t, _ in spec.times)) if n not in spec.conflict]
+    sets = sql.SQL(", ").join(
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in updatable
+    )
+    if spec.version_column:
+        guard = sql.SQL("{t}.{v} < EXCLUDED.{v}").format(
+            t=target, v=sql.Identifier(spec.version_column)
+        )
+    else:
+        guard = sql.SQL("({}) IS DISTINCT FROM ({})").format(
+            sql.SQL(", ").join(sql.SQL("{}.{}").format(target, sql.Identifier(n)) for n in updatable),
+            sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(n)) for n in updatable),
+        )
+    return insert + sql.SQL("DO UPDATE SET {} WHERE {}").format(sets, guard)
+
+
+# --- registry -----------------------------------------------------------------------------
+
+REGISTER_CLINICS: Final = sql.SQL(
+    "INSERT INTO sledfleet.clinics (clinic_id) SELECT unnest(%s::text[]) "
+    "ON CONFLICT (clinic_id) DO NOTHING"
+)
+REGISTER_MACHINES: Final = sql.SQL(
+    "INSERT INTO sledfleet.machines (machine_id, clinic_id, last_seen) "
+    "SELECT m, c, sledfleet.ns_to_ts(t) FROM unnest(%s::text[], %s::text[], %s::int8[]) AS u(m, c, t) "
+    "ON CONFLICT (machine_id) DO UPDATE SET clinic_id = EXCLUDED.clinic_id, "
+    "last_seen = EXCLUDED.last_seen "
+    "WHERE machines.last_seen IS NULL OR machines.last_seen < EXCLUDED.last_seen"
+)
+REGISTER_PATIENTS: Final = sql.SQL(
+    "INSERT INTO sledfleet.patients (patient_id, clinic_id) "
+    "SELECT * FROM unnest(%s::text[], %s::text[]) ON CONFLICT (patient_id) DO NOTHING"
+)
+MACHINE_STATUS_TO_REGISTRY: Final = sql.SQL(
+    "UPDATE sledfleet.machines m SET online = s.status = 'online', "
+    "status_at = sledfleet.ns_to_ts(s.ts_ns), "
+    "agent_version = coalesce(s.agent_version, m.agent_version), "
+    "firmware = coalesce(s.firmware, m.firmware), rate_hz = coalesce(s.rate_hz, m.rate_hz), "
+    "config_version = coalesce(s.config_version, m.config_version), "
+    "clock_offset_ms = coalesce(s.clock_offset_ms, m.clock_offset_ms), frames = s.frames, "
+    "frames_missing = s.frames_missing, frames_replayed = s.frames_replayed, "
+    "edge_dropped = s.edge_dropped "
+    "FROM (SELECT DISTINCT ON (machine_id) * FROM stage_machine_status "
+    "      ORDER BY machine_id, ts_ns DESC) s "
+    "WHERE m.machine_id = s.machine_id "
+    "AND (m.status_at IS NULL OR m.status_at <= sledfleet.ns_to_ts(s.ts_ns))"
+)
+STATE_TO_REGISTRY: Final = sql.SQL(
+    "UPDATE sledfleet.machines m SET online = s.online, "
+    "status_at = coalesce(sledfleet.ns_to_ts(s.ts_ns), now()), "
+    "model = coalesce(s.model, m.model), serial = coalesce(s.serial, m.serial), "
+    "agent_version = coalesce(s.agent_version, m.agent_version), "
+    "firmware = coalesce(s.firmware, m.firmware) "
+    "FROM unnest(%s::text[], %s::bool[], %s::int8[], %s::text[], %s::text[], %s::text[], "
+    "%s::text[]) AS s(machine_id, online, ts_ns, model, serial, agent_version, firmware) "
+    "WHERE m.machine_id = s.machine_id "
+    "AND (m.status_at IS NULL OR s.ts_ns IS NULL OR m.status_at <= sledfleet.ns_to_ts(s.ts_ns))"
+)
+
+# which staging column holds the data time that makes a machine "seen"
+_SEEN_NS: Final = {
+    "rep": "end_ns", "set": "end_ns", "session": "end_ns", "machine_status": "ts_ns",
+    "frame": "t0_ns", "event": "ts_ns",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    clinics: list[str]
+    machines: tuple[list[str], list[str], list[int]]
+    patients: tuple[list[str], list[str]]
+
+
+def registry_of(batch: Batch) -> Registry:
+    """Clinics, machines (with latest data time) and patients a batch mentions, sorted so
+    concurrent sinks lock registry rows in the same order."""
+    clinics: set[str] = set()
+    machines: dict[str, tuple[str, int]] = {}
+    patients: dict[str, str] = {}
+    for kind, rows in batch.rows.items():
+        spec = _SPECS[kind]
+        names = spec.names
+        ci = names.index("clinic_id") if "clinic_id" in names else None
+        mi = names.index("machine_id") if "machine_id" in names else None
+        pi = names.index("patient_id") if "patient_id" in names else None
+        ti = names.index(_SEEN_NS[kind]) if kind in _SEEN_NS else None
+        if ci is None:
+            continue
+        for row in rows:
+            clinic = row[ci]
+            clinics.add(clinic)
+            if mi is not None and ti is not None and row[mi] is not None:
+                seen = machines.get(row[mi])
+                if seen is None or row[ti] > seen[1]:
+                    machines[row[mi]] = (clinic, row[ti])
+            if pi is not None and row[pi] is not None:
+                patients.setdefault(row[pi], clinic)
+    for st in batch.states:
+        clinics.add(st[1])
+        if st[0] not in machines:
+            machines[st[0]] = (st[1], st[3] or 0)
+    ms = sorted(machines)
+    ps = sorted(patients)
+    return Registry(
+        sorted(clinics),
+        (ms, [machines[m][0] for m in ms], [machines[m][1] for m in ms]),
+        (ps, [patients[p] for p in ps]),
+    )
+
+
+def _periods(unit: str, ns_values: Iterable[int]) -> set[tuple[int, ...]]:
+    out: set[tuple[int, ...]] = set()
+    for ns in ns_values:
+        d = ns_to_datetime(ns)
+        out.add((d.year,) if unit == "year" else (d.year, d.month, d.day))
+    return out
+
+
+class Writer:
+    """Writes batches on one autocommit connection (the caller owns reconnects)."""
+
+    def __init__(
+        self, conn: psycopg.Connection[Any], flavour: Flavour, mode: WriteMode = "copy"
+    ) -> None:
+        if not conn.autocommit:
+            raise ValueError("Writer needs an autocommit connection")
+        self.conn = conn
+        self.flavour = flavour
+        self.mode = mode
+        self._partitions: set[tuple[str, tuple[int, ...]]] = set()
+        self._staged: set[str] = set()
+        self._upserts = {s.kind: upsert_sql(s) for s in ALL_SPECS}
+
+    def ensure_partitions(self, batch: Batch) -> None:
+        """Plain PostgreSQL: create missing range partitions before the batch transaction
+        (CREATE TABLE ... PARTITION OF locks the parent; never inside the batch)."""
+        if self.flavour != "postgres":
+            return
+        for spec in ALL_SPECS:
+            rows = batch.rows.get(spec.kind)
+            unit = PARTITION_UNITS.get(spec.table)
+            if not rows or unit is None:
+                continue
+            i = spec.names.index(spec.times[0][1])
+            periods = _periods(unit, (r[i] for r in rows))
+            missing = {p for p in periods if (spec.table, p) not in self._partitions}
+            if not missing:
+                continue
+            lo = min(r[i] for r in rows)
+            hi = max(r[i] for r in rows)
+            self.conn.execute(
+                "SELECT sledfleet.ensure_partitions(%s, sledfleet.ns_to_ts(%s), "
+                "sledfleet.ns_to_ts(%s))",
+                (spec.table, lo, hi),
+            )
+            self._partitions.update((spec.table, p) for p in periods)
+
+    def write(self, batch: Batch) -> dict[str, int]:
+        """Write one batch atomically; returns rows staged per kind (after dedup)."""
+        self.ensure_partitions(batch)
+        counts: dict[str, int] = {}
+        reg = registry_of(batch)
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            if reg.clinics:
+                cur.execute(REGISTER_CLINICS, (reg.clinics,))
+            if reg.machines[0]:
+                cur.execute(REGISTER_MACHINES, reg.machines)
+            if reg.patients[0]:
+                cur.execute(REGISTER_PATIENTS, reg.patients)
+            for spec in ALL_SPECS:
+                rows = batch.rows.get(spec.kind)
+                if not rows:
+                    continue
+                unique = dedup(spec, rows)
+                self._stage(cur, spec, unique)
+                cur.execute(self._upserts[spec.kind])
+                counts[spec.kind] = len(unique)
+                if spec.kind == "machine_status":
+                    cur.execute(MACHINE_STATUS_TO_REGISTRY)
+            if batch.states:
+                cur.execute(STATE_TO_REGISTRY, _columns(batch.states, (0, 2, 3, 4, 5, 6, 7)))
+        return counts
+
+    def _stage(
+        self, cur: psycopg.Cursor[Any], spec: TableSpec, rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        if spec.kind not in self._staged:
+            cur.execute(stage_ddl(spec))
+            self._staged.add(spec.kind)
+        table = _stage_name(spec)
+        cols = sql.SQL(", ").join(sql.Identifier(n) for n in spec.names)
+        if self.mode == "copy":
+            stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(table, cols)
+            with cur.copy(stmt) as copy:
+                copy.set_types([c.pgtype for c in spec.columns])
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            stmt = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+                table, cols, sql.SQL(", ").join(sql.Placeholder() * len(spec.columns))
+            )
+            cur.executemany(stmt, rows)
+
+    def forget_connection_state(self) -> None:
+        """After a reconnect: temp staging tables are gone, partitions may have changed."""
+        self._staged.clear()
+        self._partitions.clear()
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], idx: Sequence[int]) -> list[list[Any]]:
+    return [[r[i] for r in rows] for i in idx]
+
+
+assert len(STATE_FIELDS) == 4  # STATE_TO_REGISTRY's model, serial, agent_version, firmware
