@@ -143,6 +143,8 @@ def _kafka(args: argparse.Namespace) -> KafkaSettings:
 
 
 def _create(args: argparse.Namespace) -> int:
+    if not getattr(args, "verbose", False):
+        logging.getLogger("kafka").setLevel(logging.WARNING)
     created, present = ensure_topics(_kafka(args), load(TopicsSettings))
     print(f"created {len(created)} topics, {len(present)} already existed")
     for name in created:

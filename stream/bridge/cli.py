@@ -40,6 +40,9 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not getattr(args, "verbose", False):
+        # kafka-python logs every connection at INFO; operators need its warnings only
+        logging.getLogger("kafka").setLevel(logging.WARNING)
     overrides: dict[str, Any] = {}
     if getattr(args, "instance", None) is not None:
         overrides["instance"] = args.instance
