@@ -13,30 +13,36 @@ either dropped by the core's (machine_id, seq) dedup (state already includes it;
 outputs were already delivered) or processed again from the older state, re-emitting
 the same records under the same natural keys, which the sink upserts.
 
-Faust's own ``table[key] = value`` is not used: it takes the changelog partition from
-the "current event", which inside ``take()`` is whatever event came last, and sends the
-changelog through a buffer whose flush can return before it is empty. Writes here name
-their partition explicitly and are awaited.
+One asyncio lock serialises batches and ticks, so no state is written while outputs it
+implies are still in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge import contract
 from edge.contract import ContractError, check_id
 from stream.app import codecs
-from stream.core.adherence import PatientState, PatientTracker
-from stream.core.processor import MachineProcessor, MachineState
+from stream.app.reorder import Inbox, Item
+from stream.app.state import (
+    MachineEntry,
+    Message,
+    PatientEntry,
+    StateTable,
+    dumps,
+    machine_from_json,
+    patient_from_json,
+)
+from stream.core.adherence import PatientTracker
+from stream.core.processor import MachineProcessor
 
 log = logging.getLogger(__name__)
-
-Outgoing = tuple[str, bytes, bytes]  # (topic, key, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,15 @@ class TopicNames:
         return {self.telemetry: "telemetry", self.events: "event", self.state: "state"}
 
 
+@dataclass(frozen=True, slots=True)
+class Timing:
+    reorder_grace_ns: int = 30 * 10**9
+    """Device time the partition's telemetry must pass a held event by before it is
+    released even though its machine sent no later frame."""
+    reorder_idle_s: float = 2.0
+    """Wall time without telemetry on a partition after which held events are released."""
+
+
 @dataclass(slots=True)
 class Counters:
     """Process-wide counters, exposed on the Faust web server."""
@@ -70,20 +85,17 @@ class Counters:
     errors: int = 0
     batches: int = 0
     ticks: int = 0
+    held_released: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
 
 
-def _event_time_ns(kind: str, payload: Mapping[str, Any]) -> int | None:
+def event_time_ns(kind: str, payload: Mapping[str, Any]) -> int | None:
     """The device time a message speaks for (end of a frame; the moment of an event)."""
     if kind == "telemetry":
         n = len(payload["position_mm"])
         return int(payload["t0_ns"] + n * 1e9 / payload["rate_hz"])
     ts = payload.get("ts_ns")
-    return ts if isinstance(ts, int) else None
-
-
-def _json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+    return ts if isinstance(ts, int) and not isinstance(ts, bool) else None
 
 
 class Runtime:
@@ -99,21 +111,21 @@ class Runtime:
         processor: MachineProcessor,
         tracker: PatientTracker,
         validate: bool = True,
+        timing: Timing | None = None,
     ) -> None:
         self.app = app
         self.topics = topics
-        self.machines = machines  # machine_id -> {"p": partition, "s": MachineState json}
-        self.patients = patients  # patient_id -> {"p": partition, "s": PatientState json}
-        self.clocks = clocks  # str(partition) -> max event time (ns) seen on it
+        self.machines: StateTable[MachineEntry] = StateTable(machines, machine_from_json)
+        self.patients: StateTable[PatientEntry] = StateTable(patients, patient_from_json)
+        self.clocks = clocks  # str(partition) -> latest frame end (device ns) seen on it
         self.processor = processor
         self.tracker = tracker
         self.validate = validate
+        self.timing = timing or Timing()
         self.kind_of = topics.kind_of()
         self.counters = Counters()
-        # table value object -> live core state built from it (identity check: a
-        # changelog recovery replaces the value objects, invalidating the entries)
-        self._machine_cache: dict[str, tuple[Any, MachineState]] = {}
-        self._patient_cache: dict[str, tuple[Any, PatientState]] = {}
+        self._held: set[str] = set()  # machines with a non-empty inbox (a hint)
+        self._last_frame_wall: dict[int, float] = {}
         self._lock: asyncio.Lock | None = None
 
     # --- plumbing ----------------------------------------------------------------------
@@ -140,7 +152,7 @@ class Runtime:
             self._lock = asyncio.Lock()
         return self._lock
 
-    async def produce(self, messages: Iterable[tuple[str, bytes, bytes, int | None]]) -> None:
+    async def produce(self, messages: Iterable[Message]) -> None:
         """Send messages and wait until Kafka acknowledged every one."""
         producer = self.app.producer
         futures: list[Awaitable[Any]] = []
@@ -149,7 +161,12 @@ class Runtime:
         if futures:
             await asyncio.gather(*futures)
 
-    def _route(self, records: Iterable[dict[str, Any]], out: list[Outgoing]) -> None:
+    async def _flush(self, out: list[Message], changelog: list[Message]) -> None:
+        """Outputs first, then state: see the module docstring."""
+        await self.produce(out)
+        await self.produce(changelog)
+
+    def _route(self, records: Iterable[dict[str, Any]], out: list[Message]) -> None:
         now = time.time_ns()
         for record in records:
             kind = record["kind"]
@@ -166,66 +183,69 @@ class Runtime:
                 continue
             self.counters.records_out += 1
             self.counters.by_kind[kind] = self.counters.by_kind.get(kind, 0) + 1
-            out.append((topic, codecs.record_key(record), value))
+            out.append((topic, codecs.record_key(record), value, None))
 
-    def _dead(self, origin: str, raw: bytes | None, err: ContractError) -> Outgoing:
+    def _dead(self, origin: str, raw: bytes | None, err: ContractError) -> Message:
         self.counters.dead_letters += 1
         log.warning("dead letter from %s: %s %s", origin, err.reason, err.detail[:200])
-        return (self.topics.deadletter, origin.encode(), codecs.dead_letter(origin, raw, err))
-
-    async def _commit_batch(
-        self,
-        out: list[Outgoing],
-        table: Any,
-        dirty: Mapping[str, tuple[int, Any]],
-        to_json: Callable[[Any], dict[str, Any]],
-        cache: dict[str, tuple[Any, Any]],
-        clocks: Mapping[int, int] | None = None,
-    ) -> None:
-        """Outputs first, then state: see the module docstring."""
-        await self.produce((t, k, v, None) for t, k, v in out)
-        changelog: list[tuple[str, bytes, bytes, int | None]] = []
-        name = table.changelog_topic.get_topic_name()
-        for key, (partition, state) in dirty.items():
-            value = {"p": partition, "s": to_json(state)}
-            changelog.append((name, _json(key), _json(value), partition))
-            table.data[key] = value
-            cache[key] = (value, state)
-        if clocks:
-            clock_name = self.clocks.changelog_topic.get_topic_name()
-            for partition, ts in clocks.items():
-                changelog.append((clock_name, _json(str(partition)), _json(ts), partition))
-                self.clocks.data[str(partition)] = ts
-        await self.produce(changelog)
+        return (self.topics.deadletter, origin.encode(), codecs.dead_letter(origin, raw, err), None)
 
     def _assigned(self, topic: str) -> set[int]:
         return {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
 
     def _ready(self) -> bool:
-        recovery = self.app.tables.recovery
-        return not self.app.rebalancing and recovery.completed.is_set()
+        return not self.app.rebalancing and self.app.tables.recovery.completed.is_set()
+
+    def _clock(self, partition: int) -> int | None:
+        value = self.clocks.data.get(str(partition))
+        return value if isinstance(value, int) else None
+
+    def _clock_message(self, partition: int, value: int) -> Message:
+        self.clocks.data[str(partition)] = value
+        name = self.clocks.changelog_topic.get_topic_name()
+        return (name, dumps(str(partition)), dumps(value), partition)
 
     # --- machines ------------------------------------------------------------------------
 
-    def _machine_state(self, machine_id: str, clinic_id: str) -> MachineState:
-        stored = self.machines.data.get(machine_id)
-        cached = self._machine_cache.get(machine_id)
-        if cached is not None and cached[0] is stored:
-            return cached[1]
-        if stored is None:
-            state = self.processor.new_state(clinic_id, machine_id)
-        else:
-            state = MachineState.from_json(stored["s"])
-        self._machine_cache[machine_id] = (stored, state)
-        return state
+    def _machine(self, machine_id: str, clinic_id: str, partition: int) -> MachineEntry:
+        entry = self.machines.get(machine_id)
+        if entry is None:
+            entry = MachineEntry(
+                partition, self.processor.new_state(clinic_id, machine_id), Inbox()
+            )
+        entry.partition = partition
+        return entry
+
+    def _apply(
+        self, entry: MachineEntry, items: list[Item], now_ns: int, origin: str, out: list[Message]
+    ) -> None:
+        c = self.counters
+        for kind, payload in items:
+            try:
+                if kind == "telemetry":
+                    c.frames += 1
+                    records = self.processor.on_frame(entry.state, payload, now_ns)
+                elif kind == "event":
+                    c.events += 1
+                    records = self.processor.on_event(entry.state, payload, now_ns)
+                else:
+                    c.states += 1
+                    records = self.processor.on_state(entry.state, payload, now_ns)
+            except Exception as exc:  # a core bug must not stop the fleet
+                log.exception("core failed on %s from %s", kind, payload.get("machine_id"))
+                c.errors += 1
+                err = ContractError("processing_error", f"{type(exc).__name__}: {exc}")
+                out.append(self._dead(origin, contract.encode(payload), err))
+                continue
+            self._route(records, out)
 
     async def on_machine_batch(self, events: Sequence[Any]) -> None:
-        """Telemetry, events and state messages of co-partitioned topics, in arrival order."""
+        """Telemetry, events and state messages of co-partitioned topics."""
         async with self.lock:
-            out: list[Outgoing] = []
-            dirty: dict[str, tuple[int, MachineState]] = {}
+            out: list[Message] = []
+            dirty: dict[str, MachineEntry] = {}
             clocks: dict[int, int] = {}
-            c = self.counters
+            wall = time.monotonic()
             for event in events:
                 message = event.message
                 kind = self.kind_of[message.topic]
@@ -237,43 +257,93 @@ class Runtime:
                     continue
                 partition = message.partition
                 machine_id = payload["machine_id"]
-                ts = _event_time_ns(kind, payload)
+                entry = dirty.get(machine_id) or self._machine(
+                    machine_id, payload["clinic_id"], partition
+                )
                 clock = clocks.get(partition)
                 if clock is None:
-                    clock = self.clocks.data.get(str(partition), 0)
-                if ts is not None and ts > clock:
-                    clock = ts
-                clocks[partition] = clock
-                state = self._machine_state(machine_id, payload["clinic_id"])
-                now_ns = clock
-                try:
-                    if kind == "telemetry":
-                        c.frames += 1
-                        records = self.processor.on_frame(state, payload, now_ns)
-                    elif kind == "event":
-                        c.events += 1
-                        records = self.processor.on_event(state, payload, now_ns)
-                    else:
-                        c.states += 1
-                        records = self.processor.on_state(state, payload, now_ns)
-                except Exception as exc:  # a core bug must not stop the fleet
-                    log.exception("core failed on %s from %s", kind, machine_id)
-                    c.errors += 1
-                    failure = ContractError("processing_error", f"{type(exc).__name__}: {exc}")
-                    out.append(self._dead(message.topic, raw, failure))
-                    continue
-                dirty[machine_id] = (partition, state)
-                self._route(records, out)
-            c.batches += 1
-            await self._commit_batch(
-                out, self.machines, dirty, _to_json, self._machine_cache, clocks
-            )
+                    clock = self._clock(partition) or 0
+                if kind == "telemetry":
+                    self._last_frame_wall[partition] = wall
+                    end_ns = event_time_ns(kind, payload) or 0
+                    if end_ns > clock:
+                        clock = clocks[partition] = end_ns
+                    items = entry.inbox.before_frame(payload["t0_ns"])
+                    self.counters.held_released += len(items)
+                    items.append((kind, payload))
+                else:
+                    items = entry.inbox.admit(kind, payload, event_time_ns(kind, payload))
+                    if entry.inbox.queue:
+                        self._held.add(machine_id)
+                self._apply(entry, items, clock, message.topic, out)
+                dirty[machine_id] = entry
+            self._release_held(dirty, out, clocks, idle_partitions=set())
+            self.counters.batches += 1
+            changelog = [self._machine_message(m, e) for m, e in dirty.items()]
+            changelog.extend(self._clock_message(p, ts) for p, ts in clocks.items())
+            await self._flush(out, changelog)
+
+    def _machine_message(self, machine_id: str, entry: MachineEntry) -> Message:
+        return self.machines.put(machine_id, entry, entry.to_json(), entry.partition)
+
+    def _release_held(
+        self,
+        dirty: dict[str, MachineEntry],
+        out: list[Message],
+        clocks: Mapping[int, int],
+        idle_partitions: set[int],
+    ) -> None:
+        """Release held events the partition clock has passed (or whose partition is idle)."""
+        grace = self.timing.reorder_grace_ns
+        for machine_id in list(self._held):
+            entry = dirty.get(machine_id) or self.machines.get(machine_id)
+            if entry is None or not entry.inbox.queue:
+                self._held.discard(machine_id)
+                continue
+            partition = entry.partition
+            clock = clocks.get(partition, self._clock(partition) or 0)
+            if partition in idle_partitions:
+                items = entry.inbox.release_all()
+            else:
+                items = entry.inbox.release_due(clock, grace)
+            if items:
+                self.counters.held_released += len(items)
+                self._apply(entry, items, clock, "stream:inbox", out)
+                dirty[machine_id] = entry
+            if not entry.inbox.queue:
+                self._held.discard(machine_id)
+
+    async def release_idle(self) -> None:
+        """Timer: release held events on owned partitions whose telemetry went quiet."""
+        if not self._ready():
+            return
+        async with self.lock:
+            owned = self._assigned(self.topics.telemetry)
+            now = time.monotonic()
+            for p in owned:
+                self._last_frame_wall.setdefault(p, now)
+            idle = {
+                p for p in owned if now - self._last_frame_wall[p] >= self.timing.reorder_idle_s
+            }
+            if not self._held:  # after a restart: find inboxes recovered from the changelog
+                for machine_id in self.machines.snapshot_keys():
+                    entry = self.machines.get(machine_id)
+                    if entry is not None and entry.inbox.queue and entry.partition in owned:
+                        self._held.add(machine_id)
+            self._held = {m for m in self._held if self.machines.partition_of(m) in owned}
+            if not self._held:
+                return
+            out: list[Message] = []
+            dirty: dict[str, MachineEntry] = {}
+            self._release_held(dirty, out, {}, idle)
+            changelog = [self._machine_message(m, e) for m, e in dirty.items()]
+            await self._flush(out, changelog)
 
     # --- sessions -> patients --------------------------------------------------------------
 
     async def on_session_batch(self, events: Sequence[Any]) -> None:
         """Re-key session records by patient_id onto the internal co-partitioned topic."""
-        out: list[tuple[str, bytes, bytes, int | None]] = []
+        out: list[Message] = []
         for event in events:
             raw = event.message.value
             try:
@@ -285,23 +355,17 @@ class Runtime:
                     continue  # nobody checked in: recorded, never attributed
                 check_id("patient_id", patient_id)
             except ContractError as err:
-                t, k, v = self._dead(event.message.topic, raw, err)
-                out.append((t, k, v, None))
+                out.append(self._dead(event.message.topic, raw, err))
                 continue
             out.append((self.topics.sessions_by_patient, patient_id.encode(), raw, None))
         await self.produce(out)
 
-    def _patient_state(self, patient_id: str, clinic_id: str) -> PatientState:
-        stored = self.patients.data.get(patient_id)
-        cached = self._patient_cache.get(patient_id)
-        if cached is not None and cached[0] is stored:
-            return cached[1]
-        if stored is None:
-            state = self.tracker.new_state(patient_id, clinic_id)
-        else:
-            state = PatientState.from_json(stored["s"])
-        self._patient_cache[patient_id] = (stored, state)
-        return state
+    def _patient(self, patient_id: str, clinic_id: str, partition: int) -> PatientEntry:
+        entry = self.patients.get(patient_id)
+        if entry is None:
+            entry = PatientEntry(partition, self.tracker.new_state(patient_id, clinic_id))
+        entry.partition = partition
+        return entry
 
     def _today_ns(self) -> int | None:
         """Event-time "now" for patients: the latest device time this worker has seen."""
@@ -311,8 +375,8 @@ class Runtime:
     async def on_patient_batch(self, events: Sequence[Any]) -> None:
         """Prescriptions and (re-keyed) session records, per patient."""
         async with self.lock:
-            out: list[Outgoing] = []
-            dirty: dict[str, tuple[int, PatientState]] = {}
+            out: list[Message] = []
+            dirty: dict[str, PatientEntry] = {}
             for event in events:
                 message = event.message
                 raw = message.value
@@ -326,24 +390,29 @@ class Runtime:
                 except ContractError as err:
                     out.append(self._dead(message.topic, raw, err))
                     continue
-                state = self._patient_state(patient_id, clinic_id)
+                entry = dirty.get(patient_id) or self._patient(
+                    patient_id, clinic_id, message.partition
+                )
                 try:
                     if kind == "prescription":
                         self.counters.prescriptions += 1
-                        records = self.tracker.on_prescription(state, record)
+                        records = self.tracker.on_prescription(entry.state, record)
                     else:
                         self.counters.sessions_in += 1
                         now_ns = max(self._today_ns() or 0, int(record["end_ns"]))
-                        records = self.tracker.on_session(state, record, now_ns)
+                        records = self.tracker.on_session(entry.state, record, now_ns)
                 except Exception as exc:
                     log.exception("adherence failed on %s for %s", kind, patient_id)
                     self.counters.errors += 1
                     failure = ContractError("processing_error", f"{type(exc).__name__}: {exc}")
                     out.append(self._dead(message.topic, raw, failure))
                     continue
-                dirty[patient_id] = (message.partition, state)
+                dirty[patient_id] = entry
                 self._route(records or [], out)
-            await self._commit_batch(out, self.patients, dirty, _to_json, self._patient_cache)
+            changelog = [
+                self.patients.put(k, e, e.to_json(), e.partition) for k, e in dirty.items()
+            ]
+            await self._flush(out, changelog)
 
     # --- ticks -----------------------------------------------------------------------------
 
@@ -362,51 +431,48 @@ class Runtime:
 
     async def _tick_machines(self) -> None:
         owned = self._assigned(self.topics.telemetry)
-        out: list[Outgoing] = []
-        dirty: dict[str, tuple[int, MachineState]] = {}
-        for machine_id, stored in list(self.machines.data.items()):
-            partition = stored["p"]
-            clock = self.clocks.data.get(str(partition))
-            if partition not in owned or clock is None:
+        out: list[Message] = []
+        changelog: list[Message] = []
+        for machine_id in self.machines.snapshot_keys():
+            entry = self.machines.get(machine_id)
+            if entry is None or entry.partition not in owned:
                 continue
-            state = self._machine_state(machine_id, "")
+            clock = self._clock(entry.partition)
+            if clock is None:
+                continue
+            before = entry.state.to_json()
             try:
-                records = self.processor.on_tick(state, clock)
+                records = self.processor.on_tick(entry.state, clock)
             except Exception:
                 log.exception("core tick failed for machine %s", machine_id)
                 self.counters.errors += 1
                 continue
-            if records or _to_json(state) != stored["s"]:
-                dirty[machine_id] = (partition, state)
+            if records or entry.state.to_json() != before:
                 self._route(records, out)
-        if out or dirty:
-            await self._commit_batch(out, self.machines, dirty, _to_json, self._machine_cache)
+                changelog.append(self._machine_message(machine_id, entry))
+        await self._flush(out, changelog)
 
     async def _tick_patients(self) -> None:
         today = self._today_ns()
         if today is None:
             return
         owned = self._assigned(self.topics.sessions_by_patient)
-        out: list[Outgoing] = []
-        dirty: dict[str, tuple[int, PatientState]] = {}
-        for patient_id, stored in list(self.patients.data.items()):
-            partition = stored["p"]
-            if partition not in owned:
+        out: list[Message] = []
+        changelog: list[Message] = []
+        for patient_id in self.patients.snapshot_keys():
+            entry = self.patients.get(patient_id)
+            if entry is None or entry.partition not in owned:
                 continue
-            state = self._patient_state(patient_id, "")
+            before = entry.state.to_json()
             try:
-                records = self.tracker.on_tick(state, today, today)
+                records = self.tracker.on_tick(entry.state, today, today)
             except Exception:
                 log.exception("adherence tick failed for patient %s", patient_id)
                 self.counters.errors += 1
                 continue
-            if records or _to_json(state) != stored["s"]:
-                dirty[patient_id] = (partition, state)
+            if records or entry.state.to_json() != before:
                 self._route(records or [], out)
-        if out or dirty:
-            await self._commit_batch(out, self.patients, dirty, _to_json, self._patient_cache)
-
-
-def _to_json(state: Any) -> dict[str, Any]:
-    result: dict[str, Any] = state.to_json()
-    return result
+                changelog.append(
+                    self.patients.put(patient_id, entry, entry.to_json(), entry.partition)
+                )
+        await self._flush(out, changelog)

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from dataclasses import asdict
 from typing import Any
 
 import faust
 from kafka import KafkaConsumer
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.admin import KafkaAdminClient
+from kafka.errors import for_code
 
 from edge import contract
 from edge.settings import KafkaSettings, load
 from stream.app import codecs
-from stream.app.agents import Runtime, TopicNames
+from stream.app.agents import Runtime, Timing, TopicNames
 from stream.app.settings import StreamSettings
 from stream.core.adherence import PatientTracker
 from stream.core.processor import MachineProcessor
 from stream.core.settings import CoreSettings
+from stream.topics import TOPIC_ALREADY_EXISTS
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +75,28 @@ def wait_for_partitions(
 
 
 def ensure_internal_topic(kafka: KafkaSettings, name: str, partitions: int) -> None:
+    """Create the internal re-keying topic if missing (idempotent)."""
     admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap, client_id="sledfleet-stream")
     try:
-        admin.create_topics([NewTopic(name, partitions, 1)])
-    except TopicAlreadyExistsError:
-        pass
+        result = admin.create_topics(
+            {name: {"num_partitions": partitions, "replication_factor": 1}},
+            timeout_ms=30_000,
+            raise_errors=False,
+        )
+        for topic in result["topics"]:
+            code = topic["error_code"]
+            if code not in (0, TOPIC_ALREADY_EXISTS):
+                raise for_code(code)(f"{topic['name']}: {topic.get('error_message')}")
     finally:
         admin.close()
+
+
+def free_port(host: str) -> int:
+    """A currently free TCP port (Faust refuses port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def create_app(
@@ -140,7 +157,7 @@ def create_app(
         table_standby_replicas=0,
         web_enabled=settings.web_enabled,
         web_host=settings.web_host,
-        web_port=settings.web_port,
+        web_port=settings.web_port or free_port(settings.web_host),
         web_in_thread=False,
         worker_redirect_stdouts=False,
     )
@@ -159,8 +176,6 @@ def create_app(
         return app.Table(
             name,
             partitions=partitions,
-            key_serializer="json",
-            value_serializer="json",
             help=help_text,
         )
 
@@ -177,6 +192,10 @@ def create_app(
         MachineProcessor(core),
         PatientTracker(core),
         validate=settings.validate_input,
+        timing=Timing(
+            reorder_grace_ns=int(settings.reorder_grace_s * 1e9),
+            reorder_idle_s=settings.reorder_idle_s,
+        ),
     )
     app.sledfleet_runtime = runtime
 
@@ -195,6 +214,9 @@ def create_app(
     async def tick() -> None:
         await runtime.tick()
 
+    async def release() -> None:
+        await runtime.release_idle()
+
     async def stats(web: Any, request: Any) -> Any:
         return web.json(asdict(runtime.counters))
 
@@ -202,5 +224,6 @@ def create_app(
     app.agent(sessions_input, name="session-rekey-agent")(session_agent)
     app.agent(patient_input, name="patient-agent")(patient_agent)
     app.timer(settings.tick_interval_s, name="event-time-tick")(tick)
+    app.timer(settings.release_interval_s, name="inbox-release")(release)
     app.page("/sledfleet/stats/")(stats)
     return app

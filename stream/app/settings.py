@@ -18,6 +18,13 @@ class StreamSettings:
     web_enabled: bool = env("SLEDFLEET_STREAM_WEB_ENABLED", True)
     tick_interval_s: float = env("SLEDFLEET_STREAM_TICK_INTERVAL_S", 60.0)
     """How often the event-time tick runs (idle sessions, offline machines, lapses)."""
+    release_interval_s: float = env("SLEDFLEET_STREAM_RELEASE_INTERVAL_S", 1.0)
+    """How often held events of quiet machines/partitions are checked for release."""
+    reorder_grace_s: float = env("SLEDFLEET_STREAM_REORDER_GRACE_S", 30.0)
+    """Device time a partition's telemetry must pass a held event by to release it
+    (see ``stream.app.reorder``)."""
+    reorder_idle_s: float = env("SLEDFLEET_STREAM_REORDER_IDLE_S", 2.0)
+    """Wall time without telemetry on a partition after which its held events go."""
     take_max: int = env("SLEDFLEET_STREAM_TAKE_MAX", 1000)
     """Largest batch of input messages handled (and state written) at once."""
     take_within_s: float = env("SLEDFLEET_STREAM_TAKE_WITHIN_S", 0.1)

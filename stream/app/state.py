@@ -1,0 +1,97 @@
+"""Per-key core state kept in Faust tables, written with explicit partitions.
+
+A table value is JSON: ``{"p": partition, "s": <core state>, ...}`` (machines also
+carry their inbox, ``"q"``/``"f"``). Live core objects are cached per key and reused
+while the table still holds the very value object they were written as; a changelog
+recovery replaces those objects, so the cache can never serve stale state.
+
+Faust's ``table[key] = value`` is not used: it takes the changelog partition from the
+"current event", which inside ``take()`` is whatever event came last, and queues the
+changelog in a buffer whose flush may return before it is empty. Here every write names
+its partition, and the caller awaits the acknowledgement.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from stream.app.reorder import Inbox
+from stream.core.adherence import PatientState
+from stream.core.processor import MachineState
+
+S = TypeVar("S")
+Message = tuple[str, bytes, bytes, int | None]  # (topic, key, value, partition)
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+
+@dataclass(slots=True)
+class MachineEntry:
+    partition: int
+    state: MachineState
+    inbox: Inbox
+
+    def to_json(self) -> dict[str, Any]:
+        return {"p": self.partition, "s": self.state.to_json(), **self.inbox.to_json()}
+
+
+@dataclass(slots=True)
+class PatientEntry:
+    partition: int
+    state: PatientState
+
+    def to_json(self) -> dict[str, Any]:
+        return {"p": self.partition, "s": self.state.to_json()}
+
+
+class StateTable(Generic[S]):
+    """One Faust table of core state, with a cache of live objects."""
+
+    def __init__(self, table: Any, from_json: Callable[[dict[str, Any]], S]) -> None:
+        self.table = table
+        self._from_json = from_json
+        self._cache: dict[str, tuple[Any, S]] = {}
+
+    @property
+    def changelog(self) -> str:
+        name: str = self.table.changelog_topic.get_topic_name()
+        return name
+
+    def get(self, key: str) -> S | None:
+        stored = self.table.data.get(key)
+        if stored is None:
+            return None
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] is stored:
+            return cached[1]
+        entry = self._from_json(stored)
+        self._cache[key] = (stored, entry)
+        return entry
+
+    def snapshot_keys(self) -> Iterator[str]:
+        return iter(list(self.table.data.keys()))
+
+    def partition_of(self, key: str) -> int | None:
+        stored = self.table.data.get(key)
+        return None if stored is None else int(stored["p"])
+
+    def put(self, key: str, entry: S, value: dict[str, Any], partition: int) -> Message:
+        """Store locally and return the changelog message to send."""
+        self.table.data[key] = value
+        self._cache[key] = (value, entry)
+        return (self.changelog, dumps(key), dumps(value), partition)
+
+
+def machine_from_json(stored: dict[str, Any]) -> MachineEntry:
+    return MachineEntry(
+        int(stored["p"]), MachineState.from_json(stored["s"]), Inbox.from_json(stored)
+    )
+
+
+def patient_from_json(stored: dict[str, Any]) -> PatientEntry:
+    return PatientEntry(int(stored["p"]), PatientState.from_json(stored["s"]))
