@@ -158,11 +158,7 @@ class EdgeAgent:
             self._store()
             self._take_configs()
             self._take_acks()
-            gen = self.link.generation
-            if gen != self._generation:
-                self._generation = gen
-                self._replay_upto = self.outbox.max_id()
-                self._birth_due = True
+            self._check_connection()
             if self.link.connected.is_set():
                 self._publish_due()
                 interval = self.settings.state_interval_s
@@ -180,9 +176,18 @@ class EdgeAgent:
                 return False
             time.sleep(self.settings.pump_interval_s)
 
+    def _check_connection(self) -> None:
+        """On a new connection, everything stored so far becomes backlog: sent as replayed."""
+        gen = self.link.generation
+        if gen != self._generation:
+            self._generation = gen
+            self._replay_upto = self.outbox.max_id()
+            self._birth_due = True
+
     def _store(self) -> None:
         if not self._pending:
             return
+        self._check_connection()  # rows stored from now on, while connected, are live
         rows = [
             NewRow(o.kind, self.topics[o.kind], contract.encode(o.payload), 1, False, o.samples)
             for o in self._pending

@@ -7,6 +7,7 @@ returns the payloads to store and publish, in order. The rules:
   ``load_kg``. A frame is cut when it reaches ``frame_samples``, when the session or
   the load changes, when the device clock jumps (a gap longer than ``gap_fill_max``
   missing samples, or time running backwards), and when the rate changes.
+* Timestamps may jitter up to a quarter period around the nominal clock.
 * Up to ``gap_fill_max`` missing samples inside a run are filled with ``None`` (a
   dropout of every channel; the contract's marker for "no reading"), so short
   sensor hiccups do not fragment frames.
