@@ -98,9 +98,9 @@ class MqttLink:
                 info.wait_for_publish(timeout_s)
             except (RuntimeError, ValueError) as exc:
                 log.warning("%s: offline state not confirmed: %s", self.client_id, exc)
+        self.connected.clear()  # a deliberate disconnect is not worth a warning
         self.client.disconnect()
         self.client.loop_stop()
-        self.connected.clear()
 
     # --- used by the pump thread ---------------------------------------------------------------
 
