@@ -1,0 +1,101 @@
+"""Tenants of the Grafana side: the clinics and the database roles their datasources use.
+
+Read from ``dashboards/tenants.toml`` (or a file given with ``--tenants``). Every
+name derived from a clinic id (datasource uid, folder uid, team, dashboard uids) is
+computed here, so the builders, the provisioning files and the deploy plan agree. Database
+role names come from :mod:`storage.tenants` (the roles ``sledfleet db add-clinic`` and
+``sledfleet db ops-role`` create); each role's ``search_path`` picks its views, so the same
+dashboard SQL serves every audience.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from storage.tenants import OPS_ROLE, clinic_role_name
+
+DEFAULT_TENANTS: Final = Path(__file__).with_name("tenants.toml")
+OPS_DATASOURCE_UID: Final = "sf-ops"
+OPS_FOLDER_UID: Final = "sf-operations"
+OPS_TEAM: Final = "SledFleet operations"
+_CLINIC_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,24}$")
+"""Stricter than the wire contract's ids: clinic ids become Grafana uids (<= 40 chars)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Clinic:
+    id: str
+    name: str
+
+    @property
+    def datasource_uid(self) -> str:
+        return f"sf-clinic-{self.id}"
+
+    @property
+    def folder_uid(self) -> str:
+        return f"sf-clinic-{self.id}"
+
+    @property
+    def team(self) -> str:
+        return f"{self.name} therapists"
+
+    def dashboard_uid(self, kind: str) -> str:
+        return f"sf-{self.id}-{kind}"
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    host: str
+    name: str
+    sslmode: str
+    timescaledb: bool
+    postgres_version: int
+    ops_password_env: str
+    clinic_password_env: str
+    ops_role: str = OPS_ROLE
+
+    def role_for(self, clinic: Clinic) -> str:
+        """The clinic's login role, named as ``sledfleet db add-clinic`` creates it."""
+        return clinic_role_name(clinic.id)
+
+    def password_env_for(self, clinic: Clinic) -> str:
+        name = self.clinic_password_env.format(clinic_id=clinic.id, CLINIC_ID=clinic.id.upper())
+        return re.sub(r"[^A-Z0-9_]", "_", name.upper())
+
+
+@dataclass(frozen=True, slots=True)
+class Tenants:
+    database: Database
+    clinics: tuple[Clinic, ...]
+
+
+def parse(data: dict[str, Any]) -> Tenants:
+    db = data["database"]
+    clinics = tuple(Clinic(id=str(c["id"]), name=str(c["name"])) for c in data.get("clinics", []))
+    ids = [c.id for c in clinics]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"duplicate clinic ids in tenants: {ids}")
+    for cid in ids:
+        if not _CLINIC_ID_RE.match(cid):
+            raise ValueError(f"clinic id {cid!r} must match {_CLINIC_ID_RE.pattern}")
+    return Tenants(
+        database=Database(
+            host=str(db["host"]),
+            name=str(db["name"]),
+            sslmode=str(db.get("sslmode", "disable")),
+            timescaledb=bool(db.get("timescaledb", False)),
+            postgres_version=int(db.get("postgres_version", 1600)),
+            ops_password_env=str(db["ops_password_env"]),
+            clinic_password_env=str(db["clinic_password_env"]),
+        ),
+        clinics=clinics,
+    )
+
+
+def load(path: Path | None = None) -> Tenants:
+    with (path or DEFAULT_TENANTS).open("rb") as f:
+        return parse(tomllib.load(f))
