@@ -16,7 +16,9 @@ from kafka.errors import for_code
 from edge import contract
 from edge.settings import KafkaSettings, load
 from stream.app import codecs
-from stream.app.agents import Runtime, Timing, TopicNames
+from stream.app.agents import Plumbing, TopicNames
+from stream.app.machines import MachineAgent, Timing
+from stream.app.patients import PatientAgent
 from stream.app.settings import StreamSettings
 from stream.core.adherence import PatientTracker
 from stream.core.processor import MachineProcessor
@@ -183,47 +185,54 @@ def create_app(
     clocks = table("clocks", machine_partitions, "max device time seen per input partition")
     patients = table("patients", patient_partitions, "per-patient adherence state (JSON)")
 
-    runtime = Runtime(
-        app,
-        names,
+    plumbing = Plumbing(app, names)
+    machine_agent = MachineAgent(
+        plumbing,
         machines,
-        patients,
         clocks,
         MachineProcessor(core),
-        PatientTracker(core),
-        validate=settings.validate_input,
-        timing=Timing(
+        Timing(
+            tick_event_ns=int(settings.tick_event_s * 1e9),
             reorder_grace_ns=int(settings.reorder_grace_s * 1e9),
             reorder_idle_s=settings.reorder_idle_s,
         ),
+        validate=settings.validate_input,
     )
-    app.sledfleet_runtime = runtime
 
-    async def machine_agent(stream: Any) -> None:
-        async for events in stream.take_events(settings.take_max, within=settings.take_within_s):
-            await runtime.guard(runtime.on_machine_batch(events))
+    def today_ns() -> int | None:
+        """Event-time "today" for patients: the latest clock of this worker's partitions."""
+        values = [v for v in clocks.data.values() if isinstance(v, int)]
+        return max(values) if values else None
 
-    async def session_agent(stream: Any) -> None:
-        async for events in stream.take_events(settings.take_max, within=settings.take_within_s):
-            await runtime.guard(runtime.on_session_batch(events))
+    patient_agent = PatientAgent(plumbing, patients, PatientTracker(core), today_ns)
+    app.sledfleet = plumbing
+    take = settings.take_max, settings.take_within_s
 
-    async def patient_agent(stream: Any) -> None:
-        async for events in stream.take_events(settings.take_max, within=settings.take_within_s):
-            await runtime.guard(runtime.on_patient_batch(events))
+    async def machine_stream(stream: Any) -> None:
+        async for events in stream.take_events(*take):
+            await plumbing.guard(machine_agent.on_batch(events))
 
-    async def tick() -> None:
-        await runtime.tick()
+    async def session_stream(stream: Any) -> None:
+        async for events in stream.take_events(*take):
+            await plumbing.guard(patient_agent.on_session_batch(events))
 
-    async def release() -> None:
-        await runtime.release_idle()
+    async def patient_stream(stream: Any) -> None:
+        async for events in stream.take_events(*take):
+            await plumbing.guard(patient_agent.on_batch(events))
+
+    async def idle_check() -> None:
+        await machine_agent.on_idle_check()
+
+    async def daily_tick() -> None:
+        await patient_agent.on_tick()
 
     async def stats(web: Any, request: Any) -> Any:
-        return web.json(asdict(runtime.counters))
+        return web.json(asdict(plumbing.counters))
 
-    app.agent(machine_input, name="machine-agent")(machine_agent)
-    app.agent(sessions_input, name="session-rekey-agent")(session_agent)
-    app.agent(patient_input, name="patient-agent")(patient_agent)
-    app.timer(settings.tick_interval_s, name="event-time-tick")(tick)
-    app.timer(settings.release_interval_s, name="inbox-release")(release)
+    app.agent(machine_input, name="machine-agent")(machine_stream)
+    app.agent(sessions_input, name="session-rekey-agent")(session_stream)
+    app.agent(patient_input, name="patient-agent")(patient_stream)
+    app.timer(settings.release_interval_s, name="idle-partitions")(idle_check)
+    app.timer(settings.tick_interval_s, name="patient-tick")(daily_tick)
     app.page("/sledfleet/stats/")(stats)
     return app

@@ -39,6 +39,8 @@ def run_worker(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.web_port is not None:
         overrides["web_port"] = args.web_port
+    if not args.verbose:  # kafka-python's connection chatter (topic lookups at start)
+        logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = load(StreamSettings, **overrides)
     kafka = load(KafkaSettings)
     loglevel = args.loglevel or settings.loglevel

@@ -16,10 +16,14 @@ class StreamSettings:
     web_port: int = env("SLEDFLEET_STREAM_WEB_PORT", 6066)
     """Faust's web server (health, stats); 0 picks a free port."""
     web_enabled: bool = env("SLEDFLEET_STREAM_WEB_ENABLED", True)
+    tick_event_s: float = env("SLEDFLEET_STREAM_TICK_EVENT_S", 60.0)
+    """Device time between the core's machine ticks on a partition (idle sessions,
+    silent machines); driven by the partition's telemetry, never the wall clock."""
     tick_interval_s: float = env("SLEDFLEET_STREAM_TICK_INTERVAL_S", 60.0)
-    """How often the event-time tick runs (idle sessions, offline machines, lapses)."""
+    """Wall time between the patients' daily-lapse checks (judged by event time)."""
     release_interval_s: float = env("SLEDFLEET_STREAM_RELEASE_INTERVAL_S", 1.0)
-    """How often held events of quiet machines/partitions are checked for release."""
+    """How often partitions whose telemetry went quiet are checked (release held
+    events, tick at the partition clock)."""
     reorder_grace_s: float = env("SLEDFLEET_STREAM_REORDER_GRACE_S", 30.0)
     """Device time a partition's telemetry must pass a held event by to release it
     (see ``stream.app.reorder``)."""

@@ -1,0 +1,288 @@
+"""The machine agent: telemetry, events and state messages through ``MachineProcessor``.
+
+Everything the core sees happens in one *canonical order* per input partition, a pure
+function of the partition's contents, so a restarted worker, two workers splitting the
+partitions and an in-process run produce the same records:
+
+* frames in telemetry-topic order; each machine's events/state messages merged in by
+  device time (``stream.app.reorder``);
+* "now" handed to the core is the partition's *clock*: the latest frame end (device
+  time) on that partition so far, never the wall clock;
+* the core's tick runs whenever a partition's clock crosses a multiple of
+  ``tick_event_ns`` (event time), for every machine on that partition;
+* held events are released by the machine's next frame, by the partition clock passing
+  them by ``reorder_grace_ns`` (checked after every frame), or, when the partition's
+  telemetry has gone quiet for ``reorder_idle_s`` of wall time, all at once followed by
+  a tick at the (now still) clock.
+
+Within a batch, event and state messages are looked at before frames: the sparse topics
+are read in the same fetches as the first frames, and holding them first lets those
+frames release them in device-time order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from faust.types import TP
+
+from edge.contract import ContractError
+from stream.app import codecs
+from stream.app.agents import Plumbing
+from stream.app.reorder import Inbox, Item
+from stream.app.state import MachineEntry, Message, StateTable, dumps, machine_from_json
+from stream.core.processor import MachineProcessor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    tick_event_ns: int = 60 * 10**9
+    """Device time between the core's ticks on a partition (idle sessions, silence)."""
+    reorder_grace_ns: int = 30 * 10**9
+    """Device time the partition's telemetry must pass a held event by before it is
+    released although its machine sent no later frame."""
+    reorder_idle_s: float = 2.0
+    """Wall time without telemetry on a partition after which held events are released."""
+
+
+def event_time_ns(kind: str, payload: Mapping[str, Any]) -> int | None:
+    """The device time a message speaks for (end of a frame; the moment of an event)."""
+    if kind == "telemetry":
+        n = len(payload["position_mm"])
+        return int(payload["t0_ns"] + n * 1e9 / payload["rate_hz"])
+    ts = payload.get("ts_ns")
+    return ts if isinstance(ts, int) and not isinstance(ts, bool) else None
+
+
+@dataclass(slots=True)
+class _Batch:
+    out: list[Message] = field(default_factory=list)
+    dirty: dict[str, MachineEntry] = field(default_factory=dict)
+    clocks: dict[int, int] = field(default_factory=dict)
+
+
+class MachineAgent:
+    def __init__(
+        self,
+        plumbing: Plumbing,
+        machines: Any,
+        clocks: Any,
+        processor: MachineProcessor,
+        timing: Timing | None = None,
+        validate: bool = True,
+    ) -> None:
+        self.p = plumbing
+        self.machines: StateTable[MachineEntry] = StateTable(machines, machine_from_json)
+        self.clocks = clocks  # str(partition) -> clock (device ns)
+        self.processor = processor
+        self.timing = timing or Timing()
+        self.validate = validate
+        self.kind_of = plumbing.topics.kind_of()
+        self._held: dict[int, set[str]] = {}  # partition -> machines with held events
+        self._held_generation: int | None = None
+        self._last_frame_wall: dict[int, float] = {}
+        self._idle_ticked: dict[int, int] = {}  # partition -> clock of its last idle tick
+        self._next_offset: dict[int, int] = {}  # telemetry partition -> next offset to handle
+
+    # --- state ---------------------------------------------------------------------------
+
+    def _clock(self, batch: _Batch, partition: int) -> int:
+        clock = batch.clocks.get(partition)
+        if clock is None:
+            stored = self.clocks.data.get(str(partition))
+            clock = stored if isinstance(stored, int) else 0
+        return clock
+
+    def _entry(
+        self, batch: _Batch, machine_id: str, clinic_id: str, partition: int
+    ) -> MachineEntry:
+        entry = batch.dirty.get(machine_id) or self.machines.get(machine_id)
+        if entry is None:
+            state = self.processor.new_state(clinic_id, machine_id)
+            entry = MachineEntry(partition, state, Inbox())
+        entry.partition = partition
+        batch.dirty[machine_id] = entry
+        return entry
+
+    def _members(self, batch: _Batch, partition: int) -> list[str]:
+        """Machines on ``partition``, sorted (a canonical order for ticks)."""
+        ids = {m for m, e in batch.dirty.items() if e.partition == partition}
+        ids.update(
+            m for m in self.machines.snapshot_keys() if self.machines.partition_of(m) == partition
+        )
+        return sorted(ids)
+
+    def _rescan_held(self) -> None:
+        """After a (re)assignment: find inboxes recovered from the changelog."""
+        generation = self.p.generation()
+        if generation == self._held_generation:
+            return
+        self._held_generation = generation
+        self._held.clear()
+        for machine_id in self.machines.snapshot_keys():
+            entry = self.machines.get(machine_id)
+            if entry is not None and entry.inbox.queue:
+                self._held.setdefault(entry.partition, set()).add(machine_id)
+
+    def _changelog(self, batch: _Batch) -> list[Message]:
+        msgs = [self.machines.put(m, e, e.to_json(), e.partition) for m, e in batch.dirty.items()]
+        name = self.clocks.changelog_topic.get_topic_name()
+        for partition, clock in batch.clocks.items():
+            self.clocks.data[str(partition)] = clock
+            msgs.append((name, dumps(str(partition)), dumps(clock), partition))
+        return msgs
+
+    # --- the core ------------------------------------------------------------------------
+
+    def _apply(self, batch: _Batch, entry: MachineEntry, items: list[Item], now_ns: int) -> None:
+        c = self.p.counters
+        for kind, payload in items:
+            try:
+                if kind == "telemetry":
+                    c.frames += 1
+                    records = self.processor.on_frame(entry.state, payload, now_ns)
+                elif kind == "event":
+                    c.events += 1
+                    records = self.processor.on_event(entry.state, payload, now_ns)
+                else:
+                    c.states += 1
+                    records = self.processor.on_state(entry.state, payload, now_ns)
+            except Exception as exc:  # a core bug must not stop the fleet
+                log.exception("core failed on %s from %s", kind, entry.state.machine_id)
+                batch.out.append(self.p.failure(f"stream:{kind}", payload, exc))
+                continue
+            self.p.route(records, batch.out)
+
+    def _tick(self, batch: _Batch, partition: int, now_ns: int) -> None:
+        self.p.counters.machine_ticks += 1
+        for machine_id in self._members(batch, partition):
+            entry = self._entry(batch, machine_id, "", partition)
+            try:
+                records = self.processor.on_tick(entry.state, now_ns)
+            except Exception:
+                log.exception("core tick failed for machine %s", machine_id)
+                self.p.counters.errors += 1
+                continue
+            self.p.route(records, batch.out)
+
+    def _release(self, batch: _Batch, partition: int, clock: int, everything: bool) -> None:
+        held = self._held.get(partition)
+        if not held:
+            return
+        for machine_id in sorted(held):
+            entry = batch.dirty.get(machine_id) or self.machines.get(machine_id)
+            if entry is None or entry.partition != partition:
+                held.discard(machine_id)
+                continue
+            if everything:
+                items = entry.inbox.release_all()
+            else:
+                items = entry.inbox.release_due(clock, self.timing.reorder_grace_ns)
+            if items:
+                entry = self._entry(batch, machine_id, "", partition)
+                self.p.counters.held_released += len(items)
+                self._apply(batch, entry, items, clock)
+            if not entry.inbox.queue:
+                held.discard(machine_id)
+
+    # --- handlers ------------------------------------------------------------------------
+
+    async def on_batch(self, events: Sequence[Any]) -> None:
+        async with self.p.lock:
+            self._rescan_held()
+            batch = _Batch()
+            telemetry = self.p.topics.telemetry
+            ordered = [e for e in events if e.message.topic != telemetry]
+            ordered += [e for e in events if e.message.topic == telemetry]
+            wall = time.monotonic()
+            for event in ordered:
+                message = event.message
+                kind = self.kind_of[message.topic]
+                try:
+                    payload = codecs.decode_input(kind, message.value, self.validate)
+                except ContractError as err:
+                    batch.out.append(self.p.dead(message.topic, message.value, err))
+                    continue
+                partition = message.partition
+                machine_id = payload["machine_id"]
+                entry = self._entry(batch, machine_id, payload["clinic_id"], partition)
+                if kind == "telemetry":
+                    self._last_frame_wall[partition] = wall
+                    self._next_offset[partition] = message.offset + 1
+                    self._on_frame(batch, partition, entry, payload)
+                else:
+                    items = entry.inbox.admit(kind, payload, event_time_ns(kind, payload))
+                    if entry.inbox.queue:
+                        self._held.setdefault(partition, set()).add(machine_id)
+                    self._apply(batch, entry, items, self._clock(batch, partition))
+            self.p.counters.batches += 1
+            await self.p.flush(batch.out, self._changelog(batch))
+
+    def _on_frame(
+        self, batch: _Batch, partition: int, entry: MachineEntry, frame: dict[str, Any]
+    ) -> None:
+        before = self._clock(batch, partition)
+        clock = max(before, event_time_ns("telemetry", frame) or 0)
+        batch.clocks[partition] = clock
+        items = entry.inbox.before_frame(frame["t0_ns"])
+        self.p.counters.held_released += len(items)
+        items.append(("telemetry", frame))
+        self._apply(batch, entry, items, clock)
+        if not entry.inbox.queue:
+            self._held.get(partition, set()).discard(entry.state.machine_id)
+        self._release(batch, partition, clock, everything=False)
+        tick = self.timing.tick_event_ns
+        if before and clock // tick > before // tick:
+            self._tick(batch, partition, clock)
+
+    async def _caught_up(self, owned: set[int]) -> set[int]:
+        """Owned partitions whose telemetry has been handled up to the broker's end."""
+        consumer = self.p.app.consumer
+        tps = [TP(self.p.topics.telemetry, p) for p in owned]
+        if not tps:
+            return set()
+        ends = await consumer.highwaters(*tps)
+        done = set()
+        for tp in tps:
+            committed = consumer._committed_offset.get(tp) or 0
+            handled = max(self._next_offset.get(tp.partition, 0), committed)
+            if handled >= ends.get(tp, 0):
+                done.add(tp.partition)
+        return done
+
+    async def on_idle_check(self) -> None:
+        """Timer: partitions whose telemetry is read to the end and has gone quiet release
+        everything held, then tick at their (now still) clock."""
+        if not self.p.ready():
+            return
+        owned = self.p.assigned(self.p.topics.telemetry)
+        now = time.monotonic()
+        quiet = set()
+        for partition in owned:
+            last = self._last_frame_wall.setdefault(partition, now)
+            if now - last >= self.timing.reorder_idle_s:
+                quiet.add(partition)
+        if not quiet:
+            return
+        idle = await self._caught_up(quiet)
+        async with self.p.lock:
+            self._rescan_held()
+            batch = _Batch()
+            for partition in sorted(idle):
+                if self._last_frame_wall.get(partition, 0) > now:  # a frame came meanwhile
+                    continue
+                clock = self._clock(batch, partition)
+                if not clock:
+                    continue
+                self._release(batch, partition, clock, everything=True)
+                if self._idle_ticked.get(partition) != clock:
+                    self._idle_ticked[partition] = clock
+                    self._tick(batch, partition, clock)
+            if batch.dirty or batch.out:
+                await self.p.flush(batch.out, self._changelog(batch))
