@@ -39,6 +39,8 @@ class FleetStats:
     acked: int = 0
     dropped_frames: int = 0
     undelivered_rows: int = 0
+    deliver_s: float | None = None
+    """Seconds from the sources' start until every row was acknowledged (exit_when_done)."""
     source_errors: list[str] = field(default_factory=list)
 
 
@@ -66,6 +68,8 @@ class FleetRunner:
         self.stop_event = threading.Event()
         self._done = [threading.Event() for _ in machines]
         self._errors: list[str] = []
+        self._started_at = 0.0
+        self._delivered_at: float | None = None
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -84,6 +88,7 @@ class FleetRunner:
             )
             for i, a in enumerate(self.agents)
         ]
+        self._started_at = time.monotonic()
         for t in threads:
             t.start()
         try:
@@ -105,6 +110,7 @@ class FleetRunner:
             for agent in self.agents:
                 agent.pump()
             if self.exit_when_done and self._all_delivered():
+                self._delivered_at = time.monotonic()
                 return
             self.stop_event.wait(max(0.0, interval - (time.monotonic() - t0)))
 
@@ -133,6 +139,8 @@ class FleetRunner:
 
     def _stats(self) -> FleetStats:
         st = FleetStats(machines=len(self.agents), source_errors=list(self._errors))
+        if self._delivered_at is not None:
+            st.deliver_s = self._delivered_at - self._started_at
         for a in self.agents:
             fs = a.framer.stats
             st.frames += fs.frames
