@@ -1,46 +1,389 @@
-"""Per-machine processing: frames, events and state messages in, output records out (stub)."""
+"""Per-machine processing: frames, events and state messages in, output records out.
+
+:class:`MachineProcessor` is stateless; everything about one machine lives in its
+:class:`MachineState` (JSON round-trip for a Faust changelog table), mutated in place.
+All domain logic runs on *event time* (sample and event timestamps); ``now_ns`` is used
+only for ``emitted_at_ns`` and, in :meth:`MachineProcessor.on_tick`, as the clock that
+ends idle sessions and measures the offline grace.
+
+Flow of one frame: seq dedup/reorder (:mod:`.frames`) → continuity check (short clock
+gaps become dropouts, long ones or a rate change a break) → :class:`.signal.Conditioner`
+→ :class:`.reps.Segmenter` → :func:`.metrics.rep_metrics` → set/session bookkeeping
+(:mod:`.machine_sessions`) → records. Frames can precede their ``session_started``
+event (separate topics): that session's records are held until the check-in arrives.
+"""
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
+import numpy as np
+
+from stream.core import machine_alerts
+from stream.core.frames import SeqTracker
+from stream.core.machine_sessions import ANON, Sessions
+from stream.core.metrics import MetricParams
+from stream.core.reps import Segmenter, SegmentParams
 from stream.core.settings import CoreSettings
+from stream.core.signal import Conditioned, Conditioner
+from stream.records import RECORD_VERSION
+
+log = logging.getLogger(__name__)
 
 
 class MachineState:
-    def __init__(self, clinic_id: str, machine_id: str) -> None:
+    """Everything the processor knows about one machine; see :meth:`to_json`."""
+
+    def __init__(self, clinic_id: str, machine_id: str, settings: CoreSettings) -> None:
         self.clinic_id = clinic_id
         self.machine_id = machine_id
+        self.seq = SeqTracker(settings.reorder_window)
+        self.held_since_ns: int | None = None  # event time the reorder buffer started waiting
+        self.sessions = Sessions(clinic_id, machine_id)
+        self.pipe_key: str | None = None  # session key whose frames are in the pipeline
+        self.rate_hz: float | None = None
+        self.next_t_ns: int | None = None  # expected time of the next sample
+        self.final_t_ns: int | None = None  # time of the last final (conditioned) sample
+        self.cond: Conditioner | None = None
+        self.seg: Segmenter | None = None
+        self.status: dict[str, Any] = {
+            "status": None,
+            "agent_version": None,
+            "firmware": None,
+            "rate_hz": None,
+            "config_version": None,
+            "clock_offset_ms": None,
+            "edge_dropped": 0,
+            "offline_since_ns": None,
+            "last_ts_ns": None,
+        }
+        self.frames = 0
+        self.frames_replayed = 0
+        self.emitted_counters: list[Any] = []
+        self.calibrated_rom_mm: float | None = None
+        self.alerts = machine_alerts.MachineAlertState()
+        self.seen_events: list[str] = []
 
     def to_json(self) -> dict[str, Any]:
-        return {"clinic_id": self.clinic_id, "machine_id": self.machine_id}
+        return {
+            "clinic_id": self.clinic_id,
+            "machine_id": self.machine_id,
+            "seq": self.seq.to_json(),
+            "held_since_ns": self.held_since_ns,
+            "sessions": self.sessions.to_json(),
+            "pipe_key": self.pipe_key,
+            "rate_hz": self.rate_hz,
+            "next_t_ns": self.next_t_ns,
+            "final_t_ns": self.final_t_ns,
+            "cond": self.cond.to_json() if self.cond else None,
+            "seg": self.seg.to_json() if self.seg else None,
+            "status": dict(self.status),
+            "frames": self.frames,
+            "frames_replayed": self.frames_replayed,
+            "emitted_counters": list(self.emitted_counters),
+            "calibrated_rom_mm": self.calibrated_rom_mm,
+            "alerts": self.alerts.to_json(),
+            "seen_events": list(self.seen_events),
+        }
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> MachineState:
-        return cls(d["clinic_id"], d["machine_id"])
+    def from_json(cls, d: dict[str, Any], settings: CoreSettings | None = None) -> MachineState:
+        settings = settings or CoreSettings()
+        st = cls(d["clinic_id"], d["machine_id"], settings)
+        st.seq.load_json(d["seq"])
+        st.held_since_ns = d["held_since_ns"]
+        st.sessions.load_json(d["sessions"])
+        st.pipe_key = d["pipe_key"]
+        st.rate_hz = d["rate_hz"]
+        st.next_t_ns = d["next_t_ns"]
+        st.final_t_ns = d["final_t_ns"]
+        if st.rate_hz is not None and d["cond"] is not None:
+            st.cond, st.seg = _pipeline(settings, st.rate_hz)
+            st.cond.load_json(d["cond"])
+            st.seg.load_json(d["seg"])
+        st.status = dict(d["status"])
+        st.frames = int(d["frames"])
+        st.frames_replayed = int(d["frames_replayed"])
+        st.emitted_counters = list(d["emitted_counters"])
+        st.calibrated_rom_mm = d["calibrated_rom_mm"]
+        st.alerts.load_json(d["alerts"])
+        st.seen_events = list(d["seen_events"])
+        return st
+
+
+def _pipeline(s: CoreSettings, rate_hz: float) -> tuple[Conditioner, Segmenter]:
+    cond = Conditioner(rate_hz, s.filter_cutoff_hz, max(1, round(s.max_bridge_gap_s * rate_hz)))
+    seg = Segmenter(segment_params(s, rate_hz))
+    return cond, seg
+
+
+def segment_params(s: CoreSettings, rate_hz: float) -> SegmentParams:
+    return SegmentParams(
+        rate_hz=rate_hz,
+        detect_velocity_ms=s.detect_velocity_ms,
+        detect_samples=max(1, math.ceil(s.detect_min_s * rate_hz - 1e-9)),
+        min_excursion_mm=s.min_excursion_mm,
+        min_rep_gap_s=s.min_rep_gap_s,
+        settle_s=s.eccentric_settle_s,
+        max_rep_s=s.max_rep_s,
+        turn_velocity_ms=s.turn_velocity_ms,
+    )
+
+
+def metric_params(s: CoreSettings, rate_hz: float) -> MetricParams:
+    return MetricParams(
+        rate_hz=rate_hz,
+        pause_velocity_ms=s.pause_velocity_ms,
+        pause_samples=round(s.pause_min_s * rate_hz),
+        incline_deg=s.incline_deg,
+    )
 
 
 class MachineProcessor:
     def __init__(self, settings: CoreSettings | None = None) -> None:
-        self.settings = settings or CoreSettings()
+        self.s = settings or CoreSettings()
 
     def new_state(self, clinic_id: str, machine_id: str) -> MachineState:
-        return MachineState(clinic_id, machine_id)
+        return MachineState(clinic_id, machine_id, self.s)
+
+    # --- telemetry ----------------------------------------------------------------------------
 
     def on_frame(
         self, state: MachineState, frame: dict[str, Any], now_ns: int
     ) -> list[dict[str, Any]]:
-        return []
+        out: list[dict[str, Any]] = []
+        ready, gaps = state.seq.accept(frame)
+        self._after_seq(state, ready, gaps, now_ns, out)
+        if state.seq.held:
+            t0 = int(frame["t0_ns"])
+            if state.held_since_ns is None:
+                state.held_since_ns = t0
+            elif t0 - state.held_since_ns > self.s.reorder_hold_s * 1e9:
+                ready, gaps = state.seq.release_all()
+                self._after_seq(state, ready, gaps, now_ns, out)
+        return out
+
+    def _after_seq(
+        self,
+        st: MachineState,
+        ready: list[dict[str, Any]],
+        gaps: list[Any],
+        now_ns: int,
+        out: list[dict[str, Any]],
+    ) -> None:
+        for gap in gaps:
+            out += machine_alerts.frame_gap(st, gap, self.s, now_ns)
+        for f in ready:
+            self._process(st, f, now_ns, out)
+        if not st.seq.held:
+            st.held_since_ns = None
+
+    def _process(
+        self, st: MachineState, f: dict[str, Any], now_ns: int, out: list[dict[str, Any]]
+    ) -> None:
+        sid = f.get("session_id")
+        if sid is not None and st.sessions.is_closed(sid):
+            st.sessions.late_frames += 1
+            return
+        st.frames += 1
+        st.frames_replayed += 1 if f.get("replayed") else 0
+        key = sid if sid is not None else ANON
+        if key != st.pipe_key:
+            self._flush_pipeline(st, now_ns, out)
+            prev = st.pipe_key
+            st.pipe_key = key
+            if prev is not None:
+                out += st.sessions.maybe_finalize(prev, self.s, now_ns, pipeline_left=True)
+        rate = float(f["rate_hz"])
+        n = len(f["position_mm"])
+        period = 1e9 / rate
+        t0 = int(f["t0_ns"])
+        t = t0 + np.round(np.arange(n) * period).astype(np.int64)
+        rows = np.array([f["position_mm"], f["force_left_n"], f["force_right_n"]], dtype=np.float64)
+        if st.rate_hz != rate or st.cond is None:
+            self._flush_pipeline(st, now_ns, out)
+            st.rate_hz = rate
+            st.cond, st.seg = _pipeline(self.s, rate)
+        elif st.next_t_ns is not None:
+            gap = t0 - st.next_t_ns
+            if abs(gap) >= period / 2:
+                slots = round(gap / period)
+                if 0 < slots <= st.cond.max_bridge:  # short clock gap: dropout samples
+                    t = np.concatenate([st.next_t_ns + np.round(np.arange(slots) * period), t])
+                    t = t.astype(np.int64)
+                    rows = np.hstack([np.full((3, slots), np.nan), rows])
+                    n += slots
+                else:  # long gap or time running backwards: a break
+                    self._flush_pipeline(st, now_ns, out, keep_rate=True)
+        sess = st.sessions.for_frames(key, sid, int(t[0]))
+        sess_rows = np.vstack(
+            [
+                rows,
+                np.full((1, n), float(f["load_kg"])),
+                np.full((1, n), 1.0 if f.get("replayed") else 0.0),
+            ]
+        )
+        assert st.cond is not None
+        blocks = st.cond.push(t, sess_rows)
+        self._feed(st, blocks, now_ns, out)
+        st.next_t_ns = int(t[-1] + period)
+        sess.touch(int(t[-1]))
+        out += machine_alerts.check_frame(st, f, rows, t, self.s, now_ns)
+        out += st.sessions.close_set_if_rested(st.pipe_key, st.final_t_ns, st.seg, self.s, now_ns)
+        out += st.sessions.release_overdue(int(t[-1]), self.s, now_ns)
+
+    def _feed(
+        self, st: MachineState, blocks: list[Conditioned], now_ns: int, out: list[dict[str, Any]]
+    ) -> None:
+        assert st.seg is not None
+        assert st.rate_hz is not None
+        mp = metric_params(self.s, st.rate_hz)
+        for block in blocks:
+            if len(block):
+                st.final_t_ns = int(block.t[-1])
+            for segment in st.seg.feed(block):
+                out += st.sessions.add_rep(
+                    st.pipe_key, segment, mp, st.calibrated_rom_mm, self.s, now_ns
+                )
+
+    def _flush_pipeline(
+        self, st: MachineState, now_ns: int, out: list[dict[str, Any]], keep_rate: bool = False
+    ) -> None:
+        """Finish every rep of the pipeline's session (break, session switch, idle)."""
+        if st.cond is not None and st.seg is not None and st.rate_hz is not None:
+            self._feed(st, st.cond.flush(), now_ns, out)
+            mp = metric_params(self.s, st.rate_hz)
+            for segment in st.seg.flush():
+                out += st.sessions.add_rep(
+                    st.pipe_key, segment, mp, st.calibrated_rom_mm, self.s, now_ns
+                )
+        if not keep_rate:
+            st.cond = st.seg = None
+            st.rate_hz = None
+        st.next_t_ns = None
+
+    # --- events and state ---------------------------------------------------------------------
 
     def on_event(
         self, state: MachineState, event: dict[str, Any], now_ns: int
     ) -> list[dict[str, Any]]:
-        return []
+        st = state
+        event_id = str(event.get("event_id", ""))
+        if event_id and event_id in st.seen_events:
+            return []
+        if event_id:
+            st.seen_events = [*st.seen_events[-255:], event_id]
+        out: list[dict[str, Any]] = []
+        etype = event.get("type")
+        ts = int(event["ts_ns"])
+        if etype == "session_started":
+            out += st.sessions.check_in(event, self.s, now_ns)
+        elif etype == "session_ended":
+            sid = str(event["session_id"])
+            if st.sessions.check_out(sid, ts):
+                ready = st.pipe_key != sid or (
+                    not st.seq.held
+                    and st.next_t_ns is not None
+                    and st.next_t_ns >= ts - self.s.session_end_tolerance_s * 1e9
+                )
+                if ready and st.pipe_key == sid:
+                    self._flush_pipeline(st, now_ns, out)
+                    st.pipe_key = None
+                if ready:
+                    out += st.sessions.maybe_finalize(sid, self.s, now_ns, pipeline_left=True)
+        elif etype == "calibrated":
+            st.calibrated_rom_mm = float(event["usable_rom_mm"])
+        elif etype == "fault":
+            out += machine_alerts.fault_event(st, event, now_ns)
+        return out
 
     def on_state(
         self, state: MachineState, msg: dict[str, Any], now_ns: int
     ) -> list[dict[str, Any]]:
-        return []
+        st = state
+        status = msg.get("status")
+        ts = int(msg.get("ts_ns") or st.status["last_ts_ns"] or now_ns)
+        st.status["status"] = status
+        st.status["last_ts_ns"] = ts
+        for k in ("agent_version", "firmware", "rate_hz", "config_version", "clock_offset_ms"):
+            if k in msg:
+                st.status[k] = msg[k]
+        if msg.get("outbox_dropped") is not None:
+            st.status["edge_dropped"] = int(msg["outbox_dropped"])
+        if status == "offline":
+            if st.status["offline_since_ns"] is None:
+                st.status["offline_since_ns"] = int(msg.get("ts_ns") or now_ns)
+        else:
+            st.status["offline_since_ns"] = None
+        out = [self._status_record(st, ts, now_ns)]
+        out += machine_alerts.clock_skew(st, msg, ts, self.s, now_ns)
+        return out
 
     def on_tick(self, state: MachineState, now_ns: int) -> list[dict[str, Any]]:
-        return []
+        st, s = state, self.s
+        out: list[dict[str, Any]] = []
+        if (
+            st.seq.held
+            and st.held_since_ns is not None
+            and now_ns - st.held_since_ns > s.reorder_hold_s * 1e9
+        ):
+            ready, gaps = st.seq.release_all()
+            self._after_seq(st, ready, gaps, now_ns, out)
+        # the machine went quiet: finish the pipeline's reps and the open set
+        if st.next_t_ns is not None and now_ns - st.next_t_ns >= s.quiet_flush_s * 1e9:
+            key = st.pipe_key
+            self._flush_pipeline(st, now_ns, out)
+            st.pipe_key = None
+            if key is not None:
+                out += st.sessions.close_set(key, s, now_ns)
+                out += st.sessions.maybe_finalize(key, s, now_ns, pipeline_left=True)
+        for sid, reason in st.sessions.due(now_ns, s):
+            if st.pipe_key == sid or (st.pipe_key == ANON and sid == st.sessions.anon_sid):
+                self._flush_pipeline(st, now_ns, out)
+                st.pipe_key = None
+            out += st.sessions.finalize_key(sid, reason, s, now_ns)
+        out += st.sessions.release_overdue(now_ns, s, now_ns)
+        out += machine_alerts.offline(st, now_ns, s)
+        if st.frames and _counters(st) != st.emitted_counters:
+            ts = st.next_t_ns or st.status["last_ts_ns"] or now_ns
+            out.append(self._status_record(st, int(ts), now_ns))
+        return out
+
+    def _status_record(self, st: MachineState, ts_ns: int, now_ns: int) -> dict[str, Any]:
+        st.emitted_counters = _counters(st)
+        last_seq = None if st.seq.next_seq is None else st.seq.next_seq - 1
+        rate = st.status["rate_hz"]
+        offset = st.status["clock_offset_ms"]
+        cfg = st.status["config_version"]
+        return {
+            "v": RECORD_VERSION,
+            "kind": "machine_status",
+            "machine_id": st.machine_id,
+            "clinic_id": st.clinic_id,
+            "ts_ns": ts_ns,
+            "status": st.status["status"] or "online",
+            "agent_version": st.status["agent_version"],
+            "firmware": st.status["firmware"],
+            "rate_hz": None if rate is None else float(rate),
+            "config_version": None if cfg is None else int(cfg),
+            "clock_offset_ms": None if offset is None else float(offset),
+            "frames": st.frames,
+            "frames_replayed": st.frames_replayed,
+            "frames_duplicate": st.seq.duplicates,
+            "frames_missing": st.seq.missing_total,
+            "edge_dropped": st.status["edge_dropped"],
+            "last_seq": last_seq,
+            "emitted_at_ns": now_ns,
+        }
+
+
+def _counters(st: MachineState) -> list[int]:
+    return [
+        st.frames,
+        st.frames_replayed,
+        st.seq.duplicates,
+        st.seq.missing_total,
+        int(st.status["edge_dropped"]),
+    ]

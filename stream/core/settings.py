@@ -16,7 +16,7 @@ DAY_NS = 86_400 * NS_PER_S
 
 @dataclass(frozen=True, slots=True)
 class CoreSettings:
-    # --- signal conditioning -----------------------------------------------------------------
+    # --- signal conditioning ---
     filter_cutoff_hz: float = env("SLEDFLEET_CORE_FILTER_CUTOFF_HZ", 6.0)
     """Low-pass cutoff for position (zero-phase, forward-backward 2nd-order Butterworth).
     Human movement on a sled sits well below 6 Hz; tremor/spasticity jitter is above it."""
@@ -31,7 +31,7 @@ class CoreSettings:
     max_bridge_gap_s: float = env("SLEDFLEET_CORE_MAX_BRIDGE_GAP_S", 0.25)
     """Dropouts up to this long are bridged linearly *only* to keep the filter running;
     longer gaps reset the segmenter (an open rep is closed as partial)."""
-    # --- repetition segmentation ---------------------------------------------------------------
+    # --- repetition segmentation ---
     detect_velocity_ms: float = env("SLEDFLEET_CORE_DETECT_VELOCITY_MS", 0.05)
     """Concentric phase detected when v exceeds this (OpenBarbell ~0.05 m/s)..."""
     detect_min_s: float = env("SLEDFLEET_CORE_DETECT_MIN_S", 0.05)
@@ -44,14 +44,30 @@ class CoreSettings:
     pause_min_s: float = env("SLEDFLEET_CORE_PAUSE_MIN_S", 0.26)
     min_rep_gap_s: float = env("SLEDFLEET_CORE_MIN_REP_GAP_S", 0.3)
     """Reps at least this far apart (ours); closer concentric detections merge."""
+    min_excursion_mm: float = env("SLEDFLEET_CORE_MIN_EXCURSION_MM", 20.0)
+    """A concentric detection or a top reversal needs the sled to travel at least this:
+    tremor and jitter of a few mm never start or split a rep (ours)."""
+    turn_velocity_ms: float = env("SLEDFLEET_CORE_TURN_VELOCITY_MS", 0.01)
+    """Turnaround points are where |v| falls to this (the pause band): above filtered
+    sensor noise, within ~10 ms of the true v = 0 of a stroke."""
+    max_rep_s: float = env("SLEDFLEET_CORE_MAX_REP_S", 30.0)
+    """A phase longer than this is closed where it stands (bounds the rep buffer)."""
     eccentric_settle_s: float = env("SLEDFLEET_CORE_ECCENTRIC_SETTLE_S", 1.0)
     """Eccentric phase ends at the next concentric onset or after velocity has stayed
     within the pause band this long (the sled rests at the bottom)."""
-    # --- sets and sessions -------------------------------------------------------------------------
+    # --- sets and sessions ---
     set_gap_s: float = env("SLEDFLEET_CORE_SET_GAP_S", 60.0)
     """A new set starts after this long with no rep (ours)."""
     session_idle_s: float = env("SLEDFLEET_CORE_SESSION_IDLE_S", 4 * 3600.0)
     """A session with no frame for this long ends with reason idle_timeout (Keiser: 4 h)."""
+    session_end_tolerance_s: float = env("SLEDFLEET_CORE_SESSION_END_TOLERANCE_S", 0.5)
+    """At check-out, a session is complete if its frames reach this close to the event
+    (the edge drops a runt tail of < 10 samples); otherwise it waits for later frames..."""
+    session_end_grace_s: float = env("SLEDFLEET_CORE_SESSION_END_GRACE_S", 30.0)
+    """...or for the tick clock to pass check-out + this."""
+    quiet_flush_s: float = env("SLEDFLEET_CORE_QUIET_FLUSH_S", 10.0)
+    """When no frame has come for this long (tick clock), the pipeline's last rep is
+    finished with edge padding and its set closed if the set gap has passed."""
     mvt_ms: float = env("SLEDFLEET_CORE_MVT_MS", 0.35)
     """Minimum velocity threshold for e1RM from the load–velocity fit (0.3–0.4 m/s)."""
     max_pending_records: int = env("SLEDFLEET_CORE_MAX_PENDING_RECORDS", 2000)
@@ -59,7 +75,7 @@ class CoreSettings:
     patient_id) up to this many; beyond it they are released unattributed."""
     max_pending_s: float = env("SLEDFLEET_CORE_MAX_PENDING_S", 300.0)
     """...or for at most this long in event time."""
-    # --- frames ----------------------------------------------------------------------------------
+    # --- frames ---
     reorder_window: int = env("SLEDFLEET_CORE_REORDER_WINDOW", 8)
     """Out-of-order frames are held in a reorder buffer of this many frames (by seq);
     a frame arriving after its slot was released is counted late and ignored."""
@@ -75,7 +91,7 @@ class CoreSettings:
     """A force channel exactly constant this long while the sled moves is a sensor fault."""
     force_saturation_n: float = env("SLEDFLEET_CORE_FORCE_SATURATION_N", 9900.0)
     """Force samples at/above this are saturated (contract max 10 kN)."""
-    # --- patient alerts ------------------------------------------------------------------------------
+    # --- patient alerts ---
     lapse_days: float = env("SLEDFLEET_CORE_LAPSE_DAYS", 7.0)
     dropout_days: float = env("SLEDFLEET_CORE_DROPOUT_DAYS", 28.0)
     low_adherence: float = env("SLEDFLEET_CORE_LOW_ADHERENCE", 0.75)

@@ -1,0 +1,174 @@
+"""Per-repetition metrics from a segmented rep (pure numpy).
+
+Definitions (DOMAIN.md): ROM = x(top) − x(onset); durations exclude pauses (|v| <
+``pause_velocity`` for > ``pause_min``); MCV = ROM / concentric duration; MPV = mean v up
+to the end of the propulsive phase (the first sample after peak velocity with
+a < −g·sin θ; Sánchez-Medina 2010); PV, time to PV, PV position as % of ROM; force
+F = F_L + F_R (or m·(a + g·sin θ) without load cells); power F·v; work = ∫F dx over the
+concentric phase; ASI = (F̄_R − F̄_L)/max(F̄_R, F̄_L) × 100 on mean concentric force;
+smoothness as velocity sign changes (outside the pause band) and dimensionless jerk
+sqrt(½·∫j² dt · D⁵ / A²) (Hogan & Sternad 2009; ≈ 19 for a minimum-jerk stroke).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from stream.core.reps import RepSegment
+
+G = 9.80665
+
+
+@dataclass(frozen=True, slots=True)
+class MetricParams:
+    rate_hz: float
+    pause_velocity_ms: float
+    pause_samples: int  # a pause is a run of more than this many slow samples
+    incline_deg: float
+
+
+@dataclass(frozen=True, slots=True)
+class RepMetrics:
+    start_ns: int
+    top_ns: int
+    end_ns: int
+    load_kg: float
+    rom_mm: float
+    concentric_s: float
+    eccentric_s: float
+    tut_s: float
+    mcv_ms: float
+    mpv_ms: float
+    pv_ms: float
+    time_to_pv_s: float
+    pv_position_pct: float
+    mean_force_n: float
+    peak_force_n: float
+    mean_power_w: float
+    peak_power_w: float
+    work_j: float
+    asi_pct: float | None
+    weaker_side: str | None
+    sign_changes: int
+    jerk_score: float
+    dropout_samples: int
+    replayed: bool
+    complete: bool
+
+
+def pause_mask(v: npt.NDArray[np.float64], band: float, min_samples: int) -> npt.NDArray[np.bool_]:
+    """True on samples inside a pause: a run of |v| < band longer than ``min_samples``."""
+    slow = np.abs(v) < band
+    edges = np.diff(np.concatenate(([0], slow.astype(np.int8), [0])))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    mask = np.zeros(v.shape[0], dtype=bool)
+    for s, e in zip(starts, ends, strict=True):
+        if e - s > min_samples:
+            mask[s:e] = True
+    return mask
+
+
+def _active_s(t: npt.NDArray[np.int64], paused: npt.NDArray[np.bool_], lo: int, hi: int) -> float:
+    """Elapsed time from sample lo to hi minus the sample intervals that start in a pause."""
+    if hi <= lo:
+        return 0.0
+    dts = np.diff(t[lo : hi + 1]).astype(np.float64) / 1e9
+    return float(dts[~paused[lo:hi]].sum())
+
+
+def _mean(a: npt.NDArray[np.float64]) -> float:
+    a = a[~np.isnan(a)]
+    return float(a.mean()) if a.size else math.nan
+
+
+def _max(a: npt.NDArray[np.float64]) -> float:
+    a = a[~np.isnan(a)]
+    return float(a.max()) if a.size else math.nan
+
+
+def rep_metrics(seg: RepSegment, p: MetricParams) -> RepMetrics:
+    d = seg.data
+    top, end = seg.top, seg.end
+    t, x, v, a = d.t, d.x, d.v, d.a
+    paused = pause_mask(v[: end + 1], p.pause_velocity_ms, p.pause_samples)
+    rom = float(x[top] - x[0])
+    con_s = _active_s(t, paused, 0, top)
+    ecc_s = _active_s(t, paused, top, end)
+    cv, ca = v[: top + 1], a[: top + 1]
+    active = ~paused[: top + 1]
+    mcv = rom / 1000.0 / con_s if con_s > 0 else 0.0
+    ipv = int(np.argmax(cv)) if cv.size else 0
+    pv = float(cv[ipv]) if cv.size else 0.0
+    # propulsive phase: until the first sample after PV where a < −g·sin θ
+    brake = np.flatnonzero(ca[ipv:] < -G * math.sin(math.radians(p.incline_deg)))
+    prop_end = ipv + int(brake[0]) if brake.size else top + 1
+    prop = cv[:prop_end][active[:prop_end]]
+    mpv = float(prop.mean()) if prop.size else mcv
+    time_to_pv = _active_s(t, paused, 0, ipv)
+    pv_pos = float((x[ipv] - x[0]) / rom * 100.0) if rom > 0 else 0.0
+    # force: load cells when present, else the sled's dynamics
+    fl, fr = d.fl[: top + 1], d.fr[: top + 1]
+    force = fl + fr
+    load = float(np.median(d.load[: top + 1])) if top >= 0 else 0.0
+    if np.isnan(force).all():
+        force = load * (ca + G * math.sin(math.radians(p.incline_deg)))
+        asi, weaker = None, None
+    else:
+        ml, mr = _mean(fl), _mean(fr)
+        big = max(ml, mr)
+        if math.isnan(ml) or math.isnan(mr) or big <= 0:
+            asi, weaker = None, None
+        else:
+            asi = (mr - ml) / big * 100.0
+            weaker = None if ml == mr else ("left" if ml < mr else "right")
+    power = force * cv
+    dx_m = np.diff(x[: top + 1]) / 1000.0
+    fmid = 0.5 * (force[1:] + force[:-1])
+    good = ~np.isnan(fmid)
+    work = float((fmid[good] * dx_m[good]).sum())
+    signs = np.sign(cv[np.abs(cv) >= p.pause_velocity_ms])
+    sign_changes = int(np.count_nonzero(np.diff(signs))) if signs.size > 1 else 0
+    jerk = _jerk_score(ca, t[: top + 1], rom, p.rate_hz)
+    return RepMetrics(
+        start_ns=int(t[0]),
+        top_ns=int(t[top]),
+        end_ns=int(t[end]),
+        load_kg=load,
+        rom_mm=rom,
+        concentric_s=con_s,
+        eccentric_s=ecc_s,
+        tut_s=con_s + ecc_s,
+        mcv_ms=mcv,
+        mpv_ms=mpv,
+        pv_ms=pv,
+        time_to_pv_s=time_to_pv,
+        pv_position_pct=pv_pos,
+        mean_force_n=_mean(force),
+        peak_force_n=_max(force),
+        mean_power_w=_mean(power),
+        peak_power_w=_max(power),
+        work_j=work,
+        asi_pct=asi,
+        weaker_side=weaker,
+        sign_changes=sign_changes,
+        jerk_score=jerk,
+        dropout_samples=int(np.count_nonzero(d.missing[: end + 1])),
+        replayed=bool(d.replayed[: end + 1].any()),
+        complete=seg.complete,
+    )
+
+
+def _jerk_score(
+    acc: npt.NDArray[np.float64], t: npt.NDArray[np.int64], rom_mm: float, rate_hz: float
+) -> float:
+    if acc.size < 3 or rom_mm <= 0:
+        return 0.0
+    dt = 1.0 / rate_hz
+    jerk = np.gradient(acc, dt)
+    duration = (t[-1] - t[0]) / 1e9
+    amp = rom_mm / 1000.0
+    return float(math.sqrt(0.5 * float((jerk**2).sum()) * dt * duration**5 / amp**2))

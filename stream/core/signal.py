@@ -1,0 +1,302 @@
+"""Signal conditioning: a streaming, zero-phase low-pass filter with velocity and acceleration.
+
+The filter is a symmetric (hence zero-phase) Gaussian FIR kernel whose −3 dB point is
+``cutoff_hz``. Being FIR, the filtered value of a sample depends only on the raw samples
+within ``half_width`` of it, so the output is *identical* however the stream is cut into
+frames: :class:`Conditioner` holds back ``context`` samples (the processing delay,
+~0.1 s at 100 Hz) until their right-hand context has arrived.
+
+Velocity and acceleration are central differences of the filtered position (mm → m/s,
+m/s²). Dropouts (``None``/NaN positions) are *marked*: each output sample carries a
+``missing`` flag, and the filter sees a linear bridge over the gap only so that it can run.
+A gap longer than ``max_bridge`` samples is a *break*: everything before it is flushed
+(with edge padding) and the conditioner starts afresh after it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+CHANNELS = ("t", "x", "fl", "fr", "load", "rep")  # rep = replayed flag (0/1)
+
+
+def gaussian_kernel(rate_hz: float, cutoff_hz: float) -> F64:
+    """Normalised Gaussian kernel with its −3 dB frequency at ``cutoff_hz``."""
+    sigma_s = math.sqrt(math.log(2.0)) / (2.0 * math.pi * cutoff_hz)
+    sigma = sigma_s * rate_hz
+    half = max(1, math.ceil(3.0 * sigma))
+    k = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
+    return np.asarray(k / k.sum(), dtype=np.float64)
+
+
+def bridge_nans(x: F64) -> F64:
+    """Linear interpolation over NaN runs (edges held); input to the filter only."""
+    bad = np.isnan(x)
+    if not bad.any():
+        return x
+    good = np.flatnonzero(~bad)
+    if good.size == 0:
+        return np.zeros_like(x)
+    out = x.copy()
+    out[bad] = np.interp(np.flatnonzero(bad), good, x[good])
+    return out
+
+
+@dataclass(slots=True)
+class Conditioned:
+    """A block of finalised samples, all arrays of equal length."""
+
+    t: I64  # ns
+    x: F64  # filtered position, mm
+    v: F64  # m/s
+    a: F64  # m/s²
+    fl: F64  # raw force left, N (NaN = missing)
+    fr: F64
+    load: F64  # kg
+    missing: npt.NDArray[np.bool_]  # any channel missing on this sample
+    replayed: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return int(self.t.shape[0])
+
+    @staticmethod
+    def empty() -> Conditioned:
+        f = np.zeros(0)
+        b = np.zeros(0, dtype=bool)
+        return Conditioned(np.zeros(0, dtype=np.int64), f, f, f, f, f, f, b, b)
+
+    def slice(self, lo: int, hi: int) -> Conditioned:
+        return Conditioned(
+            self.t[lo:hi],
+            self.x[lo:hi],
+            self.v[lo:hi],
+            self.a[lo:hi],
+            self.fl[lo:hi],
+            self.fr[lo:hi],
+            self.load[lo:hi],
+            self.missing[lo:hi],
+            self.replayed[lo:hi],
+        )
+
+    @staticmethod
+    def concat(parts: list[Conditioned]) -> Conditioned:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return Conditioned.empty()
+        if len(parts) == 1:
+            return parts[0]
+        return Conditioned(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in Conditioned.__slots__)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "t": self.t.tolist(),
+            **{f: _floats(getattr(self, f)) for f in ("x", "v", "a", "fl", "fr", "load")},
+            "missing": self.missing.astype(int).tolist(),
+            "replayed": self.replayed.astype(int).tolist(),
+        }
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Conditioned:
+        return Conditioned(
+            np.asarray(d["t"], dtype=np.int64),
+            _array(d["x"]),
+            _array(d["v"]),
+            _array(d["a"]),
+            _array(d["fl"]),
+            _array(d["fr"]),
+            _array(d["load"]),
+            np.asarray(d["missing"], dtype=bool),
+            np.asarray(d["replayed"], dtype=bool),
+        )
+
+
+def _floats(a: F64) -> list[float | None]:
+    return [None if math.isnan(v) else float(v) for v in a.tolist()]
+
+
+def _array(values: list[float | None]) -> F64:
+    return np.asarray([math.nan if v is None else v for v in values], dtype=np.float64)
+
+
+class Conditioner:
+    """Streaming conditioner for one machine at one rate. State is JSON-serialisable.
+
+    ``push`` appends raw samples and returns the samples now final; ``flush`` returns
+    the rest (edge-padded) and resets. The raw buffer holds ``context`` samples of left
+    context plus the not-yet-final tail.
+    """
+
+    def __init__(self, rate_hz: float, cutoff_hz: float, max_bridge: int) -> None:
+        self.rate_hz = rate_hz
+        self.dt = 1.0 / rate_hz
+        self.kernel = gaussian_kernel(rate_hz, cutoff_hz)
+        self.half = (self.kernel.shape[0] - 1) // 2
+        self.context = self.half + 2  # filter half-width + two central differences
+        self.max_bridge = max_bridge
+        self.raw = np.zeros((len(CHANNELS), 0))  # rows: CHANNELS
+        self.done = 0  # index in raw of the first not-yet-final sample
+        self.fresh = True  # no left context yet (start of stream or after a break)
+        self.base_ns = 0  # raw row 0 holds t - base_ns (exact in float64 for ~100 days)
+
+    # --- state ------------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "raw": [_floats(row) for row in self.raw],
+            "done": self.done,
+            "fresh": self.fresh,
+            "base_ns": self.base_ns,
+        }
+
+    def load_json(self, d: dict[str, Any]) -> None:
+        rows = [_array(r) for r in d["raw"]]
+        self.raw = np.vstack(rows) if rows and rows[0].size else np.zeros((len(CHANNELS), 0))
+        self.done = int(d["done"])
+        self.fresh = bool(d["fresh"])
+        self.base_ns = int(d["base_ns"])
+
+    @property
+    def pending(self) -> int:
+        """Samples received but not yet final."""
+        return int(self.raw.shape[1]) - self.done
+
+    @property
+    def last_t_ns(self) -> int | None:
+        return self.base_ns + int(self.raw[0, -1]) if self.raw.shape[1] else None
+
+    # --- feeding ------------------------------------------------------------------------------
+
+    def push(self, t_ns: I64, block: F64) -> list[Conditioned]:
+        """Append raw samples (``block`` rows are CHANNELS[1:], NaN = dropout); return final blocks.
+
+        More than one block comes back when the new samples contain a break (a dropout
+        longer than ``max_bridge``): the part before it is flushed first.
+        """
+        out: list[Conditioned] = []
+        if self.fresh and t_ns.shape[0]:
+            valid = np.flatnonzero(~np.isnan(block[0]))
+            if valid.size == 0:
+                return out  # nothing to anchor the filter on yet
+            t_ns, block = t_ns[valid[0] :], block[:, valid[0] :]
+            self.base_ns = int(t_ns[0])
+        block = np.vstack([(t_ns - self.base_ns).astype(np.float64), block])
+        if self.fresh and block.shape[1]:
+            self._start(block[:, :1])
+        self.raw = np.hstack([self.raw, block])
+        # a break: a NaN run in x longer than max_bridge that is followed by valid data
+        while True:
+            brk = self._find_break()
+            if brk is None:
+                break
+            gap_lo, gap_hi = brk
+            tail = self.raw[:, gap_hi:]
+            self.raw = self.raw[:, :gap_lo]
+            out += self.flush()
+            self._start(tail[:, :1])
+            self.raw = np.hstack([self.raw, tail])
+        part = self._finalise(self._final_limit())
+        if part is not None:
+            out.append(part)
+        return out
+
+    def flush(self) -> list[Conditioned]:
+        """Finalise everything (right edge padded by holding the last valid sample)."""
+        if self.fresh or self.pending <= 0:
+            self._reset()
+            return []
+        x = self.raw[1]
+        valid = np.flatnonzero(~np.isnan(x))
+        last_valid = int(valid[-1]) if valid.size else self.done - 1
+        self.raw = self.raw[:, : max(last_valid + 1, self.done)]
+        pad = np.repeat(self.raw[:, -1:], self.context, axis=1)
+        pad[5] = 0.0
+        self.raw = np.hstack([self.raw, pad])
+        part = self._finalise(self.raw.shape[1] - self.context)
+        self._reset()
+        return [part] if part is not None else []
+
+    # --- internals --------------------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        self.raw = np.zeros((len(CHANNELS), 0))
+        self.done = 0
+        self.fresh = True
+
+    def _start(self, first: F64) -> None:
+        """Left edge: ``context`` copies of the first sample as padding (never output)."""
+        pad = np.repeat(first, self.context, axis=1)
+        pad[0] = first[0, 0] - self.dt * 1e9 * np.arange(self.context, 0, -1)
+        self.raw = pad
+        self.done = self.context
+        self.fresh = False
+
+    def _find_break(self) -> tuple[int, int] | None:
+        x = self.raw[1, self.done :]
+        bad = np.isnan(x)
+        if not bad.any():
+            return None
+        edges = np.diff(np.concatenate([[0], bad.astype(np.int8), [0]]))
+        starts = np.flatnonzero(edges == 1)
+        ends = np.flatnonzero(edges == -1)
+        for s, e in zip(starts, ends, strict=True):
+            if e - s > self.max_bridge and e < x.shape[0]:
+                return self.done + int(s), self.done + int(e)
+        return None
+
+    def _final_limit(self) -> int:
+        """Samples before this index have their full right-hand context."""
+        n = int(self.raw.shape[1])
+        x = self.raw[1]
+        # a trailing NaN run is not bridged yet: wait until it closes (or breaks)
+        k = n
+        while k > self.done and math.isnan(x[k - 1]):
+            k -= 1
+        if k < n:
+            if n - k > self.max_bridge:  # already a break whatever follows
+                return int(k)
+            return int(max(self.done, k - self.context))
+        return int(n - self.context)
+
+    def _finalise(self, limit: int) -> Conditioned | None:
+        if limit <= self.done:
+            return None
+        lo = self.done - self.context  # >= 0 by construction
+        hi = limit + self.context
+        raw = self.raw[:, lo:hi]
+        xb = bridge_nans(raw[1])
+        xf = np.convolve(xb, self.kernel, mode="same")
+        # left edge of 'same' mode is only valid from index half on; we only keep inner ones
+        v = np.zeros_like(xf)
+        v[1:-1] = (xf[2:] - xf[:-2]) / (2.0 * self.dt) / 1000.0
+        a = np.zeros_like(v)
+        a[1:-1] = (v[2:] - v[:-2]) / (2.0 * self.dt)
+        c = self.context
+        sl = slice(c, c + (limit - self.done))
+        missing = np.isnan(raw[1, sl]) | np.isnan(raw[2, sl]) | np.isnan(raw[3, sl])
+        out = Conditioned(
+            raw[0, sl].astype(np.int64) + self.base_ns,
+            xf[sl],
+            v[sl],
+            a[sl],
+            raw[2, sl],
+            raw[3, sl],
+            raw[4, sl],
+            missing,
+            raw[5, sl] > 0.5,
+        )
+        self.done = limit
+        # keep only the left context needed for the next samples
+        drop = self.done - self.context
+        if drop > 0:
+            self.raw = self.raw[:, drop:]
+            self.done -= drop
+        return out
