@@ -1,0 +1,217 @@
+# shellcheck shell=bash
+# Shared helpers for services/start, services/stop, services/status (sourced, not run).
+#
+# Layout: every service keeps its data, config, logs and pid file under
+#   ${SLEDFLEET_RUN_DIR:-<repo>/.run}/<service>/
+# Ports come from the same environment variables the Python settings read, so a test can
+# start a PRIVATE instance with another run dir and other ports:
+#   SLEDFLEET_RUN_DIR=/tmp/x SLEDFLEET_MQTT_PORT=21883 services/start mosquitto
+#
+# Failure contract: a service that cannot start prints exactly one line
+#   sledfleet services: <svc> failed to start: <cause> (log: <file>)
+# on stderr and the script exits 1. Every wait has a deadline; nothing hangs.
+
+set -o errexit -o nounset -o pipefail
+
+SERVICES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SERVICES_DIR/.." && pwd)"
+RUN_DIR="${SLEDFLEET_RUN_DIR:-$REPO_ROOT/.run}"
+mkdir -p "$RUN_DIR"
+RUN_DIR="$(cd "$RUN_DIR" && pwd)"
+
+MQTT_PORT="${SLEDFLEET_MQTT_PORT:-1883}"
+MQTTS_PORT="${SLEDFLEET_MQTTS_PORT:-8883}"
+KAFKA_PORT="${SLEDFLEET_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${SLEDFLEET_KAFKA_CONTROLLER_PORT:-9093}"
+PG_PORT="${SLEDFLEET_PG_PORT:-5433}"
+PGLITE_PORT="${SLEDFLEET_PGLITE_PORT:-5434}"
+
+DEFAULT_SERVICES=(mosquitto kafka postgres)
+ALL_SERVICES=(mosquitto kafka postgres pglite)
+
+# Deadlines (seconds) for readiness and shutdown; generous for a loaded 2-core machine.
+START_TIMEOUT_S="${SLEDFLEET_START_TIMEOUT_S:-90}"
+STOP_TIMEOUT_S="${SLEDFLEET_STOP_TIMEOUT_S:-30}"
+
+say() { printf 'sledfleet services: %s\n' "$*"; }
+
+# fail <service> <cause> <logfile>: one line on stderr, exit 1.
+fail() {
+    local svc="$1" cause="$2" log="${3:-}"
+    local shown="$log"
+    [[ -n "$log" && "$log" == "$REPO_ROOT/"* ]] && shown="${log#"$REPO_ROOT"/}"
+    if [[ -n "$log" ]]; then
+        printf 'sledfleet services: %s failed to start: %s (log: %s)\n' "$svc" "$cause" "$shown" >&2
+    else
+        printf 'sledfleet services: %s failed to start: %s\n' "$svc" "$cause" >&2
+    fi
+    exit 1
+}
+
+svc_dir() { printf '%s/%s' "$RUN_DIR" "$1"; }
+pid_file() { printf '%s/%s/%s.pid' "$RUN_DIR" "$1" "$1"; }
+
+# Parse a service list; "--all" selects every service, nothing selects the defaults.
+parse_services() {
+    local -a out=()
+    local arg
+    for arg in "$@"; do
+        case "$arg" in
+            --all) out=("${ALL_SERVICES[@]}") ;;
+            mosquitto | kafka | postgres | pglite) out+=("$arg") ;;
+            -h | --help) return 2 ;;
+            *)
+                printf 'sledfleet services: unknown service %s (known: %s)\n' "$arg" "${ALL_SERVICES[*]}" >&2
+                exit 2
+                ;;
+        esac
+    done
+    ((${#out[@]})) || out=("${DEFAULT_SERVICES[@]}")
+    SELECTED=("${out[@]}")
+}
+
+# port_open <port>: something accepts TCP connections on 127.0.0.1:<port>.
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# port_owner <port>: "name(pid)" of the listener if visible, else "another program".
+port_owner() {
+    local line
+    line="$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:(("[^"]*",pid=[0-9]*' | head -1 || true)"
+    if [[ -n "$line" ]]; then
+        line="${line#users:((\"}"
+        printf '%s (pid %s)' "${line%%\"*}" "${line##*pid=}"
+    else
+        printf 'another program'
+    fi
+}
+
+# pid_alive <pid>
+pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
+
+# read_pid <service>: pid from the pid file, empty if none or dead.
+read_pid() {
+    local f pid
+    f="$(pid_file "$1")"
+    [[ -f "$f" ]] || return 0
+    pid="$(head -1 "$f" 2>/dev/null || true)"
+    if pid_alive "$pid"; then printf '%s' "$pid"; fi
+}
+
+# wait_until <deadline-seconds> <pid-or-empty> <command...>
+# Polls the command until it succeeds (0), the process dies (1) or the deadline passes (2).
+wait_until() {
+    local deadline="$1" pid="$2"
+    shift 2
+    local end=$((SECONDS + deadline))
+    while ((SECONDS < end)); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        if [[ -n "$pid" ]] && ! pid_alive "$pid"; then
+            # one last look: it may have become ready just before exiting (it should not)
+            return 1
+        fi
+        sleep 0.2
+    done
+    "$@" >/dev/null 2>&1 && return 0
+    return 2
+}
+
+# spawn <service> <logfile> <command...>: start the command in its own session (process
+# group == pid, so stop can kill the whole group), stdin/stdout/stderr detached from the
+# caller, and write the pid file. Sets SPAWNED_PID.
+spawn() {
+    local svc="$1" log="$2"
+    shift 2
+    local pf
+    pf="$(pid_file "$svc")"
+    rm -f "$pf"
+    # The inner shell writes its own pid, then execs the server: the pid survives exec.
+    # fd 9 (the start/stop lock) is not inherited: the server must not hold the lock.
+    setsid bash -c 'echo $$ > "$0"; exec "$@"' "$pf" "$@" </dev/null >>"$log" 2>&1 9>&- &
+    local i
+    for i in $(seq 1 50); do
+        [[ -s "$pf" ]] && break
+        sleep 0.05
+    done
+    SPAWNED_PID="$(head -1 "$pf" 2>/dev/null || true)"
+}
+
+# kill_group <pid> <timeout>: TERM the process group, wait, then KILL. 0 when gone.
+kill_group() {
+    local pid="$1" timeout="$2"
+    pid_alive "$pid" || return 0
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    local end=$((SECONDS + timeout))
+    while ((SECONDS < end)); do
+        pid_alive "$pid" || { group_gone "$pid" && return 0; }
+        sleep 0.2
+    done
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.3
+    ! pid_alive "$pid"
+}
+
+# group_gone <pgid>: no process left in that process group.
+group_gone() {
+    ! pgrep -g "$1" >/dev/null 2>&1
+}
+
+# wait_port_free <port> <timeout>
+wait_port_free() {
+    local end=$((SECONDS + $2))
+    while ((SECONDS < end)); do
+        port_open "$1" || return 0
+        sleep 0.2
+    done
+    ! port_open "$1"
+}
+
+# tail_cause <logfile> <pattern>: last matching log line, trimmed, for a one-line cause.
+tail_cause() {
+    local line
+    line="$(grep -E "$2" "$1" 2>/dev/null | tail -1 | tr -s ' \t' ' ' | cut -c1-200 || true)"
+    printf '%s' "$line"
+}
+
+# apt_install <service> <log> <package...>: install Debian packages when missing.
+apt_install() {
+    local svc="$1" log="$2"
+    shift 2
+    if [[ "$(id -u)" != 0 ]]; then
+        fail "$svc" "packages $* are missing and installing them needs root (sudo apt-get install $*)" ""
+    fi
+    say "installing $* (Debian packages)"
+    {
+        apt-get update -qq &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+    } >>"$log" 2>&1 || fail "$svc" "apt-get install $* failed" "$log"
+}
+
+# venv_python: the project's Python if present, else python3.
+venv_python() {
+    if [[ -x "$REPO_ROOT/.venv/bin/python" ]]; then
+        printf '%s' "$REPO_ROOT/.venv/bin/python"
+    else
+        command -v python3
+    fi
+}
+
+# render <template> <output> VAR...: replace @VAR@ with the value of shell variable VAR.
+render() {
+    local tpl="$1" out="$2" content var
+    shift 2
+    content="$(cat "$tpl")"
+    for var in "$@"; do
+        content="${content//@${var}@/${!var}}"
+    done
+    printf '%s\n' "$content" >"$out"
+}
+
+# Per-service modules define <svc>_start, <svc>_stop, <svc>_status (status prints a detail and
+# returns 0 when healthy).
+for _svc_module in "$SERVICES_DIR"/lib/*.sh; do
+    # shellcheck source=/dev/null
+    source "$_svc_module"
+done
+unset _svc_module
