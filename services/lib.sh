@@ -170,7 +170,14 @@ wait_port_free() {
 # tail_cause <logfile> <pattern>: last matching log line, trimmed, for a one-line cause.
 tail_cause() {
     local line
-    line="$(grep -E "$2" "$1" 2>/dev/null | tail -1 | tr -s ' \t' ' ' | cut -c1-200 || true)"
+    line="$(grep -E "$2" "$1" 2>/dev/null | tail -1 | sed 's/\x1b\[[0-9;]*m//g' | tr -s ' \t' ' ' | cut -c1-200 || true)"
+    printf '%s' "$line"
+}
+
+# first_cause <logfile> <pattern>: first matching log line, trimmed.
+first_cause() {
+    local line
+    line="$(grep -m1 -E "$2" "$1" 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' | tr -s ' \t' ' ' | cut -c1-200 || true)"
     printf '%s' "$line"
 }
 

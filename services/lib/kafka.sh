@@ -41,9 +41,11 @@ kafka_jars() {
         flock -w 600 8 || exit 3
         if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -d "$KAFKA_LIB" ]]; then exit 0; fi
         command -v mvn >/dev/null 2>&1 || exit 4
-        say "fetching Kafka $KAFKA_VERSION jars from Maven Central into $KAFKA_CACHE (once)" >&2
+        say "fetching Kafka $KAFKA_VERSION jars from Maven Central into $KAFKA_CACHE (once)"
         rm -rf "$KAFKA_CACHE/lib.tmp"
-        mvn -q -B -f "$SERVICES_DIR/kafka/pom.xml" dependency:copy-dependencies \
+        # SLEDFLEET_MAVEN_ARGS: extra mvn arguments (a settings file with a mirror, say)
+        # shellcheck disable=SC2086
+        mvn -q -B -Dstyle.color=never ${SLEDFLEET_MAVEN_ARGS:-} -f "$SERVICES_DIR/kafka/pom.xml" dependency:copy-dependencies \
             -DincludeScope=runtime -DoutputDirectory="$KAFKA_CACHE/lib.tmp" >>"$log" 2>&1 || exit 5
         ls "$KAFKA_CACHE/lib.tmp"/kafka_2.13-*.jar >/dev/null 2>&1 || exit 5
         rm -rf "$KAFKA_LIB"
@@ -56,7 +58,8 @@ kafka_jars() {
         4) fail kafka "Maven (mvn) not found; services/bootstrap installs it (apt-get install maven)" "$log" ;;
         *)
             local cause
-            cause="$(tail_cause "$log" 'ERROR|Could not|Unknown host|resolve')"
+            cause="$(first_cause "$log" '\[ERROR\]')"
+            cause="${cause#\[ERROR\] }"
             fail kafka "Maven could not fetch the Kafka $KAFKA_VERSION jars (Maven Central unreachable?)${cause:+: $cause}" "$log"
             ;;
     esac
