@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import psycopg
@@ -38,7 +38,7 @@ class SeedFleet:
     clinics: tuple[str, ...]
     patients_per_clinic: int = 3
     machines_per_clinic: int = 2
-    now: dt.datetime = dt.datetime.now(dt.UTC)
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     @property
     def end(self) -> dt.date:

@@ -148,4 +148,4 @@ def test_expand_runs_variables_then_macros() -> None:
 
 def test_time_range_needs_aware_datetimes() -> None:
     with pytest.raises(ValueError):
-        TimeRange(datetime(2026, 1, 1), END)  # noqa: DTZ001
+        TimeRange(datetime(2026, 1, 1), END)

@@ -28,7 +28,8 @@ def test_queries_read_only_unqualified_dashboard_views() -> None:
         for rel in VIEW_RE.findall(q.sql):
             if rel.upper() in ("LATERAL",) or rel.startswith("("):
                 continue
-            assert rel.startswith("v_") and "." not in rel, f"{q.name} reads {rel}"
+            assert rel.startswith("v_"), f"{q.name} reads {rel}"
+            assert "." not in rel, f"{q.name} reads {rel}"
 
 
 def test_constants_are_substituted() -> None:
