@@ -14,7 +14,7 @@ from storage.db import connect, default_dsn, detect_flavour, installed_flavour
 
 log = logging.getLogger(__name__)
 
-PASSWORD_ENV = "SLEDFLEET_ROLE_PASSWORD"
+PASSWORD_ENV = "SLEDFLEET_ROLE_PASSWORD"  # noqa: S105 (a variable name)
 """Password for add-clinic / ops-role; a random one is generated and printed when unset."""
 
 

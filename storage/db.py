@@ -52,20 +52,20 @@ def detect_flavour(conn: psycopg.Connection[Any], forced: str | None = None) -> 
     """``timescale`` when the extension can be (or is) installed, else ``postgres``."""
     choice = forced if forced is not None else load(StorageSettings).flavour
     if choice in FLAVOURS:
-        return choice  # type: ignore[return-value]
+        return choice
     if choice != "auto":
-        raise ValueError(f"SLEDFLEET_DATABASE_FLAVOUR must be auto, timescale or postgres: {choice!r}")
+        raise ValueError(
+            f"SLEDFLEET_DATABASE_FLAVOUR must be auto, timescale or postgres: {choice!r}"
+        )
     return "timescale" if timescale_available(conn) else "postgres"
 
 
 def installed_flavour(conn: psycopg.Connection[Any]) -> Flavour | None:
     """The flavour the schema was migrated with, or None before the first migration."""
-    row = conn.execute(
-        "SELECT to_regclass('sledfleet.schema_version') IS NOT NULL"
-    ).fetchone()
+    row = conn.execute("SELECT to_regclass('sledfleet.schema_version') IS NOT NULL").fetchone()
     if not row or not row[0]:
         return None
     got = conn.execute(
         "SELECT flavour FROM sledfleet.schema_version ORDER BY version LIMIT 1"
     ).fetchone()
-    return None if got is None else got[0]  # type: ignore[no-any-return]
+    return None if got is None else got[0]

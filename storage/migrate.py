@@ -161,7 +161,7 @@ def migrate(conn: psycopg.Connection[Any], flavour: Flavour | None = None) -> li
             text = m.sql(chosen)
             log.info("applying migration %04d_%s (%s)", m.version, m.name, chosen)
             with conn.transaction():
-                conn.execute(text)  # type: ignore[call-overload]
+                conn.execute(text)
                 conn.execute(
                     "INSERT INTO sledfleet.schema_version (version, name, flavour, checksum)"
                     " VALUES (%s, %s, %s, %s)",

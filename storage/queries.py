@@ -40,7 +40,7 @@ def run(
     conn: psycopg.Connection[Any], name: str, params: dict[str, Any] | None = None
 ) -> list[tuple[Any, ...]]:
     with conn.cursor() as cur:
-        cur.execute(load(name).encode(), params or {})  # type: ignore[call-overload]
+        cur.execute(load(name).encode(), params or {})
         return cur.fetchall()
 
 

@@ -39,7 +39,9 @@ def clinic_role_name(clinic_id: str) -> str:
     name = CLINIC_ROLE_PREFIX + safe
     if safe != clinic_id or len(name) > MAX_IDENTIFIER:
         digest = hashlib.sha256(clinic_id.encode()).hexdigest()[:8]
-        name = f"{CLINIC_ROLE_PREFIX}{safe[: MAX_IDENTIFIER - len(CLINIC_ROLE_PREFIX) - 9]}_{digest}"
+        name = (
+            f"{CLINIC_ROLE_PREFIX}{safe[: MAX_IDENTIFIER - len(CLINIC_ROLE_PREFIX) - 9]}_{digest}"
+        )
     return name
 
 
@@ -86,7 +88,9 @@ def ensure_ops_role(conn: psycopg.Connection[Any], password: str | None = None) 
     password = password or secrets.token_urlsafe(18)
     _create_login_role(conn, OPS_ROLE, password)
     with conn.transaction():
-        conn.execute(sql.SQL("ALTER ROLE {} SET search_path = ops").format(sql.Identifier(OPS_ROLE)))
+        conn.execute(
+            sql.SQL("ALTER ROLE {} SET search_path = ops").format(sql.Identifier(OPS_ROLE))
+        )
         _grant_schema(conn, "ops", OPS_ROLE)
     return password
 

@@ -76,7 +76,7 @@ def upsert_sql(spec: TableSpec) -> sql.Composed:
     insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) ").format(
         target,
         sql.SQL(", ").join(names + time_cols),
-        sql.SQL(", ").join(names + time_exprs),  # type: ignore[operator]
+        sql.SQL(", ").join(names + time_exprs),
         _stage_name(spec),
         conflict,
     )
@@ -92,7 +92,9 @@ def upsert_sql(spec: TableSpec) -> sql.Composed:
         )
     else:
         guard = sql.SQL("({}) IS DISTINCT FROM ({})").format(
-            sql.SQL(", ").join(sql.SQL("{}.{}").format(target, sql.Identifier(n)) for n in updatable),
+            sql.SQL(", ").join(
+                sql.SQL("{}.{}").format(target, sql.Identifier(n)) for n in updatable
+            ),
             sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(n)) for n in updatable),
         )
     return insert + sql.SQL("DO UPDATE SET {} WHERE {}").format(sets, guard)
@@ -106,7 +108,8 @@ REGISTER_CLINICS: Final = sql.SQL(
 )
 REGISTER_MACHINES: Final = sql.SQL(
     "INSERT INTO sledfleet.machines (machine_id, clinic_id, last_seen) "
-    "SELECT m, c, sledfleet.ns_to_ts(t) FROM unnest(%s::text[], %s::text[], %s::int8[]) AS u(m, c, t) "
+    "SELECT m, c, sledfleet.ns_to_ts(t) "
+    "FROM unnest(%s::text[], %s::text[], %s::int8[]) AS u(m, c, t) "
     "ON CONFLICT (machine_id) DO UPDATE SET clinic_id = EXCLUDED.clinic_id, "
     "last_seen = EXCLUDED.last_seen "
     "WHERE machines.last_seen IS NULL OR machines.last_seen < EXCLUDED.last_seen"
@@ -143,8 +146,12 @@ STATE_TO_REGISTRY: Final = sql.SQL(
 
 # which staging column holds the data time that makes a machine "seen"
 _SEEN_NS: Final = {
-    "rep": "end_ns", "set": "end_ns", "session": "end_ns", "machine_status": "ts_ns",
-    "frame": "t0_ns", "event": "ts_ns",
+    "rep": "end_ns",
+    "set": "end_ns",
+    "session": "end_ns",
+    "machine_status": "ts_ns",
+    "frame": "t0_ns",
+    "event": "ts_ns",
 }
 
 

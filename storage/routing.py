@@ -1,0 +1,101 @@
+"""Pure routing of Kafka messages to rows: which topics the sink reads and how each is
+parsed. No I/O; poison input raises ``ContractError`` with a reason."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from edge.contract import (
+    KAFKA_ADHERENCE,
+    KAFKA_ALERTS,
+    KAFKA_DEADLETTER,
+    KAFKA_EVENTS,
+    KAFKA_MACHINE_STATUS,
+    KAFKA_PRESCRIPTIONS,
+    KAFKA_REPS,
+    KAFKA_SESSIONS,
+    KAFKA_SETS,
+    KAFKA_STATE,
+    KAFKA_TELEMETRY,
+    ContractError,
+    decode,
+)
+from storage.rows import (
+    DEAD_LETTER,
+    EVENT,
+    FRAME,
+    TableSpec,
+    dead_letter_row,
+    event_row,
+    frame_row,
+    record_row,
+    state_row,
+)
+
+RECORD_TOPICS: Final = (
+    KAFKA_REPS,
+    KAFKA_SETS,
+    KAFKA_SESSIONS,
+    KAFKA_ADHERENCE,
+    KAFKA_ALERTS,
+    KAFKA_MACHINE_STATUS,
+    KAFKA_PRESCRIPTIONS,
+)
+STATE = "state"
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    kind: str  # a TableSpec kind, or STATE for machine birth/death
+    spec: TableSpec | None
+    row: tuple[Any, ...]
+
+
+def _record(payload: Mapping[str, Any]) -> Parsed:
+    spec, row = record_row(payload)
+    return Parsed(spec.kind, spec, row)
+
+
+def _fixed(
+    spec: TableSpec, fn: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+) -> Callable[[Mapping[str, Any]], Parsed]:
+    def run(payload: Mapping[str, Any]) -> Parsed:
+        return Parsed(spec.kind, spec, fn(payload))
+
+    return run
+
+
+def _state(payload: Mapping[str, Any]) -> Parsed:
+    return Parsed(STATE, None, state_row(payload))
+
+
+def topics(
+    prefix: str, *, frames: bool, events: bool, state: bool, dead_letters: bool
+) -> dict[str, Callable[[Mapping[str, Any]], Parsed]]:
+    """Full topic name -> parser for the topics the sink is configured to read."""
+    out: dict[str, Callable[[Mapping[str, Any]], Parsed]] = {
+        prefix + t: _record for t in RECORD_TOPICS
+    }
+    if frames:
+        out[prefix + KAFKA_TELEMETRY] = _fixed(FRAME, frame_row)
+    if events:
+        out[prefix + KAFKA_EVENTS] = _fixed(EVENT, event_row)
+    if state:
+        out[prefix + KAFKA_STATE] = _state
+    if dead_letters:
+        out[prefix + KAFKA_DEADLETTER] = _fixed(DEAD_LETTER, dead_letter_row)
+    return out
+
+
+def parse(parser: Callable[[Mapping[str, Any]], Parsed], raw: bytes | None) -> Parsed:
+    if raw is None:
+        raise ContractError("tombstone", "message without a value")
+    payload = decode(raw)
+    try:
+        return parser(payload)
+    except ContractError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # belt and braces
+        raise ContractError("bad_record", f"{type(exc).__name__}: {str(exc)[:200]}") from exc

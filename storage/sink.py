@@ -1,0 +1,355 @@
+"""``sledfleet sink``: the stream's output topics into the database, exactly once in effect.
+
+Loop: poll up to ``max_records`` or ``max_wait_ms``; parse every message (poison → the
+dead-letter topic with ``edge.contract.dead_letter("sink", ...)``); write the batch in ONE
+database transaction (storage/writer.py, idempotent upserts); flush dead letters; only then
+commit the Kafka offsets. A crash anywhere before the offset commit replays the batch,
+which the natural-key upserts absorb.
+
+A database outage (connection errors) stops consumption: the batch in hand is retried with
+exponential backoff on a fresh connection, no new messages are polled, offsets stay
+uncommitted, and consumption resumes where it stopped. Rows the database rejects
+(DataError/IntegrityError) are isolated by bisecting the batch and dead-lettered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import psycopg
+from psycopg import errors
+
+from edge.contract import KAFKA_DEADLETTER, ContractError, dead_letter
+from edge.settings import KafkaSettings, env, load
+from storage import queries
+from storage.db import Flavour, connect, installed_flavour
+from storage.metrics import Metrics, serve
+from storage.routing import STATE, Parsed, parse, topics
+from storage.writer import Batch, WriteMode, Writer
+
+log = logging.getLogger(__name__)
+
+NS_PER_S: Final = 1_000_000_000
+REFRESH_LOCK_KEY: Final = 0x5F1ED_0002
+"""Advisory lock so only one of several sinks refreshes the materialized views."""
+
+
+@dataclass(frozen=True, slots=True)
+class SinkSettings:
+    group_id: str = env("SLEDFLEET_SINK_GROUP", "sledfleet-sink")
+    max_records: int = env("SLEDFLEET_SINK_MAX_RECORDS", 5000)
+    """Largest batch (one database transaction)."""
+    max_wait_ms: int = env("SLEDFLEET_SINK_MAX_WAIT_MS", 500)
+    """Longest a partial batch waits for more records before it is written."""
+    metrics_port: int = env("SLEDFLEET_SINK_METRICS_PORT", 9102)
+    """/metrics and /health; 0 disables the endpoint."""
+    frames: bool = env("SLEDFLEET_SINK_FRAMES", False)
+    """Also store raw telemetry frames (short retention)."""
+    frames_max_age_s: int = env("SLEDFLEET_SINK_FRAMES_MAX_AGE_S", 7 * 86400)
+    """Frames older than this are skipped (they would be dropped by retention anyway)."""
+    events: bool = env("SLEDFLEET_SINK_EVENTS", True)
+    state: bool = env("SLEDFLEET_SINK_STATE", True)
+    dead_letters: bool = env("SLEDFLEET_SINK_DEAD_LETTERS", True)
+    """Store a summary of every dead letter (all stages) for the data-quality panels."""
+    write_mode: str = env("SLEDFLEET_SINK_WRITE_MODE", "copy")
+    """copy (binary COPY into staging) or insert (executemany; for pglite)."""
+    refresh_s: float = env("SLEDFLEET_SINK_REFRESH_S", 60.0)
+    """Plain PostgreSQL: refresh the materialized views this often (0 = never)."""
+    maintain_s: float = env("SLEDFLEET_SINK_MAINTAIN_S", 3600.0)
+    """Plain PostgreSQL: drop expired partitions this often (0 = never)."""
+    backoff_min_s: float = env("SLEDFLEET_SINK_BACKOFF_MIN_S", 0.5)
+    backoff_max_s: float = env("SLEDFLEET_SINK_BACKOFF_MAX_S", 10.0)
+    session_timeout_ms: int = env("SLEDFLEET_SINK_SESSION_TIMEOUT_MS", 10000)
+    max_poll_interval_ms: int = env("SLEDFLEET_SINK_MAX_POLL_INTERVAL_MS", 600000)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    topic: str
+    parsed: Parsed
+
+
+class Sink:
+    def __init__(
+        self,
+        dsn: str,
+        settings: SinkSettings | None = None,
+        kafka: KafkaSettings | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.dsn = dsn
+        self.settings = settings or load(SinkSettings)
+        self.kafka = kafka or load(KafkaSettings)
+        self.metrics = metrics or Metrics()
+        s = self.settings
+        self.parsers = topics(
+            self.kafka.topic_prefix,
+            frames=s.frames,
+            events=s.events,
+            state=s.state,
+            dead_letters=s.dead_letters,
+        )
+        self.dead_topic = self.kafka.topic_prefix + KAFKA_DEADLETTER
+        self._writer: Writer | None = None
+        self._flavour: Flavour | None = None
+        self._pending_dead: list[Any] = []
+
+    # --- database ------------------------------------------------------------------------
+    def _connect(self) -> Writer:
+        if self._writer is not None and not self._writer.conn.closed:
+            return self._writer
+        conn = connect(self.dsn, autocommit=True)
+        flavour = installed_flavour(conn)
+        if flavour is None:
+            conn.close()
+            raise RuntimeError("database not migrated: run `sledfleet db migrate` first")
+        self._flavour = flavour
+        self._writer = Writer(conn, flavour, _mode(self.settings.write_mode))
+        return self._writer
+
+    def _drop_connection(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._writer.conn.close()
+        self._writer = None
+
+    def write_items(self, items: Sequence[Item], producer: Any, stop: threading.Event) -> None:
+        """Write until the database has the batch (retrying outages) or ``stop`` is set;
+        rows the database rejects are bisected out and dead-lettered."""
+        delay = self.settings.backoff_min_s
+        while True:
+            try:
+                self._write_isolating(items, producer)
+                if not self.metrics.healthy:
+                    log.info("database is back; resuming consumption")
+                self.metrics.healthy, self.metrics.status = True, "ok"
+                return
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                self.metrics.inc("db_errors_total")
+                self.metrics.healthy, self.metrics.status = False, "db_unavailable"
+                log.warning(
+                    "database unavailable (%s); consumption paused, retry in %.1f s",
+                    str(exc).strip()[:200],
+                    delay,
+                )
+                self._drop_connection()
+                if stop.wait(delay):
+                    raise InterruptedError("stopped while the database was unavailable") from exc
+                delay = min(delay * 2, self.settings.backoff_max_s)
+
+    def _write_isolating(self, items: Sequence[Item], producer: Any) -> None:
+        writer = self._connect()
+        batch = Batch()
+        for it in items:
+            if it.parsed.spec is None:
+                batch.states.append(it.parsed.row)
+            else:
+                batch.add(it.parsed.spec, it.parsed.row)
+        t0 = time.perf_counter()
+        try:
+            counts = writer.write(batch)
+        except (errors.DataError, errors.IntegrityError) as exc:
+            if len(items) == 1:
+                self._dead(
+                    producer,
+                    items[0].topic,
+                    repr(items[0].parsed.row).encode(),
+                    "db_rejected",
+                    str(exc).strip(),
+                )
+                return
+            mid = len(items) // 2
+            self._write_isolating(items[:mid], producer)
+            self._write_isolating(items[mid:], producer)
+            return
+        self.metrics.inc("batch_seconds_sum", time.perf_counter() - t0)
+        self.metrics.inc("batches_total")
+        for kind, n in counts.items():
+            self.metrics.inc("rows_written_total", n, kind=kind)
+
+    # --- dead letters ---------------------------------------------------------------------
+    def _dead(self, producer: Any, origin: str, raw: bytes, reason: str, detail: str) -> None:
+        log.info("dead letter from %s: %s (%s)", origin, reason, detail[:200])
+        value = dead_letter("sink", origin, raw, reason, detail, time.time_ns())
+        self._pending_dead.append(producer.send(self.dead_topic, key=origin.encode(), value=value))
+        self.metrics.inc("dead_letters_total", reason=reason)
+
+    def _flush_dead(self, producer: Any) -> None:
+        if self._pending_dead:
+            producer.flush()
+            for fut in self._pending_dead:
+                fut.get(timeout=30)  # raise if Kafka did not take it: offsets stay uncommitted
+            self._pending_dead.clear()
+
+    # --- one poll → parsed items ------------------------------------------------------------
+    def collect(self, records: Mapping[Any, Sequence[Any]], producer: Any) -> list[Item]:
+        items: list[Item] = []
+        now_ns = time.time_ns()
+        oldest_frame = now_ns - self.settings.frames_max_age_s * NS_PER_S
+        for tp, msgs in records.items():
+            parser = self.parsers.get(tp.topic)
+            for msg in msgs:
+                self.metrics.inc("records_in_total", topic=tp.topic)
+                if msg.value is None:
+                    self.metrics.inc("tombstones_total", topic=tp.topic)
+                    continue
+                try:
+                    if parser is None:
+                        raise ContractError("unknown_topic", tp.topic[:200])
+                    parsed = parse(parser, msg.value)
+                except ContractError as exc:
+                    self._dead(producer, tp.topic, msg.value, exc.reason, exc.detail)
+                    continue
+                if parsed.kind == "frame" and parsed.row[4] < oldest_frame:
+                    self.metrics.inc("frames_expired_total")
+                    continue
+                items.append(Item(tp.topic, parsed))
+        return items
+
+    # --- main loop ------------------------------------------------------------------------
+    def run(self, stop: threading.Event, consumer: Any = None, producer: Any = None) -> None:
+        consumer = consumer or self._consumer()
+        producer = producer or self._producer()
+        self._connect_with_retry(stop)
+        maint = threading.Thread(
+            target=self._maintenance, args=(stop,), name="sink-maint", daemon=True
+        )
+        maint.start()
+        self.metrics.status = "ok"
+        log.info("sink consuming %d topics as group %s", len(self.parsers), self.settings.group_id)
+        try:
+            while not stop.is_set():
+                records = self._poll_batch(consumer, stop)
+                if not records:
+                    continue
+                items = self.collect(records, producer)
+                if items:
+                    self.write_items(items, producer, stop)
+                self._flush_dead(producer)
+                self._commit(consumer)
+        except InterruptedError:
+            log.info("stopped with an unwritten batch; it is replayed on the next start")
+        finally:
+            consumer.close(autocommit=False)
+            producer.close(timeout=10)
+            self._drop_connection()
+
+    def _poll_batch(self, consumer: Any, stop: threading.Event) -> dict[Any, list[Any]]:
+        s = self.settings
+        deadline = time.monotonic() + s.max_wait_ms / 1000
+        out: dict[Any, list[Any]] = {}
+        n = 0
+        while n < s.max_records and not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 and n:
+                break
+            got = consumer.poll(timeout_ms=max(int(left * 1000), 50), max_records=s.max_records - n)
+            for tp, msgs in got.items():
+                out.setdefault(tp, []).extend(msgs)
+                n += len(msgs)
+            if left <= 0:
+                break
+        return out
+
+    def _commit(self, consumer: Any) -> None:
+        from kafka.errors import CommitFailedError
+
+        try:
+            consumer.commit()
+            self.metrics.set("last_commit_unix", time.time())
+        except CommitFailedError as exc:  # rebalanced meanwhile: the batch is replayed, harmlessly
+            log.warning("offset commit failed (%s); records will be redelivered", exc)
+            self.metrics.inc("commit_failures_total")
+
+    def _connect_with_retry(self, stop: threading.Event) -> None:
+        delay = self.settings.backoff_min_s
+        while not stop.is_set():
+            try:
+                self._connect()
+                return
+            except psycopg.OperationalError as exc:
+                self.metrics.healthy, self.metrics.status = False, "db_unavailable"
+                log.warning(
+                    "cannot connect to the database (%s); retry in %.1f s",
+                    str(exc).strip()[:200],
+                    delay,
+                )
+                stop.wait(delay)
+                delay = min(delay * 2, self.settings.backoff_max_s)
+
+    def _maintenance(self, stop: threading.Event) -> None:
+        """Plain PostgreSQL: refresh materialized views and apply retention periodically, on
+        a separate connection, one sink at a time (advisory lock)."""
+        s = self.settings
+        if self._flavour != "postgres" or s.refresh_s <= 0:
+            return
+        last_maint = 0.0
+        while not stop.wait(s.refresh_s):
+            try:
+                with connect(self.dsn, autocommit=True) as conn:
+                    got = conn.execute("SELECT pg_try_advisory_lock(%s)", (REFRESH_LOCK_KEY,))
+                    row = got.fetchone()
+                    if not row or not row[0]:
+                        continue
+                    queries.refresh(conn, "postgres")
+                    self.metrics.inc("refreshes_total")
+                    if s.maintain_s > 0 and time.monotonic() - last_maint > s.maintain_s:
+                        queries.maintain(conn, "postgres")
+                        last_maint = time.monotonic()
+            except psycopg.Error as exc:
+                log.warning("aggregate refresh failed: %s", str(exc).strip()[:200])
+
+    def _consumer(self) -> Any:
+        from kafka import KafkaConsumer
+
+        s = self.settings
+        return KafkaConsumer(
+            *self.parsers,
+            bootstrap_servers=self.kafka.bootstrap,
+            group_id=s.group_id,
+            client_id=f"{s.group_id}-sink",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=s.max_records,
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=max(s.session_timeout_ms // 4, 500),
+            max_poll_interval_ms=s.max_poll_interval_ms,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+
+    def _producer(self) -> Any:
+        from kafka import KafkaProducer
+
+        return KafkaProducer(bootstrap_servers=self.kafka.bootstrap, acks="all", linger_ms=5)
+
+
+def _mode(value: str) -> WriteMode:
+    if value not in ("copy", "insert"):
+        raise ValueError(f"SLEDFLEET_SINK_WRITE_MODE must be copy or insert: {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def run_sink(
+    dsn: str, stop: threading.Event | None = None, on_ready: Callable[[Sink], None] | None = None
+) -> int:
+    sink = Sink(dsn)
+    server = serve(sink.metrics, sink.settings.metrics_port) if sink.settings.metrics_port else None
+    stop = stop or threading.Event()
+    if on_ready:
+        on_ready(sink)
+    try:
+        sink.run(stop)
+    finally:
+        if server is not None:
+            server.shutdown()
+    return 0
+
+
+__all__ = ["STATE", "Item", "Sink", "SinkSettings", "run_sink"]
