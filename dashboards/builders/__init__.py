@@ -70,7 +70,12 @@ def build_all(tenants: Tenants) -> list[BuiltDashboard]:
             OPS_FOLDER_UID,
             "Operations",
             to_model(
-                machine.build("sf-ops-machines", "Machine health (fleet)", OPS_DATASOURCE_UID)
+                machine.build(
+                    "sf-ops-machines",
+                    "Machine health (fleet)",
+                    OPS_DATASOURCE_UID,
+                    machine_alerts=False,
+                )
             ),
         ),
     ]

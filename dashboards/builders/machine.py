@@ -25,8 +25,10 @@ KIND = "machines"
 TITLE = "Machine health"
 
 
-def build(uid: str, title: str, ds: str) -> dash_b.Dashboard:
-    return (
+def build(uid: str, title: str, ds: str, *, machine_alerts: bool = True) -> dash_b.Dashboard:
+    """``machine_alerts=False`` for the operations role, which has no alerts view (no
+    ``v_alerts`` in schema ``ops``: it carries patient ids)."""
+    d = (
         dash_b.Dashboard(title)
         .uid(uid)
         .tags(["sledfleet", "machines"])
@@ -98,9 +100,15 @@ def build(uid: str, title: str, ds: str) -> dash_b.Dashboard:
                 ],
             )
         )
-        .with_panel(table_panel("Fault events", "machine_faults", ds, w=10, h=7))
-        .with_panel(table_panel("Machine alerts", "machine_alerts", ds, w=14, h=7))
-        .with_row(row("Over time"))
+    )
+    if machine_alerts:
+        d = d.with_panel(table_panel("Fault events", "machine_faults", ds, w=10, h=7)).with_panel(
+            table_panel("Machine alerts", "machine_alerts", ds, w=14, h=7)
+        )
+    else:
+        d = d.with_panel(table_panel("Fault events", "machine_faults", ds, h=7))
+    return (
+        d.with_row(row("Over time"))
         .with_panel(
             timeseries_panel(
                 "Online (fraction of status reports)",

@@ -45,6 +45,10 @@ class SeedFleet:
         return self.now.date()
 
     @property
+    def start_datetime(self) -> dt.datetime:
+        return dt.datetime(self.start.year, self.start.month, self.start.day, tzinfo=dt.UTC)
+
+    @property
     def now_ns(self) -> int:
         return int(self.now.timestamp()) * NS
 
@@ -392,8 +396,10 @@ def _extras(conn: psycopg.Connection[Any], fleet: SeedFleet, flavour: str, mode:
             outcome_rows(fleet),
         )
         now = dt.datetime.now(dt.UTC)
-        for i, c in enumerate(fleet.clinics):
-            machine = fleet.machine_id(c, 0)
+        for i, (c, m) in enumerate(
+            (c, m) for c in fleet.clinics for m in range(fleet.machines_per_clinic)
+        ):
+            machine = fleet.machine_id(c, m)
             ts = now - dt.timedelta(hours=5 + i)
             cur.execute(
                 sql.SQL(

@@ -1,0 +1,175 @@
+"""Every dashboard panel and variable query, expanded as Grafana does, on the real database.
+
+Plain PostgreSQL (the shared server): a fresh migrated database seeded through storage's
+write path, queries run as each datasource's role (the clinic role for clinic dashboards,
+the operations role for the operations folder) with single, multi and All selections and
+several time ranges. TimescaleDB (pglite): the same with ``timescaledb: true`` macros.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from dashboards.builders import BuiltDashboard, build_all
+from dashboards.macros import Context, TimeRange, Variable
+from dashboards.queries import run
+from dashboards.tenants import Clinic, Tenants, load
+from storage.tenants import OPS_ROLE, add_clinic, clinic_role_name, ensure_ops_role, regrant
+from tests.integration.dashboard_harness import WIDE, run_dashboard
+from tests.integration.dashboards_seed import SeedFleet, seed
+from tests.integration.storage_support import ADMIN_DSN, migrated_database
+
+pytestmark = pytest.mark.integration
+
+ALWAYS_EMPTY_OK = {"Fault events", "Machine alerts"}
+"""Panels whose wide-range result may legitimately be empty for some selection."""
+
+
+@dataclass(frozen=True)
+class Seeded:
+    admin: str
+    fleet: SeedFleet
+    tenants: Tenants
+    dashboards: list[BuiltDashboard]
+
+
+@pytest.fixture(scope="module")
+def seeded() -> Iterator[Seeded]:
+    tag = uuid.uuid4().hex[:6]
+    fleet = SeedFleet(clinics=(f"q{tag}a", f"q{tag}b"))
+    base = load()
+    tenants = Tenants(base.database, tuple(Clinic(c, f"Clinic {c}") for c in fleet.clinics))
+    try:
+        with migrated_database() as db:
+            with psycopg.connect(db.owner, autocommit=True) as conn:
+                seed(conn, fleet)
+            with psycopg.connect(db.admin, autocommit=True) as conn:
+                for c in fleet.clinics:
+                    add_clinic(conn, c, password=uuid.uuid4().hex)
+                if conn.execute(
+                    "SELECT 1 FROM pg_roles WHERE rolname = %s", (OPS_ROLE,)
+                ).fetchone():
+                    regrant(conn)  # shared role: never reset its password under others
+                else:
+                    ensure_ops_role(conn)
+            yield Seeded(db.admin, fleet, tenants, build_all(tenants))
+    finally:
+        # clinic roles are cluster-wide; their grants went with the dropped database
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+            for c in fleet.clinics:
+                conn.execute(
+                    sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(clinic_role_name(c)))
+                )
+
+
+@contextmanager
+def as_role(admin_dsn: str, role: str, schema: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection that behaves like the datasource's login: role and its search_path."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("SET search_path = {}").format(sql.Identifier(schema)))
+        yield conn
+
+
+def _role_for(s: Seeded, d: BuiltDashboard) -> tuple[str, str]:
+    for c in s.tenants.clinics:
+        if d.folder_uid == c.folder_uid:
+            return clinic_role_name(c.id), "clinic"
+    return OPS_ROLE, "ops"
+
+
+def _dashboard_ids() -> list[int]:
+    """Operations (2) and two clinics (3 each), as build_all lays them out."""
+    return list(range(2 + 3 * 2))
+
+
+@pytest.mark.parametrize("index", _dashboard_ids())
+def test_every_panel_query_runs_as_grafana_would(seeded: Seeded, index: int) -> None:
+    d = seeded.dashboards[index]
+    role, schema = _role_for(seeded, d)
+    now = datetime.now(UTC)
+    with as_role(seeded.admin, role, schema) as conn:
+        results = run_dashboard(conn, d.model, now, timescaledb=False)
+    assert results
+    for (panel, mode, label), result in results.items():
+        if label == WIDE and panel not in ALWAYS_EMPTY_OK:
+            assert result.rows, f"{d.path}: {panel!r} empty for {mode} selection over {label}"
+        if label == "future" and result.query.format == "time_series":
+            assert not result.rows, f"{panel!r} returned rows for a future range"
+
+
+def test_all_dashboards_are_covered(seeded: Seeded) -> None:
+    assert len(seeded.dashboards) == len(_dashboard_ids())
+
+
+def test_a_clinic_datasource_sees_no_other_clinics_patient(seeded: Seeded) -> None:
+    a, b = seeded.fleet.clinics
+    other_patient = seeded.fleet.patient_id(b, 0)
+    now = datetime.now(UTC)
+    ctx = Context(TimeRange(seeded.fleet.start_datetime, now), [Variable("patient", other_patient)])
+    with as_role(seeded.admin, clinic_role_name(a), "clinic") as conn:
+        for name in (
+            "patient_sessions",
+            "patient_calendar",
+            "patient_adherence_weekly",
+            "patient_outcomes",
+            "patient_mcv_reference_load",
+        ):
+            assert run(conn, name, ctx).rows == [], name
+    with as_role(seeded.admin, clinic_role_name(b), "clinic") as conn:
+        assert run(conn, "patient_sessions", ctx).rows
+
+
+def test_operations_role_cannot_run_patient_panels(seeded: Seeded) -> None:
+    now = datetime.now(UTC)
+    ctx = Context(
+        TimeRange(seeded.fleet.start_datetime, now),
+        [Variable("patient", seeded.fleet.report_patient)],
+    )
+    with as_role(seeded.admin, OPS_ROLE, "ops") as conn, pytest.raises(psycopg.Error):
+        run(conn, "patient_sessions", ctx)
+
+
+# --- TimescaleDB tier ---------------------------------------------------------------
+
+PGLITE_DSN = os.environ.get(
+    "SLEDFLEET_PGLITE_URL", "postgresql://postgres:postgres@127.0.0.1:5434/postgres"
+)
+
+
+@pytest.mark.timescale
+def test_every_panel_query_runs_on_timescaledb() -> None:
+    from storage.migrate import migrate
+
+    try:
+        conn = psycopg.connect(
+            PGLITE_DSN, autocommit=True, prepare_threshold=None, connect_timeout=5
+        )
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"TimescaleDB (pglite) not reachable at {PGLITE_DSN}: {exc}")
+    tag = uuid.uuid4().hex[:6]
+    fleet = SeedFleet(clinics=(f"t{tag}a", f"t{tag}b"))
+    tenants = Tenants(load().database, tuple(Clinic(c, c) for c in fleet.clinics))
+    with conn:
+        migrate(conn, "timescale")
+        seed(conn, fleet, flavour="timescale", mode="insert")
+        conn.execute("SET search_path = sledfleet")
+        now = datetime.now(UTC)
+        for d in build_all(tenants):
+            results = run_dashboard(conn, d.model, now, timescaledb=True, modes=("all",))
+            for (panel, _mode, label), result in results.items():
+                if label == WIDE and panel not in ALWAYS_EMPTY_OK:
+                    assert result.rows, f"{d.path}: {panel!r} empty on TimescaleDB"
+        conn.execute("DISCARD ALL")
