@@ -1,0 +1,224 @@
+"""Fixtures for tests against the real servers started by ``services/start``.
+
+Servers are found through the same environment variables the code reads
+(SLEDFLEET_MQTT_HOST/PORT, SLEDFLEET_KAFKA_BOOTSTRAP, SLEDFLEET_DATABASE_ADMIN_URL,
+SLEDFLEET_TIMESCALE_URL) with the defaults of the local stack. An unreachable server skips
+the test locally and FAILS it when CI=true.
+
+Isolation on the shared servers: every test gets its own Kafka topic prefix
+(``kafka_settings``), MQTT ids derive from ``unique``, and ``fresh_database`` creates a
+database per test module. Never stop the shared servers: use tests/integration/servers.py.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from edge.settings import KafkaSettings, MqttSettings, load
+
+DEFAULT_ADMIN_DSN = "postgresql://postgres:postgres@127.0.0.1:5433/postgres"
+DEFAULT_TIMESCALE_DSN = "postgresql://postgres:postgres@127.0.0.1:5434/postgres"
+DB_OWNER = "sledfleet"
+DB_OWNER_PASSWORD = os.environ.get("SLEDFLEET_DB_PASSWORD", "sledfleet")
+REACH_TIMEOUT_S = 2.0
+CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
+
+_reachable: dict[tuple[str, int], bool] = {}
+
+
+def _can_connect(host: str, port: int) -> bool:
+    key = (host, port)
+    if key not in _reachable:
+        try:
+            with socket.create_connection(key, timeout=REACH_TIMEOUT_S):
+                _reachable[key] = True
+        except OSError:
+            _reachable[key] = False
+    return _reachable[key]
+
+
+def require_service(name: str, host: str, port: int, start_hint: str | None = None) -> None:
+    """Skip (locally) or fail (CI=true) when ``name`` does not answer on host:port."""
+    if _can_connect(host, port):
+        return
+    hint = start_hint or "services/start"
+    message = f"{name} is not reachable at {host}:{port}; start it with `{hint}`"
+    if CI:
+        pytest.fail(message + " (CI=true: a missing service is a failure)", pytrace=False)
+    pytest.skip(message)
+
+
+def _host_port(hostport: str, default_port: int) -> tuple[str, int]:
+    host, _, port = hostport.rpartition(":")
+    return (host or hostport, int(port) if port else default_port)
+
+
+def dsn_with(dsn: str, **params: str) -> str:
+    """The DSN with some connection parameters replaced (dbname=, user=, password=)."""
+    from psycopg.conninfo import make_conninfo
+
+    return make_conninfo(dsn, **params)
+
+
+def _dsn_host_port(dsn: str) -> tuple[str, int]:
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(dsn)
+    return str(info.get("host") or "127.0.0.1"), int(info.get("port") or 5432)
+
+
+# --- MQTT --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mqtt_settings() -> MqttSettings:
+    """Settings of the shared Mosquitto (skips/fails when it is down)."""
+    settings = load(MqttSettings)
+    require_service("Mosquitto", settings.host, settings.port, "services/start mosquitto")
+    return settings
+
+
+# --- Kafka -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def kafka_settings(unique: str) -> KafkaSettings:
+    """Settings of the shared Kafka with a topic prefix of this test only (t<unique>.)."""
+    settings = load(KafkaSettings, topic_prefix=f"t{unique}.")
+    host, port = _host_port(settings.bootstrap.split(",")[0], 9092)
+    require_service("Kafka", host, port, "services/start kafka")
+    return settings
+
+
+@dataclass
+class KafkaAdmin:
+    """Creates topics on a Kafka whose auto-creation is off, and deletes them afterwards."""
+
+    bootstrap: str
+    created: list[str] = field(default_factory=list)
+
+    def create_topics(
+        self,
+        names: Iterable[str],
+        partitions: int = 1,
+        compacted: bool = False,
+        timeout_s: float = 30.0,
+    ) -> list[str]:
+        """Create the topics (existing ones are kept) and wait until their leaders serve."""
+        from kafka import KafkaAdminClient
+        from kafka.admin import NewTopic
+        from kafka.errors import TopicAlreadyExistsError
+
+        names = list(names)
+        configs = {"cleanup.policy": "compact"} if compacted else {}
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="sledfleet-tests")
+        try:
+            for name in names:
+                topic = NewTopic(name, partitions, 1, topic_configs=configs)
+                try:
+                    admin.create_topics([topic])
+                    self.created.append(name)
+                except TopicAlreadyExistsError:
+                    pass
+            deadline = time.monotonic() + timeout_s
+            while True:
+                described = admin.describe_topics(names)
+                ready = all(
+                    t.get("error_code", 0) == 0
+                    and t["partitions"]
+                    and all(p["leader"] >= 0 for p in t["partitions"])
+                    for t in described
+                )
+                if ready:
+                    return names
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"topics {names} have no leaders after {timeout_s} s")
+                time.sleep(0.1)
+        finally:
+            admin.close()
+
+    def delete_created(self) -> None:
+        if not self.created:
+            return
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="sledfleet-tests")
+        try:
+            admin.delete_topics(self.created)
+        except KafkaError:
+            pass  # best effort: a broker restarting in a test may refuse
+        finally:
+            admin.close()
+            self.created.clear()
+
+
+@pytest.fixture
+def kafka_admin(kafka_settings: KafkaSettings) -> Iterator[KafkaAdmin]:
+    """``kafka_admin.create_topics([kafka_settings.topic_prefix + "x"], partitions=3)``."""
+    admin = KafkaAdmin(kafka_settings.bootstrap)
+    yield admin
+    admin.delete_created()
+
+
+# --- PostgreSQL --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def admin_dsn() -> str:
+    """Superuser DSN of the shared PostgreSQL (SLEDFLEET_DATABASE_ADMIN_URL)."""
+    dsn = os.environ.get("SLEDFLEET_DATABASE_ADMIN_URL", DEFAULT_ADMIN_DSN)
+    require_service("PostgreSQL", *_dsn_host_port(dsn), "services/start postgres")
+    return dsn
+
+
+@pytest.fixture(scope="module")
+def fresh_database(admin_dsn: str) -> Iterator[str]:
+    """A new database for this test module, owned by role sledfleet; yields its DSN (as
+    sledfleet). The superuser DSN of it is ``dsn_with(admin_dsn, dbname=<its name>)``."""
+    import psycopg
+    from psycopg import sql
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(name), sql.Identifier(DB_OWNER)
+            )
+        )
+    try:
+        yield dsn_with(admin_dsn, dbname=name, user=DB_OWNER, password=DB_OWNER_PASSWORD)
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+# --- TimescaleDB on WASM (pglite) --------------------------------------------------------
+
+
+@pytest.fixture
+def timescale_dsn() -> Iterator[str]:
+    """DSN of the TimescaleDB-on-WASM server (services/start pglite).
+
+    One backend session is shared by every connection: use one connection at a time with
+    ``prepare_threshold=None``; the session is reset (DISCARD ALL) after the test.
+    """
+    dsn = os.environ.get("SLEDFLEET_TIMESCALE_URL", DEFAULT_TIMESCALE_DSN)
+    require_service("TimescaleDB-on-WASM (pglite)", *_dsn_host_port(dsn), "services/start pglite")
+    yield dsn
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
+            conn.execute("DISCARD ALL")
+    except psycopg.Error:
+        pass

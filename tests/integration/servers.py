@@ -1,0 +1,202 @@
+"""PRIVATE Mosquitto, Kafka and PostgreSQL instances for outage and restart tests.
+
+Each instance is started by the project's own ``services/start`` with its own run dir and
+free ports (environment overrides), so a test can stop and restart it without touching the
+shared servers other tests use::
+
+    with PrivateMosquitto() as broker:          # started
+        client.connect(broker.settings.host, broker.settings.port)
+        broker.stop()                            # outage: port closed, process gone
+        ...
+        broker.start()                           # same port, same persistent data
+    # stopped, run dir removed
+
+``PrivateKafka().settings`` is a KafkaSettings for its bootstrap; ``PrivatePostgres()``
+offers ``admin_dsn`` (superuser) and ``dsn`` (database sledfleet as role sledfleet).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import ClassVar
+
+from edge.settings import KafkaSettings, MqttSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVICES = REPO_ROOT / "services"
+START_TIMEOUT_S = 240.0
+"""Upper bound for one services/start (the scripts have their own readiness deadline)."""
+STOP_TIMEOUT_S = 120.0
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+class ServiceError(RuntimeError):
+    """services/start or services/stop failed; the message is the script's one-line cause."""
+
+
+class PrivateServer:
+    """One service run by services/start in a private run dir on free ports."""
+
+    service: ClassVar[str]
+    port_vars: ClassVar[tuple[str, ...]]
+
+    def __init__(self, run_dir: Path | None = None, ports: dict[str, int] | None = None) -> None:
+        self._own_run_dir = run_dir is None
+        if run_dir is None:
+            # under /tmp and world-traversable, so the postgres OS user can reach its data dir
+            run_dir = Path(tempfile.mkdtemp(prefix=f"sledfleet-{self.service}-"))
+            run_dir.chmod(0o755)
+        self.run_dir = run_dir
+        self.ports = dict(ports or {})
+        for var in self.port_vars:
+            self.ports.setdefault(var, free_port())
+        self.running = False
+
+    @property
+    def port(self) -> int:
+        return self.ports[self.port_vars[0]]
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["SLEDFLEET_RUN_DIR"] = str(self.run_dir)
+        env.update({name: str(port) for name, port in self.ports.items()})
+        return env
+
+    def _run(self, script: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(SERVICES / script), self.service],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def start(self) -> PrivateServer:
+        result = self._run("start", START_TIMEOUT_S)
+        if result.returncode != 0:
+            raise ServiceError(result.stderr.strip() or result.stdout.strip())
+        self.running = True
+        return self
+
+    def stop(self) -> None:
+        result = self._run("stop", STOP_TIMEOUT_S)
+        if result.returncode != 0:
+            raise ServiceError(result.stderr.strip() or result.stdout.strip())
+        self.running = False
+
+    def status(self) -> bool:
+        result = subprocess.run(
+            [str(SERVICES / "status"), self.service],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        return result.returncode == 0
+
+    def wait_port_closed(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while port_open(self.port):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"port {self.port} still open after {timeout} s")
+            time.sleep(0.1)
+
+    def cleanup(self) -> None:
+        """Stop (if running) and remove the private run dir and any data kept elsewhere."""
+        try:
+            self.stop()
+        finally:
+            location = self.run_dir / "postgres" / "location"
+            if location.is_file():
+                elsewhere = Path(location.read_text().strip())
+                if elsewhere != self.run_dir / "postgres" and elsewhere.parent.name.startswith(
+                    "sledfleet-"
+                ):
+                    shutil.rmtree(elsewhere.parent, ignore_errors=True)
+            if self._own_run_dir:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def __enter__(self) -> PrivateServer:
+        if not self.running:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cleanup()
+
+
+class PrivateMosquitto(PrivateServer):
+    service = "mosquitto"
+    port_vars = ("SLEDFLEET_MQTT_PORT",)
+
+    @property
+    def settings(self) -> MqttSettings:
+        return MqttSettings(host="127.0.0.1", port=self.port)
+
+    def __enter__(self) -> PrivateMosquitto:
+        super().__enter__()
+        return self
+
+
+class PrivateKafka(PrivateServer):
+    service = "kafka"
+    port_vars = ("SLEDFLEET_KAFKA_PORT", "SLEDFLEET_KAFKA_CONTROLLER_PORT")
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def settings(self) -> KafkaSettings:
+        return KafkaSettings(bootstrap=self.bootstrap)
+
+    def __enter__(self) -> PrivateKafka:
+        super().__enter__()
+        return self
+
+
+class PrivatePostgres(PrivateServer):
+    service = "postgres"
+    port_vars = ("SLEDFLEET_PG_PORT",)
+
+    @property
+    def admin_dsn(self) -> str:
+        password = os.environ.get("SLEDFLEET_PG_SUPERUSER_PASSWORD", "postgres")
+        return f"postgresql://postgres:{password}@127.0.0.1:{self.port}/postgres"
+
+    @property
+    def dsn(self) -> str:
+        password = os.environ.get("SLEDFLEET_DB_PASSWORD", "sledfleet")
+        return f"postgresql://sledfleet:{password}@127.0.0.1:{self.port}/sledfleet"
+
+    def __enter__(self) -> PrivatePostgres:
+        super().__enter__()
+        return self
