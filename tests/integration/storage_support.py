@@ -25,12 +25,8 @@ from storage.migrate import migrate
 from stream.topics import TopicsSettings, ensure_topics, topic_specs
 
 REPO = Path(__file__).resolve().parents[2]
-ADMIN_DSN = os.environ.get(
-    "SLEDFLEET_DATABASE_ADMIN_URL", "postgresql://postgres:postgres@127.0.0.1:5433/postgres"
-)
 OWNER, OWNER_PASSWORD = "sledfleet", "sledfleet"
 TEST_TOPICS = TopicsSettings(partitions=3, low_volume_partitions=1)
-KAFKA_BOOTSTRAP = os.environ.get("SLEDFLEET_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 
 
 def short_id() -> str:
@@ -66,7 +62,7 @@ def dsn_for(base: str, **kw: Any) -> str:
 
 
 @contextmanager
-def fresh_database(admin_dsn: str = ADMIN_DSN, prefix: str = "st") -> Iterator[Db]:
+def fresh_database(admin_dsn: str, prefix: str = "st") -> Iterator[Db]:
     name = f"{prefix}_{short_id()}"
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" OWNER {OWNER}')
@@ -82,7 +78,7 @@ def fresh_database(admin_dsn: str = ADMIN_DSN, prefix: str = "st") -> Iterator[D
 
 
 @contextmanager
-def migrated_database(admin_dsn: str = ADMIN_DSN) -> Iterator[Db]:
+def migrated_database(admin_dsn: str) -> Iterator[Db]:
     with fresh_database(admin_dsn) as db:
         with psycopg.connect(db.owner, autocommit=True) as conn:
             migrate(conn)
@@ -90,8 +86,9 @@ def migrated_database(admin_dsn: str = ADMIN_DSN) -> Iterator[Db]:
 
 
 @contextmanager
-def kafka_topics(prefix: str) -> Iterator[KafkaSettings]:
-    kafka = KafkaSettings(bootstrap=KAFKA_BOOTSTRAP, topic_prefix=prefix)
+def kafka_topics(kafka: KafkaSettings) -> Iterator[KafkaSettings]:
+    """Every contract topic under the settings' (test-unique) prefix, deleted afterwards."""
+    prefix = kafka.topic_prefix
     ensure_topics(kafka, TEST_TOPICS)
     try:
         yield kafka

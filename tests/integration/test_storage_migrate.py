@@ -39,8 +39,8 @@ DASHBOARD_VIEWS = {
 }
 
 
-def test_migrate_from_empty_then_reapply_is_a_noop() -> None:
-    with fresh_database() as db, psycopg.connect(db.owner, autocommit=True) as conn:
+def test_migrate_from_empty_then_reapply_is_a_noop(admin_dsn: str) -> None:
+    with fresh_database(admin_dsn) as db, psycopg.connect(db.owner, autocommit=True) as conn:
         applied = migrate(conn)
         assert applied == [m.version for m in discover()]
         assert migrate(conn) == []
@@ -65,8 +65,8 @@ def test_migrate_from_empty_then_reapply_is_a_noop() -> None:
         assert parts[0] >= 12
 
 
-def test_cli_status_and_two_concurrent_migrations() -> None:
-    with fresh_database() as db:
+def test_cli_status_and_two_concurrent_migrations(admin_dsn: str) -> None:
+    with fresh_database(admin_dsn) as db:
         cmd = [sys.executable, "-m", "edge.cli", "db", "--dsn", db.owner, "migrate"]
         procs = [
             subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

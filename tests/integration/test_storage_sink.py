@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from edge.contract import encode
+from edge.settings import KafkaSettings
 from storage import queries
 from storage.metrics import Metrics
 from storage.sink import Sink, SinkSettings
@@ -56,8 +57,8 @@ def poison() -> list[tuple[str, bytes]]:
 
 
 @pytest.fixture(scope="module")
-def db() -> Iterator[Any]:
-    with migrated_database() as d:
+def db(admin_dsn: str) -> Iterator[Any]:
+    with migrated_database(admin_dsn) as d:
         yield d
 
 
@@ -72,11 +73,13 @@ def run_sink(dsn: str, kafka: Any, group: str) -> tuple[Sink, threading.Event, t
     return sink, stop, thread
 
 
-def test_records_in_rows_out_exactly_once_with_poison_dead_lettered(db: Any) -> None:
+def test_records_in_rows_out_exactly_once_with_poison_dead_lettered(
+    db: Any, kafka_settings: KafkaSettings
+) -> None:
     recs = list(records(FLEET))
     expected = Counter(r["kind"] for r in recs)
     bad = poison()
-    with kafka_topics(f"t{short_id()}.") as kafka:
+    with kafka_topics(kafka_settings) as kafka:
         produce(kafka, recs + recs[: len(recs) // 3], bad)  # a third sent twice
         sink, stop, thread = run_sink(db.owner, kafka, f"g{short_id()}")
         try:
