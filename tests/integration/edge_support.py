@@ -100,6 +100,8 @@ class Collector:
         self.client.on_connect = lambda c, *_: c.subscribe(f"sledfleet/v1/{clinic_id}/#", qos=1)
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(1, 2)
+        if settings.username:
+            self.client.username_pw_set(settings.username, settings.password.reveal())
         self.connected = threading.Event()
         self.client.on_subscribe = lambda *_: self.connected.set()
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -162,10 +164,28 @@ class AgentThread:
 class PrivateMosquitto:
     """A Mosquitto of our own (run dir and port), via the project's services scripts."""
 
-    def __init__(self, run_dir: Path, port: int | None = None) -> None:
+    SERVICE_USER = "sledfleet-bridge"
+
+    def __init__(self, run_dir: Path, port: int | None = None, secure: bool = False) -> None:
         self.run_dir = run_dir
         self.port = port or free_port()
         self.settings = MqttSettings(host="127.0.0.1", port=self.port)
+        self.secure = secure
+        self.tls_port = free_port() if secure else 0
+        self.service_password = uuid.uuid4().hex
+
+    @property
+    def ca_file(self) -> Path:
+        return self.run_dir / "mosquitto" / "tls" / "ca.crt"
+
+    def add_user(self, user: str, password: str) -> None:
+        """Secure mode: add a device account (before start; the file is read at start)."""
+        passwd = self.run_dir / "mosquitto" / "passwd"
+        passwd.parent.mkdir(parents=True, exist_ok=True)
+        if not passwd.exists():
+            passwd.touch(mode=0o600)
+            self.add_user(self.SERVICE_USER, self.service_password)
+        subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password], check=True)
 
     def _services(self, cmd: str) -> None:
         env = {
@@ -173,6 +193,13 @@ class PrivateMosquitto:
             "SLEDFLEET_RUN_DIR": str(self.run_dir),
             "SLEDFLEET_MQTT_PORT": str(self.port),
         }
+        if self.secure:
+            env |= {
+                "SLEDFLEET_MQTT_SECURE": "1",
+                "SLEDFLEET_MQTTS_PORT": str(self.tls_port),
+                "SLEDFLEET_MQTT_USERNAME": self.SERVICE_USER,
+                "SLEDFLEET_MQTT_PASSWORD": self.service_password,
+            }
         subprocess.run(
             [str(REPO / "services" / cmd), "mosquitto"], env=env, check=True, timeout=120
         )
