@@ -43,8 +43,9 @@ of sets each with ≥ the prescribed valid reps at ≥ the prescribed load (warm
 sets do not count; velocity loss is not part of it).
 
 **Adherence** per patient and ISO week (Monday-based, UTC) overlapping the prescription:
-``prescribed`` = ⌊sessions_per_week × overlap_days / 7 + ½⌋ (full weeks: sessions_per_week);
-``attended`` = sessions checked in that week; ``completed`` = those completed as prescribed;
+``prescribed`` = sessions_per_week (also for a partly covered first/last week);
+``attended`` = sessions started that week with ≥ 1 valid rep; ``completed`` = those
+completed as prescribed;
 adherence = attended / prescribed, compliance = completed / prescribed, relative
 compliance = completed / attended (None when the denominator is 0); rolling4 = sums over
 this and the 3 previous ISO weeks (MoXFo, DOMAIN.md).
@@ -54,7 +55,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -175,8 +175,11 @@ def weekly_adherence(
     rows: list[dict[str, Any]] = []
     while monday <= end:
         sunday = monday + dt.timedelta(days=6)
-        overlap = (min(sunday, end) - max(monday, start)).days + 1
-        week = [s for s in sessions if monday <= dt.date.fromisoformat(s["date"]) <= sunday]
+        week = [
+            s
+            for s in sessions
+            if monday <= dt.date.fromisoformat(s["date"]) <= sunday and s["reps"] > 0
+        ]
         iso = monday.isocalendar()
         rows.append(
             {
@@ -186,7 +189,7 @@ def weekly_adherence(
                 "prescription_id": prescription["prescription_id"],
                 "iso_week": f"{iso[0]}-W{iso[1]:02d}",
                 "week_start": monday.isoformat(),
-                "prescribed": math.floor(spw * overlap / 7 + 0.5),
+                "prescribed": spw,
                 "attended": len(week),
                 "completed": sum(1 for s in week if s["completed_as_prescribed"]),
             }
