@@ -133,7 +133,7 @@ class KafkaAdmin:
                 ready = all(
                     t.get("error_code", 0) == 0
                     and t["partitions"]
-                    and all(p["leader"] >= 0 for p in t["partitions"])
+                    and all(p.get("leader_id", p.get("leader", -1)) >= 0 for p in t["partitions"])
                     for t in described
                 )
                 if ready:
