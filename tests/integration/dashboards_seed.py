@@ -226,7 +226,8 @@ def _session(
     for s, load in enumerate(loads, 1):
         set_start = t
         first = mcv(load, l0)
-        vels = [first * (1 - 0.25 * r / (REPS - 1)) for r in range(REPS)]
+        fatigue = (0.12, 0.16, 0.24)[s - 1]  # the last set goes past the prescribed 20 %
+        vels = [first * (1 - fatigue * r / (REPS - 1)) for r in range(REPS)]
         for r, v in enumerate(vels, 1):
             force = load * 9.81 + 200.0
             yield {
