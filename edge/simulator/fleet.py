@@ -45,6 +45,8 @@ SLOT_MIN = 30
 """Each patient's session slot on a machine (the sled part is ~8–12 min of it)."""
 SLOT_JITTER_S = 300.0
 LIVE_GAP_RANGE_S = (20.0, 60.0)
+LIVE_TRUTH_SESSIONS = 50
+"""Live mode keeps the plans (and so the truth) of this many latest sessions per machine."""
 PACE_SLACK_S = 0.03
 """A paced source sleeps until a sample is due plus this, then yields what is due (batching)."""
 WEEKDAY_PATTERNS = {2: ((0, 3), (1, 4), (0, 2), (2, 4)), 3: ((0, 2, 4),)}
@@ -272,7 +274,9 @@ def _live_scripts(
             p, rx = own[ordinal % len(own)]
             script = _plan(cfg, sim, p, rx, ordinal, index, ordinal // len(own), load)
             with fleet._lock:
-                fleet.scripts.setdefault(sim.machine_id, []).append(script)
+                kept = fleet.scripts.setdefault(sim.machine_id, [])
+                kept.append(script)
+                del kept[:-LIVE_TRUTH_SESSIONS]
             yield script
             load = script.info["final_load_kg"]
             ordinal += 1
