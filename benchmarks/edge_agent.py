@@ -119,10 +119,18 @@ def child(args: argparse.Namespace) -> None:
                 "acked": stats.acked,
                 "undelivered": stats.undelivered_rows,
                 "dropped": stats.dropped_frames,
-                "maxrss_mb": r1.ru_maxrss / 1024,
+                "maxrss_mb": peak_rss_mb(),
             }
         )
     )
+
+
+def peak_rss_mb() -> float:
+    """VmHWM of this process (ru_maxrss would include the parent's memory at exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def run_child(kind: str, port: int, machines: int, frames: int, seconds: float, sync: str) -> dict:
@@ -163,12 +171,14 @@ def frame_lines(machine: str, frames: int) -> bytes:
 PUB_ARGS = ["mosquitto_pub", "-h", "127.0.0.1", "-V", "mqttv5", "-q", "1", "-M", "1000"]
 
 
-def mosquitto_pub(port: int, machines: int, frames: int, tmp: Path) -> float:
+def mosquitto_pub(port: int, machines: int, frames: int, tmp: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds of the mosquitto_pub processes."""
     files = []
     for i in range(machines):
         path = tmp / f"pub{i}.txt"
         path.write_bytes(frame_lines(f"p{i:03d}", frames))
         files.append(path)
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     procs = []
     for i, path in enumerate(files):
@@ -183,7 +193,9 @@ def mosquitto_pub(port: int, machines: int, frames: int, tmp: Path) -> float:
     for p in procs:
         if p.wait(600) != 0:
             raise RuntimeError("mosquitto_pub failed")
-    return time.monotonic() - t0
+    wall = time.monotonic() - t0
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
 
 
 # --- private broker ----------------------------------------------------------------------------
@@ -224,35 +236,39 @@ def main() -> None:
                 f"private mosquitto on :{port}; {FRAME}-sample frames at QoS 1, payload "
                 f"{len(frame_lines('p000', 1)) - 1} bytes; 2-core host\n"
             )
-            pub1 = mosquitto_pub(port, 1, total, Path(tmp))
+            pub1, pub1_cpu = mosquitto_pub(port, 1, total, Path(tmp))
             one = run_child("fast", port, 1, total, 0, "FULL")
             one_normal = run_child("fast", port, 1, total, 0, "NORMAL")
-            pubn = mosquitto_pub(port, n, frames, Path(tmp))
+            pubn, pubn_cpu = mosquitto_pub(port, n, frames, Path(tmp))
             fleet = run_child("fast", port, n, frames, 0, "FULL")
             live = run_child("live", port, n, 0, args.live_seconds, "FULL")
         finally:
             broker("stop", Path(tmp), port)
 
-    def row(name: str, r: dict, ref_fps: float) -> None:
+    def row(name: str, r: dict, ref_fps: float, ref_per_cpu: float) -> None:
         fps = r["acked"] / r["wall_s"]
+        per_cpu = r["acked"] / r["cpu_s"]
         print(
-            f"{name:<44} {fps:>9.0f} frames/s {fps * FRAME:>10.0f} samples/s "
-            f"CPU {100 * r['cpu_s'] / r['wall_s']:>5.0f} %  RSS {r['maxrss_mb']:>5.0f} MB  "
-            f"ratio to mosquitto_pub {fps / ref_fps:.2f}"
+            f"{name:<40} {fps:>7.0f} frames/s {fps * FRAME:>9.0f} samples/s "
+            f"{per_cpu:>7.0f} frames/CPU-s  CPU {100 * r['cpu_s'] / r['wall_s']:>4.0f} %  "
+            f"RSS {r['maxrss_mb']:>4.0f} MB  ratio to mosquitto_pub: "
+            f"{fps / ref_fps:.3f} (wall), {per_cpu / ref_per_cpu:.3f} (CPU)"
         )
 
-    fps1, fpsn = total / pub1, total / pubn
-    print(
-        f"{'mosquitto_pub -l -q 1, 1 connection':<44} {fps1:>9.0f} frames/s "
-        f"{fps1 * FRAME:>10.0f} samples/s ({total} frames in {pub1:.2f} s)"
-    )
-    row("agent, 1 machine, outbox FULL", one, fps1)
-    row("agent, 1 machine, outbox NORMAL", one_normal, fps1)
-    print(
-        f"{f'mosquitto_pub x {n} processes':<44} {fpsn:>9.0f} frames/s "
-        f"{fpsn * FRAME:>10.0f} samples/s ({total} frames in {pubn:.2f} s)"
-    )
-    row(f"agent, {n} machines in 1 process, FULL", fleet, fpsn)
+    def pub_row(name: str, wall: float, cpu: float) -> None:
+        fps = total / wall
+        print(
+            f"{name:<40} {fps:>7.0f} frames/s {fps * FRAME:>9.0f} samples/s "
+            f"{total / cpu:>7.0f} frames/CPU-s  ({total} frames in {wall:.2f} s)"
+        )
+
+    load = os.getloadavg()[0]
+    print(f"host load average at the end: {load:.1f} on {os.cpu_count()} cores\n")
+    pub_row("mosquitto_pub -l -q 1, 1 connection", pub1, pub1_cpu)
+    row("agent, 1 machine, outbox FULL", one, total / pub1, total / pub1_cpu)
+    row("agent, 1 machine, outbox NORMAL", one_normal, total / pub1, total / pub1_cpu)
+    pub_row(f"mosquitto_pub x {n} processes", pubn, pubn_cpu)
+    row(f"agent, {n} machines in 1 process, FULL", fleet, total / pubn, total / pubn_cpu)
     expected = n * int(args.live_seconds * RATE_HZ) // FRAME
     cpu_pct = 100 * live["cpu_s"] / live["wall_s"]
     need = n * RATE_HZ / FRAME

@@ -141,6 +141,15 @@ class EdgeAgent:
             if len(self._pending) >= self.settings.store_batch:
                 self._store()
 
+    def feed_many(self, items: list[SourceItem]) -> None:
+        """``feed`` for a batch of a replay source (one lock round trip)."""
+        with self._lock:
+            framer_feed = self.framer.feed
+            for item in items:
+                self._pending += framer_feed(item)
+            if len(self._pending) >= self.settings.store_batch:
+                self._store()
+
     def finish(self) -> None:
         """The source ended: frame the tail and store it."""
         with self._lock:
@@ -149,7 +158,7 @@ class EdgeAgent:
 
     def backlog(self) -> int:
         """Rows stored but not yet handed to MQTT (a replay source waits while it is high)."""
-        return self.outbox.stats().rows - len(self._handed)
+        return self.outbox.rows - len(self._handed)
 
     # --- pump thread ---------------------------------------------------------------------------
 

@@ -16,17 +16,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from edge.agent import EdgeAgent
 from edge.agent_settings import EdgeSettings
-from edge.samples import SensorSource
+from edge.samples import SensorSource, SourceItem
 from edge.settings import MqttSettings
 
 log = logging.getLogger(__name__)
 
 SOURCE_JOIN_TIMEOUT_S = 5.0
+REPLAY_CHUNK = 250
+"""Items a non-live source hands to its agent at once (one lock round trip)."""
 
 
 @dataclass(slots=True)
@@ -123,13 +125,18 @@ class FleetRunner:
         limit = agent.settings.backpressure_rows
         pause = agent.settings.pump_interval_s
         try:
-            for item in source.items():
-                if self.stop_event.is_set():
-                    break
-                if not agent.live:
+            if agent.live:
+                for item in source.items():
+                    if self.stop_event.is_set():
+                        break
+                    agent.feed(item)
+            else:
+                for chunk in _chunks(source.items(), REPLAY_CHUNK):
                     while agent.backlog() > limit and not self.stop_event.is_set():
                         time.sleep(pause)
-                agent.feed(item)
+                    if self.stop_event.is_set():
+                        break
+                    agent.feed_many(chunk)
         except Exception as exc:
             log.exception("%s: source failed", agent.machine_id)
             self._errors.append(f"{agent.machine_id}: {exc}")
@@ -152,6 +159,17 @@ class FleetRunner:
             st.dropped_frames += ob.dropped_frames
             st.undelivered_rows += ob.rows
         return st
+
+
+def _chunks(items: Iterator[SourceItem], size: int) -> Iterator[list[SourceItem]]:
+    chunk: list[SourceItem] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _close_quietly(source: SensorSource) -> None:

@@ -28,7 +28,6 @@ returns the payloads to store and publish, in order. The rules:
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -41,6 +40,9 @@ GAP_FILL_MAX_SAMPLES: Final = 10
 """Missing samples (per run) filled with dropouts instead of cutting the frame (0.1 s at 100 Hz)."""
 
 _SESSION_EVENTS: Final = frozenset({"session_started", "session_ended"})
+_NOTHING: Final[list[Outgoing]] = []  # returned, never mutated: callers extend with it
+_POS_LO, _POS_HI = contract.POSITION_MM_RANGE
+_FORCE_LO, _FORCE_HI = contract.FORCE_N_RANGE
 _RESERVED_EVENT_FIELDS: Final = frozenset(
     {"v", "machine_id", "clinic_id", "type", "event_id", "seq", "ts_ns", "replayed"}
 )
@@ -83,15 +85,6 @@ class _Run:
         return len(self.position)
 
 
-def _clean(value: float | None, rng: tuple[float, float], stats: FramerStats) -> float | None:
-    if value is None:
-        return None
-    if not math.isfinite(value) or not rng[0] <= value <= rng[1]:
-        stats.out_of_range_values += 1
-        return None
-    return value
-
-
 class Framer:
     """Turns one machine's items into frames and events; see the module docstring."""
 
@@ -116,8 +109,8 @@ class Framer:
         self.stats = FramerStats()
         self.session_id: str | None = None
         self._run: _Run | None = None
-        self._last_t_ns = 0
         self._source_rate_hz = rate_hz
+        self._rate_hz = rate_hz
         self._decimation = 1
         self._decimate_phase = 0
         self.frame_samples = DEFAULT_FRAME_SAMPLES
@@ -129,7 +122,7 @@ class Framer:
     @property
     def rate_hz(self) -> float:
         """The rate of the frames: source rate divided by the decimation factor."""
-        return self._source_rate_hz / self._decimation
+        return self._rate_hz
 
     def set_frame_samples(self, n: int) -> list[Outgoing]:
         if not contract.MIN_FRAME_SAMPLES <= n <= contract.MAX_FRAME_SAMPLES:
@@ -146,6 +139,7 @@ class Framer:
         out = self.flush()
         self._source_rate_hz = source_rate_hz
         self._decimation = decimation
+        self._rate_hz = rate
         self._decimate_phase = 0
         return out
 
@@ -162,40 +156,50 @@ class Framer:
         return self._close(run) if run is not None else []
 
     def _sample(self, s: Sample) -> list[Outgoing]:
+        """The hot path (every sample): keep it free of calls and allocations."""
         if self._decimation > 1:
             self._decimate_phase = (self._decimate_phase + 1) % self._decimation
             if self._decimate_phase != 1:
-                return []
-        out: list[Outgoing] = []
+                return _NOTHING
+        out = _NOTHING
         run = self._run
-        if run is not None and (run.session_id != self.session_id or run.load_kg != s.load_kg):
-            out += self.flush()
-            run = None
         if run is not None:
-            period_ns = 1e9 / self.rate_hz
-            slot = round((s.t_ns - run.t0_ns) / period_ns)
-            missing = slot - len(run)
-            if missing < 0 or missing > self.gap_fill_max:
-                self.stats.clock_jumps += 1
-                out += self.flush()
+            if run.session_id != self.session_id or run.load_kg != s.load_kg:
+                out = self.flush()
                 run = None
             else:
-                for _ in range(missing):
-                    self._append(run, None, None, None)
-                self.stats.filled_samples += missing
+                n = len(run.position)
+                period_ns = 1e9 / self._rate_hz
+                if abs(s.t_ns - run.t0_ns - n * period_ns) >= period_ns / 2:  # not the next slot
+                    missing = round((s.t_ns - run.t0_ns) / period_ns) - n
+                    if missing < 0 or missing > self.gap_fill_max:
+                        self.stats.clock_jumps += 1
+                        out = self.flush()
+                        run = None
+                    else:
+                        for _ in range(missing):
+                            self._append(run, None, None, None)
+                        self.stats.filled_samples += missing
         if run is None:
             run = self._run = _Run(s.t_ns, self.session_id, s.load_kg)
-        self.stats.samples += 1
         st = self.stats
-        self._append(
-            run,
-            _clean(s.position_mm, contract.POSITION_MM_RANGE, st),
-            _clean(s.force_left_n, contract.FORCE_N_RANGE, st),
-            _clean(s.force_right_n, contract.FORCE_N_RANGE, st),
-        )
-        self._last_t_ns = s.t_ns
-        if len(run) >= self.frame_samples + contract.MIN_FRAME_SAMPLES:
-            out.append(self._frame(run, self.frame_samples))
+        st.samples += 1
+        # out-of-range and non-finite values become dropouts (NaN fails every comparison)
+        p, left, right = s.position_mm, s.force_left_n, s.force_right_n
+        if p is not None and not _POS_LO <= p <= _POS_HI:
+            p = None
+            st.out_of_range_values += 1
+        if left is not None and not _FORCE_LO <= left <= _FORCE_HI:
+            left = None
+            st.out_of_range_values += 1
+        if right is not None and not _FORCE_LO <= right <= _FORCE_HI:
+            right = None
+            st.out_of_range_values += 1
+        run.position.append(p)
+        run.left.append(left)
+        run.right.append(right)
+        if len(run.position) >= self.frame_samples + contract.MIN_FRAME_SAMPLES:
+            out = [*out, self._frame(run, self.frame_samples)]
         return out
 
     @staticmethod

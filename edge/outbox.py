@@ -237,6 +237,10 @@ class Outbox:
                 out.append(Row(r[0], r[1], r[2], bytes(r[3]), r[4], bool(r[5]), r[6]))
         return out
 
+    @property
+    def rows(self) -> int:
+        return int(self._rows)
+
     def max_id(self) -> int:
         row = self._db.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()
         return int(row[0])
