@@ -87,6 +87,45 @@ port_owner() {
     fi
 }
 
+# port_pid <port>: pid of the process listening on 127.0.0.1:<port>, if visible.
+port_pid() {
+    ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true
+}
+
+# foreign_sledfleet <service> <port>: the listener on <port> is that SledFleet service started
+# from ANOTHER run dir (another checkout, e.g. CI's fresh clone beside a developer's stack).
+# Such a server is reused, never stopped from here. Sets FOREIGN_PID and FOREIGN_CMD.
+foreign_sledfleet() {
+    local svc="$1" pid cmd
+    pid="$(port_pid "$2")"
+    [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] || return 1
+    cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline")"
+    case "$svc" in
+        mosquitto) [[ "$cmd" == *mosquitto*" -c "*/mosquitto/mosquitto.conf* ]] || return 1 ;;
+        kafka) [[ "$cmd" == *kafka.Kafka*/kafka/server.properties* ]] || return 1 ;;
+        postgres) [[ "$cmd" == *postgres*" -D "*/postgres/data* ]] || return 1 ;;
+        pglite) [[ "$cmd" == *services/pglite/server.mjs* ]] || return 1 ;;
+        *) return 1 ;;
+    esac
+    FOREIGN_PID="$pid"
+    FOREIGN_CMD="$cmd"
+}
+
+# reuse_foreign <service> <port> <health-function>: 0 (and a note) when the port is served by
+# a healthy SledFleet <service> of another run dir.
+reuse_foreign() {
+    foreign_sledfleet "$1" "$2" || return 1
+    "$3" >/dev/null 2>&1 || return 1
+    say "$1 already running from another SledFleet run dir (pid $FOREIGN_PID, 127.0.0.1:$2); reusing it"
+}
+
+# foreign_status <service> <port> <health-function>: status detail for such a server.
+foreign_status() {
+    foreign_sledfleet "$1" "$2" || return 1
+    "$3" >/dev/null 2>&1 || return 1
+    printf 'running  pid %s  127.0.0.1:%s  (started from another run dir; not stopped from here)' "$FOREIGN_PID" "$2"
+}
+
 # pid_alive <pid>
 pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
 

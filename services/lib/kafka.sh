@@ -17,6 +17,7 @@ kafka_status() {
         return 0
     fi
     if [[ -n "$pid" ]]; then printf 'unhealthy  pid %s, no metadata answer on port %s' "$pid" "$KAFKA_PORT"; return 1; fi
+    foreign_status kafka "$KAFKA_PORT" kafka_health && return 0
     printf 'stopped'
     return 1
 }
@@ -83,6 +84,7 @@ kafka_start() {
         fi
         kill_group "$pid" "$STOP_TIMEOUT_S" || true
     fi
+    reuse_foreign kafka "$KAFKA_PORT" kafka_health && return 0
     local p
     for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
         if port_open "$p"; then

@@ -12,6 +12,7 @@ mosquitto_status() {
         return 0
     fi
     if [[ -n "$pid" ]]; then printf 'unhealthy  pid %s, port %s not answering' "$pid" "$MQTT_PORT"; return 1; fi
+    foreign_status mosquitto "$MQTT_PORT" mosquitto_health && return 0
     printf 'stopped'
     return 1
 }
@@ -57,6 +58,7 @@ mosquitto_start() {
         # our process is alive but not answering: replace it
         kill_group "$pid" "$STOP_TIMEOUT_S" || true
     fi
+    reuse_foreign mosquitto "$MQTT_PORT" mosquitto_health && return 0
     if port_open "$MQTT_PORT"; then
         fail mosquitto "port $MQTT_PORT already in use by $(port_owner "$MQTT_PORT")" "$log"
     fi

@@ -14,6 +14,7 @@ pglite_status() {
         return 0
     fi
     if [[ -n "$pid" ]]; then printf 'unhealthy  pid %s, port %s not answering' "$pid" "$PGLITE_PORT"; return 1; fi
+    foreign_status pglite "$PGLITE_PORT" pglite_health && return 0
     printf 'stopped'
     return 1
 }
@@ -41,6 +42,7 @@ pglite_start() {
         return 0
     fi
     [[ -z "$pid" ]] || kill_group "$pid" "$STOP_TIMEOUT_S" || true
+    reuse_foreign pglite "$PGLITE_PORT" pglite_health && return 0
     if port_open "$PGLITE_PORT"; then
         fail pglite "port $PGLITE_PORT already in use by $(port_owner "$PGLITE_PORT")" "$log"
     fi

@@ -73,6 +73,7 @@ postgres_status() {
         return 0
     fi
     if [[ -n "$pid" ]]; then printf 'unhealthy  pid %s, not accepting connections on %s' "$pid" "$PG_PORT"; return 1; fi
+    foreign_status postgres "$PG_PORT" postgres_health && return 0
     printf 'stopped'
     return 1
 }
@@ -107,6 +108,10 @@ postgres_start() {
         printf '%s\n' "$pid" >"$(pid_file postgres)"
         pg_provision "$dir/provision.log"
         say "postgres already running (pid $pid, 127.0.0.1:$PG_PORT)"
+        return 0
+    fi
+    if [[ -z "$pid" ]] && reuse_foreign postgres "$PG_PORT" postgres_health; then
+        pg_provision "$dir/provision.log"
         return 0
     fi
     if [[ -z "$pid" ]] && port_open "$PG_PORT"; then
