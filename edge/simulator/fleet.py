@@ -33,6 +33,7 @@ from edge.samples import Sample, SourceEvent, SourceItem
 from edge.simulator.patients import PatientProfile, draw_patient, pseudonym
 from edge.simulator.physics import Measured, Mechanics, Segment, perturb, render
 from edge.simulator.session import (
+    LEAD_S,
     Block,
     SessionPlan,
     SessionScript,
@@ -45,6 +46,8 @@ SLOT_MIN = 30
 """Each patient's session slot on a machine (the sled part is ~8–12 min of it)."""
 SLOT_JITTER_S = 300.0
 LIVE_GAP_RANGE_S = (20.0, 60.0)
+CHANGEOVER_S = 60.0
+"""Backfill: a session starting before the previous one ended + this waits for the machine."""
 LIVE_TRUTH_SESSIONS = 50
 """Live mode keeps the plans (and so the truth) of this many latest sessions per machine."""
 PACE_SLACK_S = 0.03
@@ -251,12 +254,15 @@ def _backfill_scripts(
     slots.sort(key=lambda s: s[0])
     trained_weeks: dict[str, set[tuple[int, int]]] = {}
     load = 0.0
-    for ordinal, (checkin, _k, p, rx) in enumerate(slots):
+    free_at = 0  # the machine is busy until this index (previous session + changeover)
+    for ordinal, (slot_checkin, _k, p, rx) in enumerate(slots):
+        checkin = max(slot_checkin, free_at)  # the patient waits for the machine
         week = (cfg.start_date + dt.timedelta(seconds=checkin / rate)).isocalendar()[:2]
         weeks = trained_weeks.setdefault(p.patient_id, set())
         script = _plan(cfg, sim, p, rx, ordinal, checkin, len(weeks - {week}), load)
         weeks.add(week)
         load = script.info["final_load_kg"]
+        free_at = script.end_index + round((CHANGEOVER_S + LEAD_S) * rate)
         yield script
 
 
