@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "outcome": ("storage.outcomes", "record a clinical outcome test (T25FW, 5STS, 6MW, MSWS-12)"),
     "dashboards": ("dashboards.cli", "build and deploy the Grafana dashboards"),
     "report": ("dashboards.report_cli", "render a printable patient progress report"),
-    "demo": ("stream.demo", "run a simulated multi-clinic fleet through the whole pipeline"),
+    "demo": ("dashboards.demo.cli", "run a simulated clinic fleet through the whole pipeline"),
 }
 
 
