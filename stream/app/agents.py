@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from edge import contract
 from edge.contract import ContractError
@@ -33,6 +33,7 @@ from stream.app import codecs
 from stream.app.state import Message
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,7 @@ class Counters:
     ticks: int = 0
     held_released: int = 0
     machine_ticks: int = 0
+    deferred_released: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
 
 
@@ -80,7 +82,7 @@ class Plumbing:
         self.counters = Counters()
         self._lock: asyncio.Lock | None = None
 
-    async def guard(self, work: Awaitable[None]) -> None:
+    async def guard(self, work: Awaitable[T]) -> T:
         """Run one batch; if it fails (Kafka unreachable, a bug) stop the worker.
 
         A Faust agent that raises is restarted by its supervisor, but the events it had
@@ -88,7 +90,7 @@ class Plumbing:
         answer is to crash and resume from the committed offsets.
         """
         try:
-            await work
+            return await work
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -157,6 +157,7 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         stream_recovery_delay=0.0,
         table_standby_replicas=0,
+        stream_wait_empty=False,  # deferred frames stay unacked across a rebalance
         web_enabled=settings.web_enabled,
         web_host=settings.web_host,
         web_port=settings.web_port or free_port(settings.web_host),
@@ -209,8 +210,11 @@ def create_app(
     take = settings.take_max, settings.take_within_s
 
     async def machine_stream(stream: Any) -> None:
-        async for events in stream.take_events(*take):
-            await plumbing.guard(machine_agent.on_batch(events))
+        # noack_take: frames that must wait for the sparse topics stay unacked (and so
+        # uncommitted) until handled; everything else is acked after its batch
+        async for events in stream.noack_take(*take):
+            for event in await plumbing.guard(machine_agent.on_batch(events)):
+                await stream.ack(event)
 
     async def session_stream(stream: Any) -> None:
         async for events in stream.take_events(*take):

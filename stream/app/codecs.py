@@ -6,6 +6,7 @@ fails to parse or validate becomes a dead-letter record and processing continues
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from typing import Any, Final
@@ -54,10 +55,19 @@ def record_key(record: Mapping[str, Any]) -> bytes:
     return str(value).encode()
 
 
+def _plain(o: Any) -> Any:
+    if hasattr(o, "tolist"):  # numpy scalars and arrays
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
 def encode_record(record: dict[str, Any], now_ns: int | None = None) -> bytes:
-    """Stamp ``emitted_at_ns`` and encode (compact JSON, no NaN)."""
+    """Stamp ``emitted_at_ns`` and encode (compact JSON; NaN/inf refused with ValueError)."""
     record["emitted_at_ns"] = time.time_ns() if now_ns is None else now_ns
-    return contract.encode(record)
+    try:
+        return json.dumps(record, separators=(",", ":"), allow_nan=False, default=_plain).encode()
+    except TypeError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def dead_letter(origin: str, raw: bytes | None, error: ContractError) -> bytes:

@@ -85,10 +85,14 @@ class MachineAgent:
         self.validate = validate
         self.kind_of = plumbing.topics.kind_of()
         self._held: dict[int, set[str]] = {}  # partition -> machines with held events
-        self._held_generation: int | None = None
         self._last_frame_wall: dict[int, float] = {}
         self._idle_ticked: dict[int, int] = {}  # partition -> clock of its last idle tick
         self._next_offset: dict[int, int] = {}  # telemetry partition -> next offset to handle
+        self._handled: dict[Any, int] = {}  # sparse TP -> next offset to handle
+        self._generation: int | None = None
+        self._barrier: dict[int, dict[Any, int]] = {}  # partition -> sparse TP -> end offset
+        self._open: set[int] = set()  # partitions past their barrier this generation
+        self._deferred: dict[int, list[tuple[Any, dict[str, Any]]]] = {}  # unacked frames
 
     # --- state ---------------------------------------------------------------------------
 
@@ -120,10 +124,6 @@ class MachineAgent:
 
     def _rescan_held(self) -> None:
         """After a (re)assignment: find inboxes recovered from the changelog."""
-        generation = self.p.generation()
-        if generation == self._held_generation:
-            return
-        self._held_generation = generation
         self._held.clear()
         for machine_id in self.machines.snapshot_keys():
             entry = self.machines.get(machine_id)
@@ -193,36 +193,85 @@ class MachineAgent:
 
     # --- handlers ------------------------------------------------------------------------
 
-    async def on_batch(self, events: Sequence[Any]) -> None:
+    async def _new_generation(self) -> None:
+        """After a (re)assignment: rebuild caches and set the sparse-topic barrier."""
+        generation = self.p.generation()
+        if generation == self._generation:
+            return
+        self._generation = generation
+        self._deferred.clear()  # not acked: Faust re-seeks to the committed offsets
+        self._open.clear()
+        self._rescan_held()
+        topics = self.p.topics
+        owned = self.p.assigned(topics.telemetry)
+        sparse = [TP(t, p) for p in owned for t in (topics.events, topics.state)]
+        ends = await self.p.app.consumer.highwaters(*sparse) if sparse else {}
+        self._barrier = {p: {} for p in owned}
+        for tp in sparse:
+            self._barrier[tp.partition][tp] = int(ends.get(tp, 0))
+
+    def _is_open(self, partition: int) -> bool:
+        """Has the sparse side of ``partition`` been read up to where it stood at
+        assignment? Until then its frames wait (unacked), so a backlog's events are
+        always held before the frames that must release them."""
+        if partition in self._open:
+            return True
+        committed = self.p.app.consumer._committed_offset
+        for tp, end in self._barrier.get(partition, {}).items():
+            handled = max(self._handled.get(tp, 0), committed.get(tp) or 0)
+            if handled < end:
+                return False
+        self._open.add(partition)
+        return True
+
+    async def on_batch(self, events: Sequence[Any]) -> list[Any]:
+        """Handle a batch; returns the events that may be acked (all but deferred frames)."""
         async with self.p.lock:
-            self._rescan_held()
+            await self._new_generation()
             batch = _Batch()
             telemetry = self.p.topics.telemetry
-            ordered = [e for e in events if e.message.topic != telemetry]
-            ordered += [e for e in events if e.message.topic == telemetry]
-            wall = time.monotonic()
-            for event in ordered:
+            done: list[Any] = []
+            frames: list[tuple[Any, dict[str, Any]]] = []
+            for event in events:
                 message = event.message
                 kind = self.kind_of[message.topic]
                 try:
                     payload = codecs.decode_input(kind, message.value, self.validate)
                 except ContractError as err:
                     batch.out.append(self.p.dead(message.topic, message.value, err))
+                    done.append(event)
+                    continue
+                if message.topic == telemetry:
+                    frames.append((event, payload))
                     continue
                 partition = message.partition
+                self._handled[message.tp] = message.offset + 1
                 machine_id = payload["machine_id"]
                 entry = self._entry(batch, machine_id, payload["clinic_id"], partition)
-                if kind == "telemetry":
-                    self._last_frame_wall[partition] = wall
-                    self._next_offset[partition] = message.offset + 1
-                    self._on_frame(batch, partition, entry, payload)
-                else:
-                    items = entry.inbox.admit(kind, payload, event_time_ns(kind, payload))
-                    if entry.inbox.queue:
-                        self._held.setdefault(partition, set()).add(machine_id)
-                    self._apply(batch, entry, items, self._clock(batch, partition))
+                items = entry.inbox.admit(kind, payload, event_time_ns(kind, payload))
+                if entry.inbox.queue:
+                    self._held.setdefault(partition, set()).add(machine_id)
+                self._apply(batch, entry, items, self._clock(batch, partition))
+                done.append(event)
+            for partition in sorted(self._deferred):
+                if self._is_open(partition):
+                    waiting = self._deferred.pop(partition)
+                    self.p.counters.deferred_released += len(waiting)
+                    frames = waiting + frames
+            wall = time.monotonic()
+            for event, payload in frames:
+                partition = event.message.partition
+                if not self._is_open(partition):
+                    self._deferred.setdefault(partition, []).append((event, payload))
+                    continue
+                self._last_frame_wall[partition] = wall
+                self._next_offset[partition] = event.message.offset + 1
+                entry = self._entry(batch, payload["machine_id"], payload["clinic_id"], partition)
+                self._on_frame(batch, partition, entry, payload)
+                done.append(event)
             self.p.counters.batches += 1
             await self.p.flush(batch.out, self._changelog(batch))
+            return done
 
     def _on_frame(
         self, batch: _Batch, partition: int, entry: MachineEntry, frame: dict[str, Any]
@@ -272,9 +321,11 @@ class MachineAgent:
             return
         idle = await self._caught_up(quiet)
         async with self.p.lock:
-            self._rescan_held()
+            await self._new_generation()
             batch = _Batch()
             for partition in sorted(idle):
+                if self._deferred.get(partition):
+                    continue
                 if self._last_frame_wall.get(partition, 0) > now:  # a frame came meanwhile
                     continue
                 clock = self._clock(batch, partition)

@@ -26,8 +26,20 @@ S = TypeVar("S")
 Message = tuple[str, bytes, bytes, int | None]  # (topic, key, value, partition)
 
 
+def plain(o: Any) -> Any:
+    """``json`` default hook: numpy scalars and arrays (the core may keep some) as plain
+    numbers and lists."""
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+    """Table keys/values: compact JSON. NaN/inf are allowed here (internal state, read
+    back by Python's json); output records go through ``codecs.encode_record`` instead."""
+    return json.dumps(value, separators=(",", ":"), default=plain).encode()
 
 
 @dataclass(slots=True)

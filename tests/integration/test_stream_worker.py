@@ -1,0 +1,213 @@
+"""The Faust stream worker on the real Kafka, as a subprocess (`sledfleet stream worker`).
+
+A simulated multi-clinic day is produced to the bridge's topics, the worker turns it
+into reps, sets, sessions, machine status, alerts and adherence; the output after
+deduplication by natural key must equal ``stream.core`` run in-process on the same
+input — also when a worker is killed with SIGKILL mid-day and restarted, and when two
+workers split the partitions.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge import contract
+from edge.settings import KafkaSettings
+from stream_support import (
+    DayPlan,
+    Worker,
+    caught_up,
+    counts,
+    dedup,
+    dedup_all,
+    diff_summary,
+    end_offsets,
+    prescriptions_for,
+    produce,
+    publish_prescriptions,
+    read_outputs,
+    read_topic,
+    reference,
+    setup_topics,
+    synthetic_day,
+    wait_until,
+    TEST_TOPICS,
+)
+
+pytestmark = pytest.mark.integration
+
+BOOTSTRAP = os.environ.get("SLEDFLEET_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+OUTPUT_TOPICS = [
+    contract.KAFKA_REPS, contract.KAFKA_SETS, contract.KAFKA_SESSIONS, contract.KAFKA_ALERTS,
+    contract.KAFKA_MACHINE_STATUS, contract.KAFKA_ADHERENCE, contract.KAFKA_DEADLETTER,
+]
+
+
+def _kafka_up() -> bool:
+    host, port = BOOTSTRAP.split(",")[0].rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def kafka() -> KafkaSettings:
+    if not _kafka_up():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Kafka is not reachable at {BOOTSTRAP}")
+        pytest.skip(f"Kafka is not reachable at {BOOTSTRAP} (services/start kafka)")
+    settings = KafkaSettings(bootstrap=BOOTSTRAP, topic_prefix=f"t{uuid.uuid4().hex[:10]}.")
+    setup_topics(settings)
+    return settings
+
+
+@pytest.fixture
+def workers(kafka: KafkaSettings, tmp_path: Path) -> Iterator[list[Worker]]:
+    started: list[Worker] = []
+    yield started
+    for w in started:
+        if w.alive():
+            w.stop()
+
+
+def _worker(kafka: KafkaSettings, tmp_path: Path, started: list[Worker], name: str) -> Worker:
+    w = Worker(kafka, app_id="sfstream", workdir=tmp_path, name=name)
+    started.append(w)
+    return w
+
+
+def settle(kafka: KafkaSettings, workers: list[Worker], timeout: float = 120.0) -> None:
+    """Wait until the group committed all input and the outputs stopped growing."""
+    group = workers[0].group
+    topics = [kafka.topic_prefix + t for t in OUTPUT_TOPICS]
+    last: dict[Any, int] = {}
+    stable = 0
+
+    def done() -> bool:
+        nonlocal last, stable
+        for w in workers:
+            assert w.proc is None or w.alive(), f"worker {w.name} died:\n{w.log_text()[-3000:]}"
+        if not caught_up(kafka, group):
+            stable = 0
+            return False
+        now = end_offsets(kafka, topics)
+        stable = stable + 1 if now == last else 0
+        last = now
+        return stable >= 6  # ~3 s without new output after the input was committed
+
+    wait_until(done, timeout, "the worker to finish the day", every=0.5)
+
+
+def _day(plan: DayPlan | None = None) -> tuple[list[Any], list[dict[str, Any]]]:
+    inputs = synthetic_day(plan)
+    return inputs, prescriptions_for(inputs)
+
+
+def test_day_flows_to_output_topics(
+    kafka: KafkaSettings, workers: list[Worker], tmp_path: Path
+) -> None:
+    inputs, rx = _day()
+    publish_prescriptions(kafka, rx)
+    produce(kafka, inputs)
+    w = _worker(kafka, tmp_path, workers, "single").start()
+    settle(kafka, [w])
+
+    got = read_outputs(kafka)
+    want = reference(inputs, rx, TEST_TOPICS.partitions)
+    plan = DayPlan()
+    machines = plan.clinics * plan.machines_per_clinic
+    n_sessions = machines * plan.sessions_per_machine
+    c = counts(got)
+    assert c["session"] == n_sessions
+    assert c["set"] == n_sessions * plan.sets
+    assert c["rep"] == n_sessions * plan.sets * plan.reps
+    assert dedup_all(got) == dedup(want), diff_summary(dedup_all(got), dedup(want))
+    assert w.stop() == 0, w.log_text()[-3000:]
+
+
+@pytest.mark.slow
+def test_kill9_mid_day_and_restart_equals_uninterrupted_run(
+    kafka: KafkaSettings, workers: list[Worker], tmp_path: Path
+) -> None:
+    inputs, rx = _day()
+    publish_prescriptions(kafka, rx)
+    produce(kafka, inputs)
+    want = dedup(reference(inputs, rx, TEST_TOPICS.partitions))
+    total_reps = sum(1 for k in want if k[0] == "rep")
+    w = _worker(kafka, tmp_path, workers, "victim").start()
+    reps_topic = kafka.topic_prefix + contract.KAFKA_REPS
+
+    def some_reps() -> bool:
+        n = sum(end_offsets(kafka, [reps_topic]).values())
+        return total_reps // 4 <= n
+    wait_until(some_reps, 120, "a quarter of the day's reps", every=0.05)
+    w.kill9()
+    assert not caught_up(kafka, w.group), "killed too late: the day was already done"
+    w.start()
+    settle(kafka, [w])
+
+    got = dedup_all(read_outputs(kafka))
+    assert got == want, diff_summary(got, want)
+    assert w.stop() == 0
+
+
+@pytest.mark.slow
+def test_two_workers_split_partitions_and_match_one(
+    kafka: KafkaSettings, workers: list[Worker], tmp_path: Path
+) -> None:
+    inputs, rx = _day()
+    publish_prescriptions(kafka, rx)
+    produce(kafka, inputs)
+    a = _worker(kafka, tmp_path, workers, "a").start()
+    b = _worker(kafka, tmp_path, workers, "b").start()
+    settle(kafka, [a, b])
+
+    frames = [w.stats()["frames"] for w in (a, b)]
+    assert all(f > 0 for f in frames), f"one worker got no partitions: {frames}"
+    got = dedup_all(read_outputs(kafka))
+    want = dedup(reference(inputs, rx, TEST_TOPICS.partitions))
+    assert got == want, diff_summary(got, want)
+    assert a.stop() == 0 and b.stop() == 0
+
+
+def test_duplicates_are_dropped_and_bad_input_is_dead_lettered(
+    kafka: KafkaSettings, workers: list[Worker], tmp_path: Path
+) -> None:
+    plan = DayPlan(clinics=1, machines_per_clinic=2, sessions_per_machine=1, sets=2, reps=4)
+    inputs, rx = _day(plan)
+    frames = [item for item in inputs if item[0] == "telemetry"]
+    machine = frames[0][1]
+    dup = [f for f in frames if f[1] == machine][5:25]  # 20 frames sent twice
+    telemetry = kafka.topic_prefix + contract.KAFKA_TELEMETRY
+    bad_range = dict(frames[0][2], rate_hz=0.0)
+    raw = [
+        (telemetry, machine.encode(), b"{not json"),
+        (telemetry, machine.encode(), contract.encode(bad_range)),
+    ]
+    publish_prescriptions(kafka, rx)
+    produce(kafka, inputs + dup, raw)
+    w = _worker(kafka, tmp_path, workers, "dups").start()
+    settle(kafka, [w])
+
+    got = read_outputs(kafka)
+    want = dedup(reference(inputs, rx, TEST_TOPICS.partitions))
+    for kind in ("rep", "set", "session"):
+        mine = {k: v for k, v in dedup(got[kind]).items()}
+        theirs = {k: v for k, v in want.items() if k[0] == kind}
+        assert mine == theirs, diff_summary(mine, theirs)
+    statuses = [s for s in got["machine_status"] if s["machine_id"] == machine]
+    assert max(s["frames_duplicate"] for s in statuses) >= len(dup)
+    dead = [contract.decode(v) for _, v in read_topic(kafka, kafka.topic_prefix + contract.KAFKA_DEADLETTER)]
+    assert sorted(d["reason"] for d in dead) == ["malformed_json", "out_of_range"]
+    assert all(d["source"] == "stream" and d["origin"] == telemetry for d in dead)
+    assert w.stats()["dead_letters"] == 2
+    assert w.stop() == 0
