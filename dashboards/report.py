@@ -169,7 +169,7 @@ def render_html(
             f'{" (ongoing)" if lp.ongoing else ""}</td><td class="num bad">{lp.days:.0f}</td></tr>'
             for lp in f.lapses
         )
-        or "<tr><td colspan=3>no lapse (no gap of 7 days or more)</td></tr>"
+        or "<tr><td colspan=3>no lapse (no gap of more than 7 days)</td></tr>"
     )
     rx_html = (
         f"{_e(rx['sessions_per_week'])} sessions/week, {_e(rx['sets'])} × {_e(rx['reps'])} at "

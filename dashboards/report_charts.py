@@ -53,7 +53,7 @@ def _shade_lapses(ax: Any, lapses: Sequence[Lapse]) -> None:
             lapse.end,
             color=RED,
             alpha=0.08,
-            label="lapse (no session ≥ 7 days)" if i == 0 else None,
+            label="lapse (no session for over 7 days)" if i == 0 else None,
         )
 
 
