@@ -1,6 +1,9 @@
 """The sink's database write path: one transaction per batch, idempotent by natural keys.
 
-Per kind: COPY (binary) into a temporary staging table, then ``INSERT ... SELECT ... ON
+Per kind, optimistically: binary COPY straight into the target table inside a savepoint
+(new rows, the normal case, cost no more than a bare COPY). If any row already exists the
+COPY fails with a unique violation, the savepoint is rolled back and the rows take the
+idempotent path: COPY into a temporary staging table, then ``INSERT ... SELECT ... ON
 CONFLICT (natural key + time) DO UPDATE`` guarded so a redelivered record (same
 ``emitted_at_ns``) changes nothing and a re-emitted one (newer) wins. Clinics, machines and
 patients seen in the batch are registered in the same transaction. The ``insert`` mode
@@ -12,15 +15,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import psycopg
-from psycopg import sql
+from psycopg import errors, sql
 
 from storage.db import Flavour
-from storage.rows import ALL_SPECS, STATE_FIELDS, TableSpec, dedup
+from storage.rows import ALL_SPECS, MACHINE_STATUS, STATE_FIELDS, TableSpec, dedup
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +33,13 @@ PARTITION_UNITS: Final = {"reps": "year", "machine_status": "year", "frames": "d
 NS_PER_S: Final = 1_000_000_000
 
 
-def ns_to_datetime(ns: int) -> dt.datetime:
-    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ns // 1000)
+EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+DAY_NS: Final = 86_400 * NS_PER_S
+
+
+def ns_to_datetime(ns: int, _epoch: dt.datetime = EPOCH) -> dt.datetime:
+    """Same value as SQL ``sledfleet.ns_to_ts`` (microseconds, truncated)."""
+    return _epoch + dt.timedelta(microseconds=ns // 1000)
 
 
 @dataclass
@@ -127,11 +135,43 @@ MACHINE_STATUS_TO_REGISTRY: Final = sql.SQL(
     "clock_offset_ms = coalesce(s.clock_offset_ms, m.clock_offset_ms), frames = s.frames, "
     "frames_missing = s.frames_missing, frames_replayed = s.frames_replayed, "
     "edge_dropped = s.edge_dropped "
-    "FROM (SELECT DISTINCT ON (machine_id) * FROM stage_machine_status "
-    "      ORDER BY machine_id, ts_ns DESC) s "
+    "FROM unnest(%s::text[], %s::int8[], %s::text[], %s::text[], %s::text[], %s::float8[], "
+    "%s::int8[], %s::float8[], %s::int8[], %s::int8[], %s::int8[], %s::int8[]) "
+    "AS s(machine_id, ts_ns, status, agent_version, firmware, rate_hz, config_version, "
+    "clock_offset_ms, frames, frames_missing, frames_replayed, edge_dropped) "
     "WHERE m.machine_id = s.machine_id "
     "AND (m.status_at IS NULL OR m.status_at <= sledfleet.ns_to_ts(s.ts_ns))"
 )
+STATUS_REGISTRY_COLUMNS: Final = (
+    "machine_id",
+    "ts_ns",
+    "status",
+    "agent_version",
+    "firmware",
+    "rate_hz",
+    "config_version",
+    "clock_offset_ms",
+    "frames",
+    "frames_missing",
+    "frames_replayed",
+    "edge_dropped",
+)
+
+
+def latest_status(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """The newest machine_status row per machine, as MACHINE_STATUS_TO_REGISTRY's arrays
+    (machines sorted, so concurrent sinks lock registry rows in the same order)."""
+    names = MACHINE_STATUS.names
+    mi, ti = names.index("machine_id"), names.index("ts_ns")
+    newest: dict[str, tuple[Any, ...]] = {}
+    for row in rows:
+        old = newest.get(row[mi])
+        if old is None or row[ti] > old[ti]:
+            newest[row[mi]] = row
+    ordered = [newest[m] for m in sorted(newest)]
+    return _columns(ordered, [names.index(c) for c in STATUS_REGISTRY_COLUMNS])
+
+
 STATE_TO_REGISTRY: Final = sql.SQL(
     "UPDATE sledfleet.machines m SET online = s.online, "
     "status_at = coalesce(sledfleet.ns_to_ts(s.ts_ns), now()), "
@@ -199,12 +239,16 @@ def registry_of(batch: Batch) -> Registry:
     )
 
 
-def _periods(unit: str, ns_values: Iterable[int]) -> set[tuple[int, ...]]:
-    out: set[tuple[int, ...]] = set()
-    for ns in ns_values:
-        d = ns_to_datetime(ns)
-        out.add((d.year,) if unit == "year" else (d.year, d.month, d.day))
-    return out
+def _periods(unit: str, lo_ns: int, hi_ns: int) -> set[tuple[int, ...]]:
+    """The partition periods (years or days) spanned by [lo_ns, hi_ns]."""
+    lo, hi = ns_to_datetime(lo_ns), ns_to_datetime(hi_ns)
+    if unit == "year":
+        return {(y,) for y in range(lo.year, hi.year + 1)}
+    days = (hi.date() - lo.date()).days
+    return {
+        (d.year, d.month, d.day)
+        for d in (lo.date() + dt.timedelta(days=k) for k in range(days + 1))
+    }
 
 
 class Writer:
@@ -221,6 +265,8 @@ class Writer:
         self._partitions: set[tuple[str, tuple[int, ...]]] = set()
         self._staged: set[str] = set()
         self._upserts = {s.kind: upsert_sql(s) for s in ALL_SPECS}
+        self.optimistic = mode == "copy"
+        self.fallbacks = 0  # batches (per kind) that met existing rows: replays, re-emissions
 
     def ensure_partitions(self, batch: Batch) -> None:
         """Plain PostgreSQL: create missing range partitions before the batch transaction
@@ -233,12 +279,11 @@ class Writer:
             if not rows or unit is None:
                 continue
             i = spec.names.index(spec.times[0][1])
-            periods = _periods(unit, (r[i] for r in rows))
-            missing = {p for p in periods if (spec.table, p) not in self._partitions}
-            if not missing:
-                continue
             lo = min(r[i] for r in rows)
             hi = max(r[i] for r in rows)
+            periods = _periods(unit, lo, hi)
+            if all((spec.table, p) in self._partitions for p in periods):
+                continue
             self.conn.execute(
                 "SELECT sledfleet.ensure_partitions(%s, sledfleet.ns_to_ts(%s), "
                 "sledfleet.ns_to_ts(%s))",
@@ -263,14 +308,36 @@ class Writer:
                 if not rows:
                     continue
                 unique = dedup(spec, rows)
-                self._stage(cur, spec, unique)
-                cur.execute(self._upserts[spec.kind])
+                if not (self.optimistic and self._copy_new(cur, spec, unique)):
+                    self._stage(cur, spec, unique)
+                    cur.execute(self._upserts[spec.kind])
                 counts[spec.kind] = len(unique)
-                if spec.kind == "machine_status":
-                    cur.execute(MACHINE_STATUS_TO_REGISTRY)
+                if spec is MACHINE_STATUS:
+                    cur.execute(MACHINE_STATUS_TO_REGISTRY, latest_status(unique))
             if batch.states:
                 cur.execute(STATE_TO_REGISTRY, _columns(batch.states, (0, 2, 3, 4, 5, 6, 7)))
         return counts
+
+    def _copy_new(
+        self, cur: psycopg.Cursor[Any], spec: TableSpec, rows: Sequence[tuple[Any, ...]]
+    ) -> bool:
+        """COPY rows into the target in a savepoint; False if some already existed."""
+        src = [spec.names.index(s) for _, s in spec.times]
+        names = [*spec.names, *(t for t, _ in spec.times)]
+        stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+            sql.Identifier("sledfleet", spec.table),
+            sql.SQL(", ").join(sql.Identifier(n) for n in names),
+        )
+        types = [c.pgtype for c in spec.columns] + ["timestamptz"] * len(src)
+        try:
+            with self.conn.transaction(), cur.copy(stmt) as copy:
+                copy.set_types(types)
+                for row in rows:
+                    copy.write_row((*row, *(ns_to_datetime(row[i]) for i in src)))
+        except errors.UniqueViolation:
+            self.fallbacks += 1
+            return False
+        return True
 
     def _stage(
         self, cur: psycopg.Cursor[Any], spec: TableSpec, rows: Sequence[tuple[Any, ...]]
