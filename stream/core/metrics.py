@@ -19,8 +19,12 @@ import numpy as np
 import numpy.typing as npt
 
 from stream.core.reps import RepSegment
+from stream.core.turnarounds import refine_stroke
 
 G = 9.80665
+ASI_LOADED_SHARE = 0.25
+"""ASI uses the concentric samples whose total force is at least this share of its 90th
+percentile (a robust peak)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +33,10 @@ class MetricParams:
     pause_velocity_ms: float
     pause_samples: int  # a pause is a run of more than this many slow samples
     incline_deg: float
+    turn_velocity_ms: float = 0.0
+    force_saturation_n: float = 9900.0
+    refine_turnarounds: bool = True
+    fit_max_rms_pct: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,30 @@ def _active_s(t: npt.NDArray[np.int64], paused: npt.NDArray[np.bool_], lo: int, 
     return float(dts[~paused[lo:hi]].sum())
 
 
+def _active_between(
+    ts: npt.NDArray[np.float64], paused: npt.NDArray[np.bool_], a: float, b: float
+) -> float:
+    """Time from ``a`` to ``b`` (s, same origin as ``ts``) minus the paused sample intervals
+    inside it; ``a``/``b`` may fall between samples or just outside the data."""
+    if b <= a:
+        return 0.0
+    lo = np.clip(ts[:-1], a, b)
+    hi = np.clip(ts[1:], a, b)
+    pause = float(((hi - lo) * paused[:-1]).sum())
+    return max(0.0, (b - a) - pause)
+
+
+def _cross(v: npt.NDArray[np.float64], i: int, j: int, level: float) -> float:
+    """Fractional index where v crosses ``level`` between samples i and j (linear)."""
+    if not 0 <= i < v.shape[0] or not 0 <= j < v.shape[0]:
+        return float(min(max(i, 0), v.shape[0] - 1))
+    dv = v[j] - v[i]
+    if dv == 0:
+        return float(i)
+    f = min(1.0, max(0.0, float((level - v[i]) / dv)))
+    return float(i + f * (j - i))
+
+
 def _mean(a: npt.NDArray[np.float64]) -> float:
     a = a[~np.isnan(a)]
     return float(a.mean()) if a.size else math.nan
@@ -96,8 +128,27 @@ def rep_metrics(seg: RepSegment, p: MetricParams) -> RepMetrics:
     t, x, v, a = d.t, d.x, d.v, d.a
     paused = pause_mask(v[: end + 1], p.pause_velocity_ms, p.pause_samples)
     rom = float(x[top] - x[0])
-    con_s = _active_s(t, paused, 0, top)
-    ecc_s = _active_s(t, paused, top, end)
+    # turnarounds: where v crosses the turnaround level (interpolated between samples),
+    # refined by a minimum-jerk fit of each stroke when it fits (stream.core.turnarounds)
+    u = p.turn_velocity_ms
+    dt = 1.0 / p.rate_hz
+    ts = (t[: end + 1] - t[0]).astype(np.float64) / 1e9
+    s_start = _cross(v, 0, 1, u) * dt
+    s_top = (_cross(v, top - 1, top, u) if top > 0 else 0.0) * dt
+    s_desc = s_top  # eccentric movement onset (after any pause at the top)
+    s_end = (_cross(v, end - 1, end, -u) if end > top else float(top)) * dt
+    if p.refine_turnarounds:
+        fit = refine_stroke(ts, x, 0, top, s_start, s_top, p.fit_max_rms_pct)
+        if fit is not None:
+            s_start, s_top = fit
+            s_desc = s_top
+        fit = refine_stroke(ts, x, top, end, s_top, s_end, p.fit_max_rms_pct)
+        if fit is not None:
+            s_desc, s_end = max(fit[0], s_top), fit[1]
+    con_s = _active_between(ts, paused, s_start, s_top)
+    ecc_s = _active_between(ts, paused, s_desc, s_end)
+    if top > 0:
+        con_s = max(con_s, dt)
     cv, ca = v[: top + 1], a[: top + 1]
     active = ~paused[: top + 1]
     mcv = rom / 1000.0 / con_s if con_s > 0 else 0.0
@@ -108,7 +159,7 @@ def rep_metrics(seg: RepSegment, p: MetricParams) -> RepMetrics:
     prop_end = ipv + int(brake[0]) if brake.size else top + 1
     prop = cv[:prop_end][active[:prop_end]]
     mpv = float(prop.mean()) if prop.size else mcv
-    time_to_pv = _active_s(t, paused, 0, ipv)
+    time_to_pv = _active_between(ts, paused, s_start, float(ts[ipv]))
     pv_pos = float((x[ipv] - x[0]) / rom * 100.0) if rom > 0 else 0.0
     # force: load cells when present, else the sled's dynamics
     fl, fr = d.fl[: top + 1], d.fr[: top + 1]
@@ -118,7 +169,18 @@ def rep_metrics(seg: RepSegment, p: MetricParams) -> RepMetrics:
         force = load * (ca + G * math.sin(math.radians(p.incline_deg)))
         asi, weaker = None, None
     else:
-        ml, mr = _mean(fl), _mean(fr)
+        # ASI over the loaded part of the stroke: where the plates carry less than
+        # ASI_LOADED_SHARE of the peak (feet unloading in the braking tail of a fast
+        # stroke) the left/right ratio is undefined and noise would dominate it
+        # (saturated or negative readings are implausible for a foot on a plate: skipped)
+        with np.errstate(invalid="ignore"):
+            ok = (fl >= 0) & (fr >= 0) & (fl < p.force_saturation_n) & (fr < p.force_saturation_n)
+        if ok.sum() >= 3:
+            peak = float(np.percentile(force[ok], 90))
+            loaded = ok & (force >= ASI_LOADED_SHARE * peak)
+            ml, mr = _mean(fl[loaded]), _mean(fr[loaded])
+        else:
+            ml = mr = math.nan
         big = max(ml, mr)
         if math.isnan(ml) or math.isnan(mr) or big <= 0:
             asi, weaker = None, None
@@ -134,9 +196,9 @@ def rep_metrics(seg: RepSegment, p: MetricParams) -> RepMetrics:
     sign_changes = int(np.count_nonzero(np.diff(signs))) if signs.size > 1 else 0
     jerk = _jerk_score(ca, t[: top + 1], rom, p.rate_hz)
     return RepMetrics(
-        start_ns=int(t[0]),
-        top_ns=int(t[top]),
-        end_ns=int(t[end]),
+        start_ns=int(t[0]) + round(s_start * 1e9),
+        top_ns=int(t[0]) + round(s_top * 1e9),
+        end_ns=int(t[0]) + round(s_end * 1e9),
         load_kg=load,
         rom_mm=rom,
         concentric_s=con_s,

@@ -114,7 +114,9 @@ class MachineState:
 
 
 def _pipeline(s: CoreSettings, rate_hz: float) -> tuple[Conditioner, Segmenter]:
-    cond = Conditioner(rate_hz, s.filter_cutoff_hz, max(1, round(s.max_bridge_gap_s * rate_hz)))
+    cond = Conditioner(
+        rate_hz, s.filter_window_s, s.filter_order, max(1, round(s.max_bridge_gap_s * rate_hz))
+    )
     seg = Segmenter(segment_params(s, rate_hz))
     return cond, seg
 
@@ -138,6 +140,10 @@ def metric_params(s: CoreSettings, rate_hz: float) -> MetricParams:
         pause_velocity_ms=s.pause_velocity_ms,
         pause_samples=round(s.pause_min_s * rate_hz),
         incline_deg=s.incline_deg,
+        turn_velocity_ms=s.turn_velocity_ms,
+        force_saturation_n=s.force_saturation_n,
+        refine_turnarounds=s.refine_turnarounds,
+        fit_max_rms_pct=s.fit_max_rms_pct,
     )
 
 

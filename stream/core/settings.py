@@ -17,12 +17,11 @@ DAY_NS = 86_400 * NS_PER_S
 @dataclass(frozen=True, slots=True)
 class CoreSettings:
     # --- signal conditioning ---
-    filter_cutoff_hz: float = env("SLEDFLEET_CORE_FILTER_CUTOFF_HZ", 6.0)
-    """Low-pass cutoff for position (zero-phase, forward-backward 2nd-order Butterworth).
-    Human movement on a sled sits well below 6 Hz; tremor/spasticity jitter is above it."""
-    filter_pad_s: float = env("SLEDFLEET_CORE_FILTER_PAD_S", 0.5)
-    """Context kept on each side of the samples being finalised so the zero-phase filter
-    is exact away from frame edges (processing lag of the same length)."""
+    filter_window_s: float = env("SLEDFLEET_CORE_FILTER_WINDOW_S", 0.15)
+    """Savitzky–Golay window (zero-phase low-pass; 15 samples at 100 Hz). With
+    ``filter_order`` 3 its cutoff is ≈ 4/(3.2·N − 4.6)·rate ≈ 9 Hz: movement passes,
+    sensor noise and most 7–10 Hz tremor do not."""
+    filter_order: int = env("SLEDFLEET_CORE_FILTER_ORDER", 3)
     incline_deg: float = env("SLEDFLEET_CORE_INCLINE_DEG", 45.0)
     """Sled rail incline θ: MPV propulsive rule a ≥ −g·sin θ and F = m(a + g·sin θ)."""
     dropout_flag_samples: int = env("SLEDFLEET_CORE_DROPOUT_FLAG_SAMPLES", 1)
@@ -50,6 +49,11 @@ class CoreSettings:
     turn_velocity_ms: float = env("SLEDFLEET_CORE_TURN_VELOCITY_MS", 0.01)
     """Turnaround points are where |v| falls to this (the pause band): above filtered
     sensor noise, within ~10 ms of the true v = 0 of a stroke."""
+    refine_turnarounds: bool = env("SLEDFLEET_CORE_REFINE_TURNAROUNDS", True)
+    """Refine concentric turnarounds by a minimum-jerk fit of the stroke (see
+    ``stream.core.turnarounds``); off = the velocity-threshold turnarounds."""
+    fit_max_rms_pct: float = env("SLEDFLEET_CORE_FIT_MAX_RMS_PCT", 2.0)
+    """The fit is used only if its RMS residual is below this % of the ROM."""
     max_rep_s: float = env("SLEDFLEET_CORE_MAX_REP_S", 30.0)
     """A phase longer than this is closed where it stands (bounds the rep buffer)."""
     eccentric_settle_s: float = env("SLEDFLEET_CORE_ECCENTRIC_SETTLE_S", 1.0)

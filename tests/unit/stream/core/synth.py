@@ -47,12 +47,23 @@ class Signal:
         self.fr += [force] * n
         return self
 
-    def move(self, dist_mm: float, seconds: float, fl: float = 300.0, fr: float = 300.0) -> Signal:
-        """Cosine stroke of ``dist_mm`` (negative = down) taking ``seconds``."""
+    def move(
+        self,
+        dist_mm: float,
+        seconds: float,
+        fl: float = 300.0,
+        fr: float = 300.0,
+        cosine: bool = False,
+    ) -> Signal:
+        """Minimum-jerk (or cosine) stroke of ``dist_mm`` (negative = down) over ``seconds``."""
         x0 = self.x[-1] if self.x else self.base_mm
         n = round(seconds * self.rate)
         tt = np.arange(1, n + 1) / n
-        self.x += list(x0 + dist_mm / 2 * (1 - np.cos(np.pi * tt)))
+        if cosine:
+            shape = (1 - np.cos(np.pi * tt)) / 2
+        else:
+            shape = tt**3 * (10 - 15 * tt + 6 * tt**2)
+        self.x += list(x0 + dist_mm * shape)
         self.fl += [fl] * n
         self.fr += [fr] * n
         return self
@@ -66,16 +77,17 @@ class Signal:
         rest_s: float = 1.0,
         fl: float = 300.0,
         fr: float = 300.0,
+        cosine: bool = False,
     ) -> Signal:
         start = self.t_s
-        self.move(rom, up_s, fl, fr)
+        self.move(rom, up_s, fl, fr, cosine)
         top = self.t_s
         if top_pause_s:
             self.rest(top_pause_s, force=(fl + fr) / 2)
-        self.move(-rom, down_s, fl * 0.8, fr * 0.8)
-        self.truth.append(
-            Truth(start, top, self.t_s, rom, rom / 1000 / up_s, rom / 1000 * math.pi / (2 * up_s))
-        )
+        self.move(-rom, down_s, fl * 0.8, fr * 0.8, cosine)
+        mcv = rom / 1000 / up_s
+        pv = mcv * (math.pi / 2 if cosine else 1.875)
+        self.truth.append(Truth(start, top, self.t_s, rom, mcv, pv))
         if rest_s:
             self.rest(rest_s)
         return self
