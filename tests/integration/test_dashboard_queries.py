@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -21,7 +21,7 @@ from psycopg import sql
 
 from dashboards.builders import BuiltDashboard, build_all
 from dashboards.macros import Context, TimeRange, Variable
-from dashboards.queries import run
+from dashboards.queries import Query, run
 from dashboards.tenants import Clinic, Tenants, load
 from storage.tenants import OPS_ROLE, add_clinic, clinic_role_name, ensure_ops_role, regrant
 from tests.integration.dashboard_harness import WIDE, run_dashboard
@@ -73,10 +73,23 @@ def seeded(admin_dsn: str) -> Iterator[Seeded]:
 
 @contextmanager
 def as_role(admin_dsn: str, role: str, schema: str) -> Iterator[psycopg.Connection[Any]]:
-    """A connection that behaves like the datasource's login: role and its search_path."""
+    """A connection that behaves like the datasource's login: the role, with the
+    search_path configured for it (SET ROLE alone would not apply role settings)."""
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+            "WHERE r.rolname = %s AND s.setdatabase = 0",
+            (role,),
+        ).fetchone()
+        paths = [
+            c.split("=", 1)[1] for c in (row[0] if row else []) if c.startswith("search_path=")
+        ]
+        assert paths, f"role {role} has no search_path setting"
+        assert schema in paths[0]
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("SET search_path = {}").format(sql.Identifier(schema)))
+        conn.execute(
+            sql.SQL("SELECT set_config('search_path', {}, false)").format(sql.Literal(paths[0]))
+        )
         yield conn
 
 
@@ -153,9 +166,11 @@ def test_every_panel_query_runs_on_timescaledb(timescale_dsn: str) -> None:
     fleet = SeedFleet(clinics=(f"t{tag}a", f"t{tag}b"))
     tenants = Tenants(load().database, tuple(Clinic(c, c) for c in fleet.clinics))
     with psycopg.connect(timescale_dsn, autocommit=True, prepare_threshold=None) as conn:
+        conn.execute("DISCARD ALL")  # the one shared session may carry another test's settings
+        conn.execute("SET search_path = sledfleet, public")
         migrate(conn, "timescale")
         seed(conn, fleet, flavour="timescale", mode="insert")
-        conn.execute("SET search_path = sledfleet")
+        conn.execute("SET search_path = sledfleet, public")  # the owner's default
         now = datetime.now(UTC)
         checked = 0
         for d in build_all(tenants):
@@ -165,3 +180,24 @@ def test_every_panel_query_runs_on_timescaledb(timescale_dsn: str) -> None:
                 if label == WIDE and panel not in ALWAYS_EMPTY_OK:
                     assert result.rows, f"{d.path}: {panel!r} empty on TimescaleDB"
         assert checked > 100
+        _time_group_probe(conn, now)
+
+
+def _time_group_probe(conn: psycopg.Connection[Any], now: datetime) -> None:
+    """$__timeGroupAlias expands to time_bucket() with timescaledb: true and to epoch
+    arithmetic otherwise; on TimescaleDB both must give the same hourly buckets."""
+    text = (
+        "SELECT $__timeGroupAlias(start_time, '1h'), count(*) AS sessions FROM v_sessions "
+        "WHERE $__timeFilter(start_time) GROUP BY 1 ORDER BY 1"
+    )
+    query = Query(
+        "time_group_probe", text, "time_series", (("time", "timegroup"), ("sessions", "num"))
+    )
+    tr = TimeRange(now - timedelta(weeks=13), now)
+    bucketed = run(conn, query, Context(tr, timescaledb=True))
+    epoch = run(conn, query, Context(tr, timescaledb=False))
+    assert "time_bucket('3600.000s',start_time)" in bucketed.sql
+    assert bucketed.rows
+    assert [(r[0].timestamp(), r[1]) for r in bucketed.rows] == [
+        (float(r[0]), r[1]) for r in epoch.rows
+    ]
