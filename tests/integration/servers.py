@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -61,8 +62,14 @@ class PrivateServer:
     service: ClassVar[str]
     port_vars: ClassVar[tuple[str, ...]]
 
-    def __init__(self, run_dir: Path | None = None, ports: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: Path | None = None,
+        ports: dict[str, int] | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self._own_run_dir = run_dir is None
+        self.extra_env = dict(extra_env or {})
         if run_dir is None:
             # under /tmp and world-traversable, so the postgres OS user can reach its data dir
             run_dir = Path(tempfile.mkdtemp(prefix=f"sledfleet-{self.service}-"))
@@ -81,6 +88,7 @@ class PrivateServer:
         env = dict(os.environ)
         env["SLEDFLEET_RUN_DIR"] = str(self.run_dir)
         env.update({name: str(port) for name, port in self.ports.items()})
+        env.update(self.extra_env)
         return env
 
     def _run(self, script: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -154,8 +162,33 @@ class PrivateServer:
 
 
 class PrivateMosquitto(PrivateServer):
+    """``PrivateMosquitto(extra_env={"SLEDFLEET_MQTT_SECURE": "1", "SLEDFLEET_MQTT_PASSWORD":
+    ...})`` runs the production shape: accounts (``add_user``), per-device ACLs, TLS on
+    ``tls_port`` with the CA at ``ca_file``."""
+
     service = "mosquitto"
-    port_vars = ("SLEDFLEET_MQTT_PORT",)
+    port_vars = ("SLEDFLEET_MQTT_PORT", "SLEDFLEET_MQTTS_PORT")
+
+    @property
+    def tls_port(self) -> int:
+        return self.ports["SLEDFLEET_MQTTS_PORT"]
+
+    @property
+    def ca_file(self) -> Path:
+        return self.run_dir / "mosquitto" / "tls" / "ca.crt"
+
+    def add_user(self, username: str, password: str) -> None:
+        """Add a device/service account (secure mode) and make the running broker reload."""
+        passwd = self.run_dir / "mosquitto" / "passwd"
+        subprocess.run(
+            ["mosquitto_passwd", "-b", str(passwd), username, password],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        pid = int((self.run_dir / "mosquitto" / "mosquitto.pid").read_text())
+        os.kill(pid, signal.SIGHUP)
+        time.sleep(0.5)  # mosquitto reloads the password file on SIGHUP, asynchronously
 
     @property
     def settings(self) -> MqttSettings:
