@@ -167,3 +167,10 @@ def test_no_macro_inside_sql_comments() -> None:
         for line in q.sql.splitlines():
             comment = line.partition("--")[2]
             assert "$" not in comment, f"{q.name}: macro or variable in a comment"
+
+
+def test_cli_build_check_passes_on_the_committed_files(capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.cli import main
+
+    assert main(["dashboards", "build", "--check"]) == 0
+    assert capsys.readouterr().err == ""
