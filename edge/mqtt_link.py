@@ -141,6 +141,10 @@ class MqttLink:
             self.last_error = str(reason_code)
             log.warning("%s: connection refused: %s", self.client_id, reason_code)
             return
+        # paho does not honour the broker's Receive Maximum (MQTT 5): cap our in-flight window
+        receive_max = getattr(properties, "ReceiveMaximum", None) if properties else None
+        inflight = min(self.settings.max_inflight, receive_max or self.settings.max_inflight)
+        client.max_inflight_messages_set(max(1, inflight))
         for topic in self._subscriptions:
             client.subscribe(topic, qos=1)
         with self._lock:

@@ -23,6 +23,7 @@ loss or a restart.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import sqlite3
@@ -53,6 +54,10 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+class OutboxInUse(RuntimeError):
+    pass
 
 
 def replayed_bytes(payload: bytes) -> bytes:
@@ -115,6 +120,13 @@ class Outbox:
             raise ValueError("outbox bounds must be positive")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # one agent per outbox: a second one would reuse seqs and fight over the client id
+        self._lock_file = open(self.path.with_name(self.path.name + ".lock"), "w")  # noqa: SIM115
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            self._lock_file.close()
+            raise OutboxInUse(f"{self.path} is used by another running agent") from exc
         self.max_rows = max_rows
         self.max_bytes = max_bytes
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -255,6 +267,7 @@ class Outbox:
 
     def close(self) -> None:
         self._db.close()
+        self._lock_file.close()  # releases the lock (so does the process dying)
 
     def _tx(self) -> _Transaction:
         return _Transaction(self._db)

@@ -6,6 +6,10 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.client import ConnectFlags
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.mqtt_link import MqttLink, Will
 from edge.settings import MqttSettings, Secret
@@ -63,3 +67,13 @@ def test_publish_while_disconnected_is_queued_by_paho() -> None:
     mid = link.publish("sledfleet/v1/c1/m1/telemetry", b"{}", 1)
     assert isinstance(mid, int)
     assert link.take_acks() == []
+
+
+def test_inflight_is_capped_by_the_brokers_receive_maximum() -> None:
+    link = make(MqttSettings(max_inflight=1000))
+    props = Properties(PacketTypes.CONNACK)  # type: ignore[no-untyped-call]
+    props.ReceiveMaximum = 20
+    link._on_connect(link.client, None, ConnectFlags(False), ReasonCode(PacketTypes.CONNACK), props)
+    assert link.client.max_inflight_messages == 20
+    assert link.connected.is_set()
+    assert link.generation == 1

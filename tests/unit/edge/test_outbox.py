@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.outbox import NewRow, Outbox, replayed_bytes
+from edge.outbox import NewRow, Outbox, OutboxInUse, replayed_bytes
 
 
 def frame(i: int, size: int = 100) -> NewRow:
@@ -100,3 +100,11 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
         Outbox(tmp_path / "o.db", synchronous="EXTRA")
     with pytest.raises(ValueError):
         Outbox(tmp_path / "o.db", max_rows=0)
+
+
+def test_one_agent_per_outbox(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db")
+    with pytest.raises(OutboxInUse):
+        Outbox(tmp_path / "o.db")
+    ob.close()
+    Outbox(tmp_path / "o.db").close()
