@@ -104,6 +104,19 @@ def session_days(fleet: SeedFleet, week: int) -> list[dt.date]:
     return [d for d in (monday, monday + dt.timedelta(days=3)) if d <= fleet.end]
 
 
+def session_starts(fleet: SeedFleet, c: str, p: int, week: int) -> list[int]:
+    """Start times (ns) of the patient's sessions in ``week``: none in a lapse week, none
+    later than ``fleet.now``."""
+    if fleet.lapses(c, p) and week in LAPSE_WEEKS:
+        return []
+    starts = [_ns(d, 9 * 3600 + p * 3600) for d in session_days(fleet, week)]
+    return [t for t in starts if t <= fleet.now_ns]
+
+
+def trained_weeks(fleet: SeedFleet, c: str, p: int) -> list[int]:
+    return [w for w in range(WEEKS) if session_starts(fleet, c, p, w)]
+
+
 def records(fleet: SeedFleet) -> Iterator[dict[str, Any]]:
     for c in fleet.clinics:
         for p in range(fleet.patients_per_clinic):
@@ -138,8 +151,7 @@ def _history(fleet: SeedFleet, c: str, p: int) -> Iterator[dict[str, Any]]:
     for week in range(WEEKS):
         monday = fleet.start + dt.timedelta(weeks=week)
         lapsed = fleet.lapses(c, p) and week in LAPSE_WEEKS
-        starts = [] if lapsed else [_ns(d, 9 * 3600 + p * 3600) for d in session_days(fleet, week)]
-        days = [t for t in starts if t <= fleet.now_ns]  # none later today
+        days = session_starts(fleet, c, p, week)
         for k, start in enumerate(days):
             yield from _session(
                 c, machine, patient, f"{patient}-w{week}-{k}", start, l0_kg(trained), week
