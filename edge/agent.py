@@ -35,6 +35,8 @@ from edge.settings import MqttSettings
 
 log = logging.getLogger(__name__)
 
+STATE_SLOTS: Final = 2
+"""In-flight slots kept free for state messages under a small broker Receive Maximum."""
 RATE_MATCH_TOLERANCE: Final = 1e-6
 """Relative tolerance when a configured rate is checked against source rate / integer."""
 
@@ -227,7 +229,10 @@ class EdgeAgent:
             self.acked += len(done)
 
     def _publish_due(self) -> None:
-        room = self.window - len(self._handed)
+        # the broker's Receive Maximum bounds what may be unacknowledged (state messages
+        # take a slot or two): paho does not enforce it itself
+        window = min(self.window, max(1, self.link.receive_maximum - STATE_SLOTS))
+        room = window - len(self._handed)
         if room <= 0:
             return
         rows = []

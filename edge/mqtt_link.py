@@ -26,6 +26,9 @@ from edge.settings import MqttSettings
 
 log = logging.getLogger(__name__)
 
+RECEIVE_MAXIMUM_DEFAULT = 65535
+"""MQTT 5: a CONNACK without Receive Maximum means 65,535."""
+
 
 @dataclass(frozen=True, slots=True)
 class Will:
@@ -75,6 +78,8 @@ class MqttLink:
         """Incremented on every successful connection (the pump notices reconnects)."""
         self.session_present = False
         self.last_error = ""
+        self.receive_maximum = RECEIVE_MAXIMUM_DEFAULT
+        """The broker's Receive Maximum from the last CONNACK."""
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -141,10 +146,10 @@ class MqttLink:
             self.last_error = str(reason_code)
             log.warning("%s: connection refused: %s", self.client_id, reason_code)
             return
-        # paho does not honour the broker's Receive Maximum (MQTT 5): cap our in-flight window
+        # paho neither honours the broker's Receive Maximum (MQTT 5) nor lets its in-flight
+        # limit change while connected: the agent caps its own window with this instead
         receive_max = getattr(properties, "ReceiveMaximum", None) if properties else None
-        inflight = min(self.settings.max_inflight, receive_max or self.settings.max_inflight)
-        client.max_inflight_messages_set(max(1, inflight))
+        self.receive_maximum = int(receive_max or RECEIVE_MAXIMUM_DEFAULT)
         for topic in self._subscriptions:
             client.subscribe(topic, qos=1)
         with self._lock:

@@ -29,6 +29,7 @@ class FakeLink:
         self.messages: list[tuple[str, bytes]] = []
         self._mid = 0
         self.stopped_with: Will | None = None
+        self.receive_maximum = 65535
 
     def start(self) -> None:
         self.connect()
@@ -247,3 +248,12 @@ def test_stop_frames_the_tail_and_says_offline(tmp_path: Path) -> None:
     offline = json.loads(link.stopped_with.payload)
     assert offline["status"] == "offline"
     contract.validate_state(offline)
+
+
+def test_window_respects_the_brokers_receive_maximum(tmp_path: Path) -> None:
+    agent, link = make_agent(tmp_path, max_inflight=1000)
+    link.receive_maximum = 5
+    agent.start()
+    feed(agent, 1000)
+    agent.pump()
+    assert len(link.payloads("telemetry")) == 3  # 5 minus 2 slots kept for state messages

@@ -74,6 +74,6 @@ def test_inflight_is_capped_by_the_brokers_receive_maximum() -> None:
     props = Properties(PacketTypes.CONNACK)  # type: ignore[no-untyped-call]
     props.ReceiveMaximum = 20
     link._on_connect(link.client, None, ConnectFlags(False), ReasonCode(PacketTypes.CONNACK), props)
-    assert link.client.max_inflight_messages == 20
+    assert link.receive_maximum == 20
     assert link.connected.is_set()
     assert link.generation == 1
