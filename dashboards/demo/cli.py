@@ -102,6 +102,8 @@ def report(run_: Any) -> dict[str, Any]:
         "score": _score(score),
         "reports": [str(p) for p in reports],
         "timings_s": run_.timings,
+        "live_since_ns": run_.live_since_ns,
+        "backfill_window_ns": run_.backfill_window_ns,
         "topic_prefix": run_.kafka.topic_prefix,
         "database": run_.config.database,
     }
