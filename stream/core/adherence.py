@@ -3,8 +3,9 @@
 Per ISO week (UTC) W, with the prescription active in W (the latest-starting one whose
 [start_date, end_date] overlaps the week):
 
-* prescribed = its ``sessions_per_week`` (0 without a prescription),
-* attended = sessions that *started* in W with at least one valid rep,
+* prescribed = its ``sessions_per_week`` prorated by the days of W it covers up to today,
+  ⌊spw × days / 7 + ½⌋ (weeks it does not overlap get no row),
+* attended = sessions checked in during W (UTC),
 * completed = attended sessions completed as prescribed (≥ prescribed sets, ≥ sets × reps
   valid reps, at ≥ the prescribed load),
 * adherence = attended / prescribed, compliance = completed / prescribed, relative
@@ -19,6 +20,7 @@ input re-emits nothing, and the sink upserts by (patient_id, iso_week).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 from stream.core import alerts
@@ -87,6 +89,19 @@ def completed_as_prescribed(session: dict[str, Any], p: dict[str, Any]) -> bool:
     )
 
 
+def _prescribed(p: dict[str, Any], monday: dt.date, today: dt.date) -> int | None:
+    """Sessions prescribed in the week of ``monday``: sessions_per_week prorated by the days
+    the prescription covers (up to today), ⌊spw × days / 7 + ½⌋; None when it covers none."""
+    start = dt.date.fromisoformat(p["start_date"])
+    end = dt.date.fromisoformat(p["end_date"]) if p.get("end_date") else today
+    end = min(end, today)
+    sunday = monday + dt.timedelta(days=6)
+    days = (min(sunday, end) - max(monday, start)).days + 1
+    if days <= 0:
+        return None
+    return math.floor(int(p["sessions_per_week"]) * days / 7 + 0.5)
+
+
 def _ratio(a: int, b: int) -> float | None:
     return a / b if b > 0 else None
 
@@ -108,7 +123,8 @@ class PatientTracker:
     ) -> list[dict[str, Any]]:
         state.prescriptions[str(prescription["prescription_id"])] = dict(prescription)
         for summary in state.sessions.values():
-            summary["completed"] = self._completed(state, summary)
+            if summary.get("given") is None:
+                summary["completed"] = self._completed(state, summary)
         return self._rows(state, state.today_ns, 0)
 
     def on_session(
@@ -128,7 +144,9 @@ class PatientTracker:
             "mcv": session.get("mean_mcv_ms"),
             "ref_load": float(session["max_load_kg"]) if session["reps"] else None,
         }
-        summary["completed"] = self._completed(st, summary)
+        given = session.get("completed_as_prescribed")
+        summary["given"] = given
+        summary["completed"] = given if given is not None else self._completed(st, summary)
         st.sessions[summary["session_id"]] = summary
         st.today_ns = max(st.today_ns, summary["end_ns"])
         out: Records = []
@@ -148,6 +166,9 @@ class PatientTracker:
     # --- adherence rows ------------------------------------------------------------------------
 
     def _completed(self, st: PatientState, summary: dict[str, Any]) -> bool | None:
+        """Fallback when the session record has no verdict: from its totals (≥ sets,
+        ≥ sets × reps valid reps, max load ≥ prescribed) — an approximation, since a
+        warm-up set or a short set can hide in the totals."""
         p = st.prescriptions.get(summary["prescription_id"] or "")
         if p is None:
             p = _active(st, monday_of(day_of(summary["start_ns"])))
@@ -158,36 +179,32 @@ class PatientTracker:
     def _week_counts(self, st: PatientState) -> dict[dt.date, list[int]]:
         counts: dict[dt.date, list[int]] = {}
         for s in st.sessions.values():
-            if s["reps"] <= 0:
-                continue
             c = counts.setdefault(monday_of(day_of(s["start_ns"])), [0, 0])
             c[0] += 1
             c[1] += 1 if s["completed"] else 0
         return counts
 
     def _rows(self, st: PatientState, today_ns: int, now_ns: int) -> Records:
-        if today_ns <= 0:
+        if today_ns <= 0 or not st.prescriptions:
             return []
-        starts = [dt.date.fromisoformat(p["start_date"]) for p in st.prescriptions.values()]
-        starts += [day_of(s["start_ns"]) for s in st.sessions.values()]
-        if not starts:
-            return []
+        today = day_of(today_ns)
         counts = self._week_counts(st)
-        weeks = weeks_between(min(starts), day_of(today_ns))
-        out: Records = []
-        for i, monday in enumerate(weeks):
+        first = min(dt.date.fromisoformat(p["start_date"]) for p in st.prescriptions.values())
+        weekly: list[tuple[dt.date, dict[str, Any] | None, int, int, int]] = []
+        for monday in weeks_between(first, today):
             p = _active(st, monday)
-            prescribed = int(p["sessions_per_week"]) if p else 0
+            prescribed = _prescribed(p, monday, today) if p else None
             attended, completed = counts.get(monday, [0, 0])
-            r_p = r_a = r_c = 0
-            for w in weeks[max(0, i - 3) : i + 1]:
-                pw = _active(st, w)
-                r_p += int(pw["sessions_per_week"]) if pw else 0
-                a, c = counts.get(w, [0, 0])
-                r_a += a
-                r_c += c
-            values = [p["prescription_id"] if p else None, prescribed, attended, completed]
-            values += [r_p, r_a, r_c]
+            weekly.append((monday, p, prescribed or 0, attended, completed))
+        out: Records = []
+        for i, (monday, p, prescribed, attended, completed) in enumerate(weekly):
+            if p is None or _prescribed(p, monday, today) is None:
+                continue  # no prescription overlaps this week: no row
+            window = [w for w in weekly[max(0, i - 3) : i + 1] if w[1] is not None]
+            r_p = sum(w[2] for w in window)
+            r_a = sum(w[3] for w in window)
+            r_c = sum(w[4] for w in window)
+            values = [p["prescription_id"], prescribed, attended, completed, r_p, r_a, r_c]
             week = iso_week(monday)
             if st.rows.get(week) == values:
                 continue
@@ -306,7 +323,7 @@ class PatientTracker:
         p = _active(st, monday_of(day_of(today))) if today else None
         if p is None:
             return []
-        attended = [x["end_ns"] for x in st.sessions.values() if x["reps"] > 0]
+        attended = [x["end_ns"] for x in st.sessions.values()]
         p_start = monday_ns(dt.date.fromisoformat(p["start_date"]))  # midnight of that day
         last = max(attended) if attended else p_start
         out: Records = []

@@ -7,6 +7,7 @@ went offline), so replays re-emit the same natural key.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -71,7 +72,6 @@ def frame_gap(st: MachineState, gap: Gap, s: CoreSettings, now_ns: int) -> Recor
 
 def check_frame(
     st: MachineState,
-    f: dict[str, Any],
     rows: npt.NDArray[np.float64],
     t: npt.NDArray[np.int64],
     s: CoreSettings,
@@ -82,8 +82,9 @@ def check_frame(
     a = st.alerts
     t_end = int(t[-1])
     forces = rows[1:3]
-    sat = np.flatnonzero(np.nan_to_num(forces, nan=0.0).max(axis=0) >= s.force_saturation_n)
-    if sat.size:
+    peak = float(np.fmax.reduce(forces, axis=None))
+    if peak >= s.force_saturation_n:
+        sat = np.flatnonzero(np.fmax.reduce(forces, axis=0) >= s.force_saturation_n)
         first = int(t[sat[0]])
         if a.saturated is None or first - a.saturated[1] > EPISODE_QUIET_S * 1e9:
             a.saturated = [first, t_end]
@@ -94,21 +95,26 @@ def check_frame(
                     first,
                     first,
                     severity="warning",
-                    value=float(np.nanmax(forces)),
+                    value=peak,
                     threshold=s.force_saturation_n,
                     message="force channel saturated",
                     now_ns=now_ns,
                 )
             )
         a.saturated[1] = t_end
-    x = rows[0][~np.isnan(rows[0])]
-    moved = float(x.max() - x.min()) if x.size else 0.0
+    spread = np.ptp(forces, axis=1)  # NaN when a sample is missing: not flat
+    if not (spread == 0).any():
+        if a.flat:
+            a.flat.clear()
+        return out
+    x = rows[0]
+    moved = float(np.fmax.reduce(x) - np.fmin.reduce(x)) if x.size else 0.0
+    moved = 0.0 if math.isnan(moved) else moved
     for i, ch in enumerate(("force_left_n", "force_right_n")):
-        col = forces[i]
-        if np.isnan(col).any() or col.min() != col.max():
+        if spread[i] != 0:
             a.flat.pop(ch, None)
             continue
-        value = float(col[0])
+        value = float(forces[i, 0])
         run = a.flat.get(ch)
         if run is None or run[0] != value:
             run = a.flat[ch] = [value, float(int(t[0])), 0.0]

@@ -1,10 +1,15 @@
 """A machine's sessions: check-in/out, sets by the gap rule, held records, finalisation.
 
-Sessions are keyed by the frames' ``session_id``. Frames without one (nobody checked in)
-still yield reps, recorded under an anonymous session ``anon-<machine>-<start s>`` with
-``patient_id`` None, ended by the idle timeout. Records of a session whose check-in has
-not arrived are held (bounded by ``max_pending_records``/``max_pending_s``), then given
-the patient_id on check-in or released unattributed when the bound is hit.
+Sessions are keyed by the frames' ``session_id``. ``completed_as_prescribed`` needs the
+prescription's sets × reps × load: the adapter may attach the Prescription record to the
+``session_started`` event as ``"prescription"`` (the machine itself only reports its id);
+without it the field is None and :class:`stream.core.PatientTracker` decides it.
+
+Frames without a session_id (nobody checked in) still yield reps, recorded under an
+anonymous session ``anon-<machine>-<start s>`` with ``patient_id`` None, ended by the
+idle timeout. Records of a session whose check-in has not arrived are held (bounded by
+``max_pending_records``/``max_pending_s``), then given the patient_id on check-in or
+released unattributed when the bound is hit.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from stream.core.sets import set_fields, starts_new_set, summarise
 from stream.core.settings import CoreSettings
 
 ANON = "_anon"
+LOAD_TOLERANCE_KG = 1e-6
+"""A set at the prescribed load up to float noise counts as at the prescribed load."""
 MAX_CLOSED_REMEMBERED = 64
 Records = list[dict[str, Any]]
 
@@ -38,6 +45,7 @@ def _new(session_id: str, anon: bool) -> dict[str, Any]:
         "last_ns": None,  # last sample time
         "last_rep_ns": None,  # end of the last rep
         "ended_ns": None,  # check-out time
+        "prescription": None,  # the Prescription record, when the check-in carried it
         "set_no": 0,
         "set_reps": [],
         "sets": [],
@@ -45,6 +53,20 @@ def _new(session_id: str, anon: bool) -> dict[str, Any]:
         "pending": [],
         "pending_since": None,
     }
+
+
+def completed(d: dict[str, Any]) -> bool | None:
+    """Completed as prescribed: at least the prescribed number of sets, each with at least
+    the prescribed valid reps at ≥ the prescribed load (None without the prescription)."""
+    rx = d.get("prescription")
+    if not rx:
+        return None
+    done = sum(
+        1
+        for s in d["sets"]
+        if s["reps"] >= rx["reps"] and s["load_kg"] >= float(rx["load_kg"]) - LOAD_TOLERANCE_KG
+    )
+    return done >= int(rx["sets"])
 
 
 class Session:
@@ -109,7 +131,7 @@ class Sessions:
             "prescription_id": d["prescription_id"],
             "seat_position": d["seat_position"],
             "footplate_position": d["footplate_position"],
-            "completed_as_prescribed": None,
+            "completed_as_prescribed": completed(d),
         }
 
     def for_frames(self, key: str, sid: str | None, t_ns: int) -> Session:
@@ -198,7 +220,9 @@ class Sessions:
         if d is None:
             d = self.open[sid] = _new(sid, False)
         setup = event.get("setup") or {}
+        rx = event.get("prescription")
         d.update(
+            prescription=dict(rx) if isinstance(rx, dict) else None,
             patient_id=event.get("patient_id"),
             prescription_id=event.get("prescription_id"),
             seat_position=setup.get("seat_position"),

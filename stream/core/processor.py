@@ -46,6 +46,10 @@ class MachineState:
         self.rate_hz: float | None = None
         self.next_t_ns: int | None = None  # expected time of the next sample
         self.final_t_ns: int | None = None  # time of the last final (conditioned) sample
+        # samples waiting for the next pipeline run (batching), as plain lists: t0 of the
+        # first one, then position, left, right, load, replayed (gaps already filled)
+        self.pend_t0: int | None = None
+        self.pend: list[list[Any]] = [[], [], [], [], []]
         self.cond: Conditioner | None = None
         self.seg: Segmenter | None = None
         self.status: dict[str, Any] = {
@@ -77,6 +81,8 @@ class MachineState:
             "rate_hz": self.rate_hz,
             "next_t_ns": self.next_t_ns,
             "final_t_ns": self.final_t_ns,
+            "pend_t0": self.pend_t0,
+            "pend": [list(r) for r in self.pend],
             "cond": self.cond.to_json() if self.cond else None,
             "seg": self.seg.to_json() if self.seg else None,
             "status": dict(self.status),
@@ -99,6 +105,8 @@ class MachineState:
         st.rate_hz = d["rate_hz"]
         st.next_t_ns = d["next_t_ns"]
         st.final_t_ns = d["final_t_ns"]
+        st.pend_t0 = d["pend_t0"]
+        st.pend = [list(r) for r in d["pend"]]
         if st.rate_hz is not None and d["cond"] is not None:
             st.cond, st.seg = _pipeline(settings, st.rate_hz)
             st.cond.load_json(d["cond"])
@@ -203,11 +211,10 @@ class MachineProcessor:
             if prev is not None:
                 out += st.sessions.maybe_finalize(prev, self.s, now_ns, pipeline_left=True)
         rate = float(f["rate_hz"])
-        n = len(f["position_mm"])
+        pos = f["position_mm"]
+        n = len(pos)
         period = 1e9 / rate
         t0 = int(f["t0_ns"])
-        t = t0 + np.round(np.arange(n) * period).astype(np.int64)
-        rows = np.array([f["position_mm"], f["force_left_n"], f["force_right_n"]], dtype=np.float64)
         if st.rate_hz != rate or st.cond is None:
             self._flush_pipeline(st, now_ns, out)
             st.rate_hz = rate
@@ -216,29 +223,62 @@ class MachineProcessor:
             gap = t0 - st.next_t_ns
             if abs(gap) >= period / 2:
                 slots = round(gap / period)
-                if 0 < slots <= st.cond.max_bridge:  # short clock gap: dropout samples
-                    t = np.concatenate([st.next_t_ns + np.round(np.arange(slots) * period), t])
-                    t = t.astype(np.int64)
-                    rows = np.hstack([np.full((3, slots), np.nan), rows])
-                    n += slots
+                if 0 < slots <= st.cond.max_bridge and st.pend_t0 is not None:
+                    self._append(
+                        st, st.next_t_ns, [None] * slots, [None] * slots, [None] * slots, 0.0, False
+                    )  # short clock gap: dropouts
                 else:  # long gap or time running backwards: a break
                     self._flush_pipeline(st, now_ns, out, keep_rate=True)
-        sess = st.sessions.for_frames(key, sid, int(t[0]))
-        sess_rows = np.vstack(
-            [
-                rows,
-                np.full((1, n), float(f["load_kg"])),
-                np.full((1, n), 1.0 if f.get("replayed") else 0.0),
-            ]
+        sess = st.sessions.for_frames(key, sid, t0)
+        self._append(
+            st,
+            t0,
+            pos,
+            f["force_left_n"],
+            f["force_right_n"],
+            float(f["load_kg"]),
+            bool(f.get("replayed")),
         )
-        assert st.cond is not None
-        blocks = st.cond.push(t, sess_rows)
-        self._feed(st, blocks, now_ns, out)
-        st.next_t_ns = int(t[-1] + period)
-        sess.touch(int(t[-1]))
-        out += machine_alerts.check_frame(st, f, rows, t, self.s, now_ns)
-        out += st.sessions.close_set_if_rested(st.pipe_key, st.final_t_ns, st.seg, self.s, now_ns)
-        out += st.sessions.release_overdue(int(t[-1]), self.s, now_ns)
+        st.next_t_ns = t0 + round(n * period)
+        sess.touch(t0 + round((n - 1) * period))
+        if len(st.pend[0]) >= self.s.batch_samples:
+            self._drain(st, now_ns, out)
+            out += st.sessions.close_set_if_rested(
+                st.pipe_key, st.final_t_ns, st.seg, self.s, now_ns
+            )
+        out += st.sessions.release_overdue(st.next_t_ns, self.s, now_ns)
+
+    @staticmethod
+    def _append(
+        st: MachineState,
+        t0: int,
+        pos: list[Any],
+        left: list[Any],
+        right: list[Any],
+        load: float,
+        replayed: bool,
+    ) -> None:
+        if st.pend_t0 is None:
+            st.pend_t0 = t0
+        n = len(pos)
+        p = st.pend
+        p[0] += pos
+        p[1] += left
+        p[2] += right
+        p[3] += [load] * n
+        p[4] += [1.0 if replayed else 0.0] * n
+
+    def _drain(self, st: MachineState, now_ns: int, out: list[dict[str, Any]]) -> None:
+        """Run the buffered samples through the conditioner and the segmenter."""
+        if st.cond is None or st.pend_t0 is None or st.rate_hz is None:
+            return
+        rows = np.array(st.pend, dtype=np.float64)
+        n = rows.shape[1]
+        t = st.pend_t0 + np.round(np.arange(n) * (1e9 / st.rate_hz)).astype(np.int64)
+        st.pend_t0 = None
+        st.pend = [[], [], [], [], []]
+        out += machine_alerts.check_frame(st, rows, t, self.s, now_ns)
+        self._feed(st, st.cond.push(t, rows), now_ns, out)
 
     def _feed(
         self, st: MachineState, blocks: list[Conditioned], now_ns: int, out: list[dict[str, Any]]
@@ -258,6 +298,7 @@ class MachineProcessor:
         self, st: MachineState, now_ns: int, out: list[dict[str, Any]], keep_rate: bool = False
     ) -> None:
         """Finish every rep of the pipeline's session (break, session switch, idle)."""
+        self._drain(st, now_ns, out)
         if st.cond is not None and st.seg is not None and st.rate_hz is not None:
             self._feed(st, st.cond.flush(), now_ns, out)
             mp = metric_params(self.s, st.rate_hz)

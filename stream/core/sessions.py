@@ -61,7 +61,7 @@ def session_fields(
         "max_velocity_loss_pct": max(vls) if vls else None,
         "duration_s": duration_s,
         "density_j_per_min": work / (duration_s / 60.0) if duration_s > 0 else 0.0,
-        "max_load_kg": max((r["load_kg"] for r in valid), default=0.0),
+        "max_load_kg": max((r["load_kg"] for r in reps), default=0.0),
         "lv_intercept_ms": a,
         "lv_slope_ms_per_kg": b,
         "e1rm_kg": e1rm,

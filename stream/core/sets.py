@@ -32,7 +32,7 @@ def summarise(m: RepMetrics, valid: bool) -> RepSummary:
 
 
 def velocity_loss_pct(mcvs: list[float]) -> float | None:
-    if not mcvs:
+    if len(mcvs) < 2:
         return None
     best = max(mcvs)
     return (best - mcvs[-1]) / best * 100.0 if best > 0 else None
@@ -46,7 +46,7 @@ def set_fields(reps: list[RepSummary]) -> dict[str, Any]:
     """The metric fields of a Set record from its reps (partial reps included in work/TUT)."""
     valid = [r for r in reps if r["valid"]]
     mcvs = [r["mcv"] for r in valid]
-    loads = [r["load_kg"] for r in valid] or [r["load_kg"] for r in reps]
+    loads = [r["load_kg"] for r in reps[:1]]  # the load the set was started at
     asis = [r["asi"] for r in valid if r["asi"] is not None]
     return {
         "start_ns": reps[0]["start_ns"],

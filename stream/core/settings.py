@@ -30,6 +30,9 @@ class CoreSettings:
     max_bridge_gap_s: float = env("SLEDFLEET_CORE_MAX_BRIDGE_GAP_S", 0.25)
     """Dropouts up to this long are bridged linearly *only* to keep the filter running;
     longer gaps reset the segmenter (an open rep is closed as partial)."""
+    batch_samples: int = env("SLEDFLEET_CORE_BATCH_SAMPLES", 200)
+    """Samples buffered per machine before the pipeline runs (4 frames of 50): amortises
+    per-call overhead; adds at most batch/rate (2 s at 100 Hz) of latency to rep records."""
     # --- repetition segmentation ---
     detect_velocity_ms: float = env("SLEDFLEET_CORE_DETECT_VELOCITY_MS", 0.05)
     """Concentric phase detected when v exceeds this (OpenBarbell ~0.05 m/s)..."""

@@ -13,7 +13,8 @@ the output is *identical* however the stream is cut into frames: :class:`Conditi
 holds back ``half`` samples (the processing delay, 70 ms at 100 Hz) until their
 right-hand context has arrived. Units: mm in, mm, m/s and m/s² out.
 
-Dropouts (``None``/NaN positions) are *marked*: each output sample carries a ``missing`` flag, and the filter sees a linear bridge over the gap only so that it can run.
+Dropouts (``None``/NaN positions) are *marked*: each output sample carries a
+``missing`` flag, and the filter sees a linear bridge over the gap only so that it can run.
 A gap longer than ``max_bridge`` samples is a *break*: everything before it is flushed
 (with edge padding) and the conditioner starts afresh after it.
 """

@@ -18,8 +18,15 @@ import numpy as np
 import numpy.typing as npt
 
 F64 = npt.NDArray[np.float64]
-STAGES = ((0.08, 0.12, 0.01), (0.012, 0.012, 0.001))
-"""(± t₀ range s, ± T range s, step s) of the coarse and the fine grid."""
+COARSE_T0 = (0.03, 0.08)
+"""Coarse search half-range of the onset: a + b × (threshold duration), s."""
+COARSE_DUR = (0.05, 0.15)
+"""Coarse search half-range of the duration: a + b × (threshold duration), s."""
+GRID_STEPS = 4
+"""Grid points each side of the centre in every stage; each stage zooms in 3×..."""
+FINEST_STEP_S = 0.003
+"""...until the step is this fine; a parabola through the best point's neighbours then
+places the optimum between grid points."""
 
 
 def _min_jerk(tau: F64) -> F64:
@@ -28,8 +35,9 @@ def _min_jerk(tau: F64) -> F64:
     return t3 * (10.0 - 15.0 * tau + 6.0 * tau * tau)
 
 
-def _grid(ts: F64, x: F64, t0s: F64, durs: F64) -> tuple[float, float, float]:
-    """Best (t0, T, rss) over the grid, with x0 and Δ solved by least squares."""
+def _grid(ts: F64, x: F64, t0s: F64, durs: F64) -> tuple[int, int, F64]:
+    """Residual sum of squares over the (t0, T) grid, x0 and Δ solved by least squares;
+    returns the best (i, j) and the whole rss table."""
     tau = (ts[None, None, :] - t0s[:, None, None]) / durs[None, :, None]
     s = _min_jerk(tau)
     sm = s.mean(axis=-1, keepdims=True)
@@ -40,7 +48,13 @@ def _grid(ts: F64, x: F64, t0s: F64, durs: F64) -> tuple[float, float, float]:
     delta = np.divide(cov, var, out=np.zeros_like(cov), where=var > 0)
     rss = (xc * xc).sum() - delta * cov  # residual sum of squares of the linear fit
     i, j = np.unravel_index(int(np.argmin(rss)), rss.shape)
-    return float(t0s[i]), float(durs[j]), float(rss[i, j])
+    return int(i), int(j), rss
+
+
+def _vertex(ym: float, y0: float, yp: float) -> float:
+    """Offset (in steps, within ±0.5) of the minimum of the parabola through 3 points."""
+    den = ym - 2.0 * y0 + yp
+    return 0.0 if den <= 0 else max(-0.5, min(0.5, 0.5 * (ym - yp) / den))
 
 
 def refine_stroke(
@@ -61,18 +75,28 @@ def refine_stroke(
     tw = ts[lo : hi + 1]
     xs = x[lo : hi + 1]
     t0, dur = start_s, max(end_s - start_s, 0.05)
-    rss = np.inf
-    for half_t0, half_dur, step in STAGES:
-        t0s = t0 + np.arange(-half_t0, half_t0 + step / 2, step)
-        durs = dur + np.arange(-half_dur, half_dur + step / 2, step)
-        durs = durs[durs > 0.05]
-        if durs.size < 3:
+    h_t0 = COARSE_T0[0] + COARSE_T0[1] * dur
+    h_dur = COARSE_DUR[0] + COARSE_DUR[1] * dur
+    first = True
+    while True:
+        t0s = t0 + np.linspace(-h_t0, h_t0, 2 * GRID_STEPS + 1)
+        durs = dur + np.linspace(-h_dur, h_dur, 2 * GRID_STEPS + 1)
+        if durs[0] <= 0.05:
             return None
-        t0, dur, rss = _grid(tw, xs, t0s, durs)
-        if half_t0 == STAGES[0][0] and (
-            t0 <= t0s[0] or t0 >= t0s[-1] or dur <= durs[0] or dur >= durs[-1]
-        ):
+        i, j, table = _grid(tw, xs, t0s, durs)
+        last = len(t0s) - 1
+        if first and (i in (0, last) or j in (0, last)):
             return None  # optimum outside the plausible range: not a minimum-jerk stroke
+        first = False
+        t0, dur, rss = float(t0s[i]), float(durs[j]), float(table[i, j])
+        step_t0, step_dur = h_t0 / GRID_STEPS, h_dur / GRID_STEPS
+        if step_t0 <= FINEST_STEP_S and step_dur <= FINEST_STEP_S:
+            if 0 < i < last:
+                t0 += step_t0 * _vertex(table[i - 1, j], table[i, j], table[i + 1, j])
+            if 0 < j < last:
+                dur += step_dur * _vertex(table[i, j - 1], table[i, j], table[i, j + 1])
+            break
+        h_t0, h_dur = max(h_t0 / 3, 2 * FINEST_STEP_S), max(h_dur / 3, 2 * FINEST_STEP_S)
     rms = float(np.sqrt(max(rss, 0.0) / n))
     if rms > max_rms_pct / 100.0 * dist:
         return None
