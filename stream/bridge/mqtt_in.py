@@ -40,6 +40,7 @@ from edge.settings import KafkaSettings, MqttSettings
 from stream.bridge.core import AckWindow, Record, route, subscriptions
 from stream.bridge.kafka_out import connect_producer
 from stream.bridge.metrics import BridgeMetrics
+from stream.bridge.paho_buffered import BufferedClient
 from stream.bridge.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ class Bridge:
     # --- paho callbacks (network thread) ---------------------------------------------------
     def _make_client(self) -> mqtt.Client:
         s = self.mqtt_settings
-        client = mqtt.Client(
+        client = BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=mqtt.MQTTv5,
