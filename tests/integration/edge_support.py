@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from jsonschema import Draft202012Validator
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from servers import PrivateMosquitto
 
 from edge import contract
 from edge.agent_settings import EdgeSettings
@@ -30,6 +30,8 @@ from edge.samples import Sample, SourceEvent, SourceItem
 from edge.settings import MqttSettings
 
 REPO = Path(__file__).resolve().parents[2]
+SERVICE_USER = "sledfleet-bridge"
+"""The service account the secure broker's ACL lets read everything (services/mosquitto/acl)."""
 SCHEMAS = {
     kind: Draft202012Validator(
         json.loads(resources.files("edge").joinpath("schemas", f"{kind}.json").read_text())
@@ -47,12 +49,6 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: f
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(every)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def unique_id(prefix: str) -> str:
@@ -161,55 +157,15 @@ class AgentThread:
         return self.join(timeout)
 
 
-class PrivateMosquitto:
-    """A Mosquitto of our own (run dir and port), via the project's services scripts."""
-
-    SERVICE_USER = "sledfleet-bridge"
-
-    def __init__(self, run_dir: Path, port: int | None = None, secure: bool = False) -> None:
-        self.run_dir = run_dir
-        self.port = port or free_port()
-        self.settings = MqttSettings(host="127.0.0.1", port=self.port)
-        self.secure = secure
-        self.tls_port = free_port() if secure else 0
-        self.service_password = uuid.uuid4().hex
-
-    @property
-    def ca_file(self) -> Path:
-        return self.run_dir / "mosquitto" / "tls" / "ca.crt"
-
-    def add_user(self, user: str, password: str) -> None:
-        """Secure mode: add a device account (before start; the file is read at start)."""
-        passwd = self.run_dir / "mosquitto" / "passwd"
-        passwd.parent.mkdir(parents=True, exist_ok=True)
-        if not passwd.exists():
-            passwd.touch(mode=0o600)
-            self.add_user(self.SERVICE_USER, self.service_password)
-        subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password], check=True)
-
-    def _services(self, cmd: str) -> None:
-        env = {
-            **os.environ,
-            "SLEDFLEET_RUN_DIR": str(self.run_dir),
-            "SLEDFLEET_MQTT_PORT": str(self.port),
+def secure_broker(service_password: str) -> PrivateMosquitto:
+    """A private Mosquitto in secure mode (TLS listener, password file, device ACLs)."""
+    return PrivateMosquitto(
+        extra_env={
+            "SLEDFLEET_MQTT_SECURE": "1",
+            "SLEDFLEET_MQTT_USERNAME": SERVICE_USER,
+            "SLEDFLEET_MQTT_PASSWORD": service_password,
         }
-        if self.secure:
-            env |= {
-                "SLEDFLEET_MQTT_SECURE": "1",
-                "SLEDFLEET_MQTTS_PORT": str(self.tls_port),
-                "SLEDFLEET_MQTT_USERNAME": self.SERVICE_USER,
-                "SLEDFLEET_MQTT_PASSWORD": self.service_password,
-            }
-        subprocess.run(
-            [str(REPO / "services" / cmd), "mosquitto"], env=env, check=True, timeout=120
-        )
-
-    def start(self) -> PrivateMosquitto:
-        self._services("start")
-        return self
-
-    def stop(self) -> None:
-        self._services("stop")
+    )
 
 
 def agent_cli(args: list[str], env_extra: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -3,36 +3,28 @@
 from __future__ import annotations
 
 import itertools
-import os
-import socket
 from pathlib import Path
 
 import paho.mqtt.publish as publish
 import pytest
-from edge_support import AgentThread, Collector, StrokeSource, check_all, unique_id, wait_until
+from edge_support import AgentThread, Collector, StrokeSource, check_all, wait_until
 
 from edge import contract
 from edge.agent_settings import EdgeSettings
-from edge.settings import MqttSettings, load
+from edge.settings import MqttSettings
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def broker() -> MqttSettings:
-    settings = load(MqttSettings)
-    try:
-        socket.create_connection((settings.host, settings.port), timeout=2).close()
-    except OSError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Mosquitto not reachable at {settings.host}:{settings.port}: {exc}")
-        pytest.skip(f"Mosquitto not reachable ({exc}); run services/start mosquitto")
-    return settings
+@pytest.fixture
+def broker(mqtt_settings: MqttSettings) -> MqttSettings:
+    """The shared Mosquitto (tests/integration/conftest.py skips or fails when it is down)."""
+    return mqtt_settings
 
 
 @pytest.fixture
-def ids() -> tuple[str, str]:
-    return unique_id("c"), unique_id("m")
+def ids(unique: str) -> tuple[str, str]:
+    return f"c{unique}", f"m{unique}"
 
 
 def test_frames_arrive_in_order_without_gaps(

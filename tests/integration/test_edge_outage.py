@@ -13,20 +13,20 @@ import csv
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from edge_support import (
     AgentThread,
     Collector,
-    PrivateMosquitto,
     StrokeSource,
     agent_cli,
     check_all,
-    free_port,
     unique_id,
     wait_until,
 )
+from servers import PrivateMosquitto
 
 from edge.agent_settings import EdgeSettings
 
@@ -36,10 +36,9 @@ OUTAGE_S = 30
 
 
 @pytest.fixture
-def private_broker(tmp_path: Path) -> PrivateMosquitto:
-    broker = PrivateMosquitto(tmp_path / "mosquitto").start()
-    yield broker
-    broker.stop()
+def private_broker() -> Iterator[PrivateMosquitto]:
+    with PrivateMosquitto() as broker:
+        yield broker
 
 
 def assert_exactly_once(seqs: list[int]) -> set[int]:
@@ -101,7 +100,7 @@ def write_recording(path: Path, seconds: int) -> Path:
 
 
 def test_kill_9_mid_session_loses_nothing_and_seq_continues(tmp_path: Path) -> None:
-    broker = PrivateMosquitto(tmp_path / "mosquitto").start()
+    broker = PrivateMosquitto().start()
     clinic, machine = unique_id("c"), unique_id("m")
     collector = Collector(broker.settings, clinic)
     recording = write_recording(tmp_path / "rec.csv", 20)
@@ -124,7 +123,7 @@ def test_kill_9_mid_session_loses_nothing_and_seq_continues(tmp_path: Path) -> N
         if first.poll() is None:
             first.kill()
         collector.close()
-        broker.stop()
+        broker.cleanup()
     seqs = collector.seqs()
     unique = assert_exactly_once(seqs)
     # the second run replayed the same 20 s recording: its frames continue the numbering
@@ -140,8 +139,7 @@ def test_kill_9_mid_session_loses_nothing_and_seq_continues(tmp_path: Path) -> N
 
 
 def test_full_outbox_drops_oldest_frames_and_reports_them(tmp_path: Path) -> None:
-    port = free_port()  # nothing listens yet: the agent buffers
-    broker = PrivateMosquitto(tmp_path / "mosquitto", port)
+    broker = PrivateMosquitto()  # its port is chosen but nothing listens yet: the agent buffers
     clinic, machine = unique_id("c"), unique_id("m")
     settings = EdgeSettings(
         machine_id=machine,
@@ -169,7 +167,7 @@ def test_full_outbox_drops_oldest_frames_and_reports_them(tmp_path: Path) -> Non
             collector.close()
     finally:
         agent.runner.stop()
-        broker.stop()
+        broker.cleanup()
     assert stats.frames == 100
     # 2 events + 23 frames fill the 25 rows when the source ends: 77 frames dropped
     assert stats.dropped_frames == 77

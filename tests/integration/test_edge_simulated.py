@@ -3,30 +3,22 @@ the contract and the JSON Schemas, frames are gapless, sessions are bracketed by
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 import pytest
 from edge_support import AgentThread, Collector, check_all, unique_id, wait_until
 
 from edge.agent_settings import EdgeSettings
-from edge.settings import MqttSettings, load
+from edge.settings import MqttSettings
 
 pytestmark = pytest.mark.integration
 simulator = pytest.importorskip("edge.simulator", reason="the simulator needs numpy (sim extra)")
 
 
-@pytest.fixture(scope="module")
-def broker() -> MqttSettings:
-    settings = load(MqttSettings)
-    try:
-        socket.create_connection((settings.host, settings.port), timeout=2).close()
-    except OSError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Mosquitto not reachable at {settings.host}:{settings.port}: {exc}")
-        pytest.skip(f"Mosquitto not reachable ({exc}); run services/start mosquitto")
-    return settings
+@pytest.fixture
+def broker(mqtt_settings: MqttSettings) -> MqttSettings:
+    """The shared Mosquitto (tests/integration/conftest.py skips or fails when it is down)."""
+    return mqtt_settings
 
 
 def test_simulated_week_passes_contract_and_schemas(broker: MqttSettings, tmp_path: Path) -> None:

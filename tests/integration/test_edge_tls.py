@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
 from edge_support import (
+    SERVICE_USER,
     AgentThread,
     Collector,
-    PrivateMosquitto,
     StrokeSource,
     check_all,
+    secure_broker,
     unique_id,
     wait_until,
 )
@@ -24,15 +26,15 @@ pytestmark = pytest.mark.integration
 
 def test_agent_publishes_over_tls_with_device_credentials(tmp_path: Path) -> None:
     clinic, machine = unique_id("c"), unique_id("m")
-    broker = PrivateMosquitto(tmp_path / "mosquitto", secure=True)
+    service_password = uuid.uuid4().hex
+    broker = secure_broker(service_password).start()
     broker.add_user(machine, "device-secret")
-    broker.start()
     try:
         service = MqttSettings(
             host="127.0.0.1",
             port=broker.port,
-            username=broker.SERVICE_USER,
-            password=Secret(broker.service_password),
+            username=SERVICE_USER,
+            password=Secret(service_password),
         )
         collector = Collector(service, clinic)
         device = MqttSettings(
@@ -52,14 +54,13 @@ def test_agent_publishes_over_tls_with_device_credentials(tmp_path: Path) -> Non
         check_all(collector)
         collector.close()
     finally:
-        broker.stop()
+        broker.cleanup()
 
 
 def test_wrong_password_keeps_everything_in_the_outbox(tmp_path: Path) -> None:
     clinic, machine = unique_id("c"), unique_id("m")
-    broker = PrivateMosquitto(tmp_path / "mosquitto", secure=True)
+    broker = secure_broker(uuid.uuid4().hex).start()
     broker.add_user(machine, "device-secret")
-    broker.start()
     try:
         device = MqttSettings(
             host="127.0.0.1",
@@ -81,4 +82,4 @@ def test_wrong_password_keeps_everything_in_the_outbox(tmp_path: Path) -> None:
         assert stats.acked == 0
         assert stats.undelivered_rows == 22  # 20 frames + 2 events kept for later
     finally:
-        broker.stop()
+        broker.cleanup()
