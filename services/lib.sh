@@ -129,13 +129,27 @@ foreign_status() {
 # pid_alive <pid>
 pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
 
-# read_pid <service>: pid from the pid file, empty if none or dead.
+# pid_is <pid> <text>: the process is alive and its command line contains <text> (guards
+# against a pid file whose process died and whose pid was reused by something else).
+pid_is() {
+    pid_alive "$1" || return 1
+    [[ -r "/proc/$1/cmdline" ]] || return 0
+    [[ "$(tr '\0' ' ' <"/proc/$1/cmdline")" == *"$2"* ]]
+}
+
+# read_pid <service>: pid from the pid file when that process is still our server, else empty.
 read_pid() {
-    local f pid
+    local f pid sig
     f="$(pid_file "$1")"
     [[ -f "$f" ]] || return 0
     pid="$(head -1 "$f" 2>/dev/null || true)"
-    if pid_alive "$pid"; then printf '%s' "$pid"; fi
+    case "$1" in
+        mosquitto) sig="$RUN_DIR/mosquitto/mosquitto.conf" ;;
+        kafka) sig="$RUN_DIR/kafka/server.properties" ;;
+        pglite) sig="pglite/server.mjs" ;;
+        *) sig="" ;;
+    esac
+    if pid_is "$pid" "$sig"; then printf '%s' "$pid"; fi
 }
 
 # wait_until <deadline-seconds> <pid-or-empty> <command...>

@@ -58,7 +58,7 @@ pg_pid() {
     base="$(pg_base)"
     [[ -f "$base/data/postmaster.pid" ]] || return 0
     pid="$(head -1 "$base/data/postmaster.pid" 2>/dev/null || true)"
-    if pid_alive "$pid"; then printf '%s' "$pid"; fi
+    if pid_is "$pid" "$base/data"; then printf '%s' "$pid"; fi
 }
 
 postgres_health() {
