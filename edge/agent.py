@@ -52,6 +52,11 @@ class ConfigRejected(ValueError):
     pass
 
 
+def _resume_session(outbox: Outbox) -> tuple[str, int] | None:
+    session_id = outbox.meta("session_id")
+    return (str(session_id), int(outbox.meta("session_seen_ns", 0))) if session_id else None
+
+
 class EdgeAgent:
     def __init__(
         self,
@@ -78,6 +83,7 @@ class EdgeAgent:
             next_seq=int(self.outbox.meta("next_seq", 0)),
             next_event_seq=int(self.outbox.meta("next_event_seq", 0)),
             gap_fill_max=settings.gap_fill_max,
+            resume_session=_resume_session(self.outbox),
         )
         self.source_rate_hz = source_rate_hz
         self.clock = ClockOffsetEstimator()
@@ -209,6 +215,8 @@ class EdgeAgent:
             protect_upto=self._cursor,
             next_seq=self.framer.next_seq,
             next_event_seq=self.framer.next_event_seq,
+            session_id=self.framer.session_id,
+            session_seen_ns=self.framer.seen_ns,
         )
         if dropped:
             self._birth_due = True

@@ -36,6 +36,9 @@ from edge import contract
 from edge.samples import Sample, SourceEvent, SourceItem
 
 DEFAULT_FRAME_SAMPLES: Final = 50
+SESSION_RESUME_MAX_NS: Final = 4 * 3600 * 10**9
+"""A session restored after an agent restart is kept only if data resumes within 4 h (the
+domain's new-session gap); otherwise frames carry no session until the next check-in."""
 GAP_FILL_MAX_SAMPLES: Final = 10
 """Missing samples (per run) filled with dropouts instead of cutting the frame (0.1 s at 100 Hz)."""
 
@@ -98,6 +101,7 @@ class Framer:
         next_event_seq: int = 0,
         gap_fill_max: int = GAP_FILL_MAX_SAMPLES,
         decimation: int = 1,
+        resume_session: tuple[str, int] | None = None,
     ) -> None:
         contract.check_id("clinic_id", clinic_id)
         contract.check_id("machine_id", machine_id)
@@ -108,6 +112,15 @@ class Framer:
         self.gap_fill_max = gap_fill_max
         self.stats = FramerStats()
         self.session_id: str | None = None
+        self.seen_ns = 0
+        """Device time of the last event or just after the last framed sample (persisted
+        with the session, for resuming it after a restart)."""
+        self._resume_deadline_ns: int | None = None
+        if resume_session is not None:
+            # after a restart mid-session, frames keep the session the machine is still in,
+            # unless the first sample comes so late that the session must have ended
+            self.session_id, seen_ns = resume_session
+            self._resume_deadline_ns = seen_ns + SESSION_RESUME_MAX_NS
         self._run: _Run | None = None
         self._source_rate_hz = rate_hz
         self._rate_hz = rate_hz
@@ -157,6 +170,10 @@ class Framer:
 
     def _sample(self, s: Sample) -> list[Outgoing]:
         """The hot path (every sample): keep it free of calls and allocations."""
+        if self._resume_deadline_ns is not None:
+            if s.t_ns > self._resume_deadline_ns:
+                self.session_id = None
+            self._resume_deadline_ns = None
         if self._decimation > 1:
             self._decimate_phase = (self._decimate_phase + 1) % self._decimation
             if self._decimate_phase != 1:
@@ -236,6 +253,7 @@ class Framer:
         }
         del run.position[:n], run.left[:n], run.right[:n]
         run.t0_ns += round(n * 1e9 / self.rate_hz)
+        self.seen_ns = max(self.seen_ns, run.t0_ns)
         self.next_seq += 1
         self.stats.frames += 1
         return Outgoing("telemetry", payload, n)
@@ -264,6 +282,7 @@ class Framer:
             self.stats.rejected_events += 1
             self.stats.last_rejection = f"{e.type}: {exc.reason}: {exc.detail}"[:200]
             return out
+        self.seen_ns = max(self.seen_ns, e.t_ns)
         if e.type in _SESSION_EVENTS:
             out += self.flush()  # the frames before the check-in/out keep their session
             self.session_id = session_id if e.type == "session_started" else None

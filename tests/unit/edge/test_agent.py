@@ -15,6 +15,7 @@ from edge import contract
 from edge.agent import EdgeAgent
 from edge.agent_settings import EdgeSettings
 from edge.mqtt_link import Will
+from edge.samples import SourceEvent
 from edge.settings import MqttSettings
 
 
@@ -257,3 +258,22 @@ def test_window_respects_the_brokers_receive_maximum(tmp_path: Path) -> None:
     feed(agent, 1000)
     agent.pump()
     assert len(link.payloads("telemetry")) == 3  # 5 minus 2 slots kept for state messages
+
+
+@pytest.mark.parametrize(("resume_after_s", "session"), [(60, "s-1"), (5 * 3600, None)])
+def test_restart_mid_session_keeps_the_session(
+    tmp_path: Path, resume_after_s: int, session: str | None
+) -> None:
+    agent, _ = make_agent(tmp_path)
+    start = SourceEvent(T0_NS, "session_started", {"patient_id": "p-1", "session_id": "s-1"})
+    agent.feed(start)
+    feed(agent, 120)
+    agent.pump()
+    agent.outbox.close()  # killed mid-session
+    agent2, link2 = make_agent(tmp_path)
+    agent2.start()
+    feed(agent2, 60, start=120 + resume_after_s * 100)
+    agent2.finish()
+    agent2.pump()
+    frames = link2.payloads("telemetry")
+    assert frames[-1]["session_id"] == session
