@@ -67,8 +67,15 @@ def run_deploy(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from grafana_client.client import GrafanaException
+
     tenants = tenants_mod.load(args.tenants)
-    actions = deploy.deploy(args.url, args.token, tenants, dry_run=args.dry_run)
+    try:
+        actions = deploy.deploy(args.url, args.token, tenants, dry_run=args.dry_run)
+    except (GrafanaException, OSError, RuntimeError) as exc:
+        # OSError covers niquests' connection errors; RuntimeError: a password is unset
+        print(f"sledfleet dashboards deploy: {args.url}: {exc}", file=sys.stderr)
+        return 1
     for action in actions:
         print(action.describe())
     print(
