@@ -34,6 +34,7 @@ class MetricParams:
     pause_samples: int  # a pause is a run of more than this many slow samples
     incline_deg: float
     turn_velocity_ms: float = 0.0
+    detect_velocity_ms: float = 0.05
     force_saturation_n: float = 9900.0
     refine_turnarounds: bool = True
     fit_max_rms_pct: float = 2.0
@@ -135,18 +136,30 @@ def rep_metrics(seg: RepSegment, p: MetricParams) -> RepMetrics:
     ts = (t[: end + 1] - t[0]).astype(np.float64) / 1e9
     s_start = _cross(v, 0, 1, u) * dt
     s_top = (_cross(v, top - 1, top, u) if top > 0 else 0.0) * dt
-    s_desc = s_top  # eccentric movement onset (after any pause at the top)
     s_end = (_cross(v, end - 1, end, -u) if end > top else float(top)) * dt
+    # eccentric movement onset: after any pause at the top, where v falls through −u
+    fast = np.flatnonzero(v[top : end + 1] < -p.detect_velocity_ms)
+    s_desc = s_top
+    if fast.size:
+        k1 = top + int(fast[0])
+        still = np.flatnonzero(v[top:k1] >= -u)
+        if still.size:
+            j = top + int(still[-1])
+            s_desc = _cross(v, j, j + 1, -u) * dt
+    con_s = _active_between(ts, paused, s_start, s_top)
+    ecc_s = _active_between(ts, paused, s_desc, s_end)
     if p.refine_turnarounds:
+        # a stroke that fits one smooth movement has no pause inside: its duration is
+        # the fitted one (the pause rule would eat its slow first and last samples)
         fit = refine_stroke(ts, x, 0, top, s_start, s_top, p.fit_max_rms_pct)
         if fit is not None:
             s_start, s_top = fit
-            s_desc = s_top
-        fit = refine_stroke(ts, x, top, end, s_top, s_end, p.fit_max_rms_pct)
+            con_s = s_top - s_start
+        lo = max(top, int(s_desc / dt) - 3)
+        fit = refine_stroke(ts, x, lo, end, s_desc, s_end, p.fit_max_rms_pct)
         if fit is not None:
             s_desc, s_end = max(fit[0], s_top), fit[1]
-    con_s = _active_between(ts, paused, s_start, s_top)
-    ecc_s = _active_between(ts, paused, s_desc, s_end)
+            ecc_s = s_end - s_desc
     if top > 0:
         con_s = max(con_s, dt)
     cv, ca = v[: top + 1], a[: top + 1]
@@ -196,9 +209,9 @@ def rep_metrics(seg: RepSegment, p: MetricParams) -> RepMetrics:
     sign_changes = int(np.count_nonzero(np.diff(signs))) if signs.size > 1 else 0
     jerk = _jerk_score(ca, t[: top + 1], rom, p.rate_hz)
     return RepMetrics(
-        start_ns=int(t[0]) + round(s_start * 1e9),
-        top_ns=int(t[0]) + round(s_top * 1e9),
-        end_ns=int(t[0]) + round(s_end * 1e9),
+        start_ns=int(t[0]) + round(float(s_start) * 1e9),
+        top_ns=int(t[0]) + round(float(s_top) * 1e9),
+        end_ns=int(t[0]) + round(float(s_end) * 1e9),
         load_kg=load,
         rom_mm=rom,
         concentric_s=con_s,

@@ -149,6 +149,7 @@ def metric_params(s: CoreSettings, rate_hz: float) -> MetricParams:
         pause_samples=round(s.pause_min_s * rate_hz),
         incline_deg=s.incline_deg,
         turn_velocity_ms=s.turn_velocity_ms,
+        detect_velocity_ms=s.detect_velocity_ms,
         force_saturation_n=s.force_saturation_n,
         refine_turnarounds=s.refine_turnarounds,
         fit_max_rms_pct=s.fit_max_rms_pct,

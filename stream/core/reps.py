@@ -78,9 +78,9 @@ class Segmenter:
         return {
             "phase": self.phase,
             "buf": self.buf.to_json(),
-            "scan": self.scan,
-            "top": self.top,
-            "rev": self.rev,
+            "scan": int(self.scan),
+            "top": int(self.top),
+            "rev": int(self.rev),
         }
 
     def load_json(self, d: dict[str, Any]) -> None:
@@ -180,7 +180,7 @@ class Segmenter:
             first = s + p.detect_samples - 1
             ok = np.flatnonzero(b.x[first:e] <= xmax[first:e] - p.min_excursion_mm)
             if ok.size:
-                self.rev = first + int(ok[0])
+                self.rev = int(first) + int(ok[0])
                 self.top = self._top_after(self._last_fast_up(s))
                 self.phase = "ecc"
                 self.scan = self.rev

@@ -7,7 +7,8 @@ the velocity flanks, so any threshold on v misplaces the turnarounds by 10–80 
 x(t) = x₀ + Δ·(10τ³ − 15τ⁴ + 6τ⁵), τ = (t − t₀)/T clipped to [0, 1] (Flash & Hogan 1985,
 the standard model of a smooth voluntary point-to-point movement) to *all* the stroke's
 position samples averages noise and tremor out. x₀ and Δ are linear given (t₀, T), so
-the search is a two-stage grid over (t₀, T) only. A stroke that is not one smooth
+a coarse grid over (t₀, T) only finds the basin, and Levenberg–Marquardt on all four
+parameters polishes it. A stroke that is not one smooth
 movement (a hesitation mid-way) fits badly — RMS residual above ``max_rms_pct`` of the
 ROM — and keeps its threshold turnarounds.
 """
@@ -18,15 +19,15 @@ import numpy as np
 import numpy.typing as npt
 
 F64 = npt.NDArray[np.float64]
-COARSE_T0 = (0.03, 0.08)
+COARSE_T0 = (0.03, 0.12)
 """Coarse search half-range of the onset: a + b × (threshold duration), s."""
-COARSE_DUR = (0.05, 0.15)
+COARSE_DUR = (0.05, 0.25)
 """Coarse search half-range of the duration: a + b × (threshold duration), s."""
 GRID_STEPS = 4
-"""Grid points each side of the centre in every stage; each stage zooms in 3×..."""
-FINEST_STEP_S = 0.003
-"""...until the step is this fine; a parabola through the best point's neighbours then
-places the optimum between grid points."""
+"""Coarse grid points each side of the threshold estimate; Levenberg–Marquardt polishes."""
+LM_ITERATIONS = 8
+LM_TOLERANCE_S = 2e-4
+"""Stop when t₀ and T move less than this (0.2 ms, far below the sample period)."""
 
 
 def _min_jerk(tau: F64) -> F64:
@@ -51,10 +52,36 @@ def _grid(ts: F64, x: F64, t0s: F64, durs: F64) -> tuple[int, int, F64]:
     return int(i), int(j), rss
 
 
-def _vertex(ym: float, y0: float, yp: float) -> float:
-    """Offset (in steps, within ±0.5) of the minimum of the parabola through 3 points."""
-    den = ym - 2.0 * y0 + yp
-    return 0.0 if den <= 0 else max(-0.5, min(0.5, 0.5 * (ym - yp) / den))
+def _gauss_newton(ts: F64, x: F64, t0: float, dur: float) -> tuple[float, float, float] | None:
+    """Levenberg–Marquardt on (x₀, Δ, t₀, T) from a grid start; (t₀, T, rss) or None."""
+    s = _min_jerk((ts - t0) / dur)
+    a = np.vstack([np.ones_like(s), s]).T
+    (x0, delta), *_ = np.linalg.lstsq(a, x, rcond=None)
+    params = np.array([x0, delta, t0, dur])
+    lam = 1e-3
+    rss = float(((x - x0 - delta * s) ** 2).sum())
+    for _ in range(LM_ITERATIONS):
+        x0, delta, t0, dur = params
+        tau = np.clip((ts - t0) / dur, 0.0, 1.0)
+        s = tau**3 * (10.0 - 15.0 * tau + 6.0 * tau * tau)
+        ds = 30.0 * tau * tau * (1.0 - tau) ** 2  # ds/dτ, zero outside the move
+        r = x - (x0 + delta * s)
+        jac = np.vstack([np.ones_like(s), s, -delta * ds / dur, -delta * ds * tau / dur]).T
+        jtj = jac.T @ jac
+        step = np.linalg.solve(jtj + lam * np.diag(np.diag(jtj) + 1e-12), jac.T @ r)
+        trial = params + step
+        if trial[3] <= 0.05:
+            lam *= 10
+            continue
+        tt = np.clip((ts - trial[2]) / trial[3], 0.0, 1.0)
+        new_rss = float(((x - trial[0] - trial[1] * _min_jerk(tt)) ** 2).sum())
+        if new_rss < rss:
+            params, rss, lam = trial, new_rss, lam * 0.3
+            if abs(step[2]) < LM_TOLERANCE_S and abs(step[3]) < LM_TOLERANCE_S:
+                break
+        else:
+            lam *= 10
+    return float(params[2]), float(params[3]), rss
 
 
 def refine_stroke(
@@ -77,26 +104,18 @@ def refine_stroke(
     t0, dur = start_s, max(end_s - start_s, 0.05)
     h_t0 = COARSE_T0[0] + COARSE_T0[1] * dur
     h_dur = COARSE_DUR[0] + COARSE_DUR[1] * dur
-    first = True
-    while True:
-        t0s = t0 + np.linspace(-h_t0, h_t0, 2 * GRID_STEPS + 1)
-        durs = dur + np.linspace(-h_dur, h_dur, 2 * GRID_STEPS + 1)
-        if durs[0] <= 0.05:
-            return None
-        i, j, table = _grid(tw, xs, t0s, durs)
-        last = len(t0s) - 1
-        if first and (i in (0, last) or j in (0, last)):
-            return None  # optimum outside the plausible range: not a minimum-jerk stroke
-        first = False
-        t0, dur, rss = float(t0s[i]), float(durs[j]), float(table[i, j])
-        step_t0, step_dur = h_t0 / GRID_STEPS, h_dur / GRID_STEPS
-        if step_t0 <= FINEST_STEP_S and step_dur <= FINEST_STEP_S:
-            if 0 < i < last:
-                t0 += step_t0 * _vertex(table[i - 1, j], table[i, j], table[i + 1, j])
-            if 0 < j < last:
-                dur += step_dur * _vertex(table[i, j - 1], table[i, j], table[i, j + 1])
-            break
-        h_t0, h_dur = max(h_t0 / 3, 2 * FINEST_STEP_S), max(h_dur / 3, 2 * FINEST_STEP_S)
+    t0s = t0 + np.linspace(-h_t0, h_t0, 2 * GRID_STEPS + 1)
+    durs = dur + np.linspace(-h_dur, h_dur, 2 * GRID_STEPS + 1)
+    if durs[0] <= 0.05:
+        return None
+    i, j, _ = _grid(tw, xs, t0s, durs)
+    last = 2 * GRID_STEPS
+    if i in (0, last) or j in (0, last):
+        return None  # optimum outside the plausible range: not a minimum-jerk stroke
+    fit = _gauss_newton(tw, xs, float(t0s[i]), float(durs[j]))
+    if fit is None:
+        return None
+    t0, dur, rss = fit
     rms = float(np.sqrt(max(rss, 0.0) / n))
     if rms > max_rms_pct / 100.0 * dist:
         return None

@@ -59,10 +59,7 @@ class Signal:
         x0 = self.x[-1] if self.x else self.base_mm
         n = round(seconds * self.rate)
         tt = np.arange(1, n + 1) / n
-        if cosine:
-            shape = (1 - np.cos(np.pi * tt)) / 2
-        else:
-            shape = tt**3 * (10 - 15 * tt + 6 * tt**2)
+        shape = (1 - np.cos(np.pi * tt)) / 2 if cosine else tt**3 * (10 - 15 * tt + 6 * tt**2)
         self.x += list(x0 + dist_mm * shape)
         self.fl += [fl] * n
         self.fr += [fr] * n
