@@ -31,6 +31,8 @@ WriteMode = Literal["copy", "insert"]
 PARTITION_UNITS: Final = {"reps": "year", "machine_status": "year", "frames": "day"}
 """Plain PostgreSQL partition unit per partitioned table (mirrors sledfleet.partitioning)."""
 NS_PER_S: Final = 1_000_000_000
+INSERT_ROWS_PER_STATEMENT: Final = 500
+"""Rows per multi-row INSERT in ``insert`` mode (bounded by PostgreSQL's 65535 parameters)."""
 
 
 EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -353,11 +355,17 @@ class Writer:
                 copy.set_types([c.pgtype for c in spec.columns])
                 for row in rows:
                     copy.write_row(row)
-        else:
-            stmt = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-                table, cols, sql.SQL(", ").join(sql.Placeholder() * len(spec.columns))
+        else:  # multi-row INSERT ... VALUES: no COPY, no pipeline (pglite takes neither)
+            per_row = sql.SQL("({})").format(
+                sql.SQL(", ").join(sql.Placeholder() * len(spec.columns))
             )
-            cur.executemany(stmt, rows)
+            step = max(1, min(INSERT_ROWS_PER_STATEMENT, 65535 // len(spec.columns)))
+            for k in range(0, len(rows), step):
+                chunk = rows[k : k + step]
+                stmt = sql.SQL("INSERT INTO {} ({}) VALUES {}").format(
+                    table, cols, sql.SQL(", ").join([per_row] * len(chunk))
+                )
+                cur.execute(stmt, [v for row in chunk for v in row])
 
     def forget_connection_state(self) -> None:
         """After a reconnect: temp staging tables are gone, partitions may have changed."""
