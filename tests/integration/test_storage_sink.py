@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from edge.contract import encode
+from edge.contract import dead_letter, encode
 from edge.settings import KafkaSettings
 from storage import queries
 from storage.metrics import Metrics
@@ -151,3 +153,105 @@ def test_records_in_rows_out_exactly_once_with_poison_dead_lettered(
         assert hourly == (expected["rep"],)
         assert conn.execute("SELECT count(*) FROM v_alerts_open").fetchone() == (0,)  # old
         assert conn.execute("SELECT count(*) FROM v_alerts").fetchone() == (2,)  # one per clinic
+
+
+def test_frames_events_state_and_dead_letter_topics(db: Any, kafka_settings: KafkaSettings) -> None:
+    now_ns = time.time_ns()
+    frames = [
+        {
+            "v": 1,
+            "clinic_id": "fc1",
+            "machine_id": "fm1",
+            "seq": s,
+            "session_id": None,
+            "t0_ns": now_ns - (100 - s) * 10**9,
+            "rate_hz": 100.0,
+            "load_kg": 40.0,
+            "position_mm": [float(i) for i in range(20)],
+            "force_left_n": [1.0] * 19 + [None],
+            "force_right_n": [2.0] * 20,
+            "replayed": s % 2 == 0,
+        }
+        for s in range(50)
+    ]
+    old_frame = {**frames[0], "seq": 999, "t0_ns": now_ns - 30 * 86400 * 10**9}
+    event = {
+        "v": 1,
+        "clinic_id": "fc1",
+        "machine_id": "fm1",
+        "type": "fault",
+        "event_id": str(uuid.uuid4()),
+        "seq": 7,
+        "ts_ns": now_ns,
+        "code": "flat_channel",
+        "detail": "left load cell flat",
+    }
+    birth = {
+        "v": 1,
+        "clinic_id": "fc1",
+        "machine_id": "fm1",
+        "status": "online",
+        "ts_ns": now_ns,
+        "rate_hz": 100.0,
+        "model": "HS-200",
+        "serial": "SN1",
+        "agent_version": "0.2.0",
+        "firmware": "fw-2",
+    }
+    letter = dead_letter(
+        "bridge", "sledfleet/v1/fc1/fm1/telemetry", b"junk", "malformed_json", "x", now_ns
+    )
+    raw = [("sledfleet.telemetry", encode(f)) for f in [*frames, old_frame, *frames[:10]]]
+    raw += [
+        ("sledfleet.events", encode(event)),
+        ("sledfleet.state", encode(birth)),
+        ("sledfleet.deadletter", letter),
+        ("sledfleet.telemetry", b'{"v":1}'),
+    ]
+    with kafka_topics(kafka_settings) as kafka:
+        produce(kafka, [], raw)
+        settings = SinkSettings(
+            group_id=f"g{short_id()}", metrics_port=0, max_wait_ms=300, refresh_s=0, frames=True
+        )
+        sink = Sink(db.owner, settings, kafka, Metrics())
+        stop = threading.Event()
+        thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            wait_until(
+                lambda: (
+                    sum(sink.metrics.get("records_in_total", topic=t) for t in sink.parsers)
+                    >= len(raw)
+                ),
+                60,
+                "all consumed",
+            )
+            wait_until(
+                lambda: count(db.owner, "SELECT count(*) FROM sledfleet.frames") == 50,
+                30,
+                "frames stored",
+            )
+        finally:
+            stop.set()
+            thread.join(30)
+        dead = [json.loads(v) for v in read_topic(kafka, "sledfleet.deadletter")]
+    assert [d["reason"] for d in dead if d["source"] == "sink"] == ["bad_id"]
+    assert sink.metrics.get("frames_expired_total") == 1
+    with psycopg.connect(db.owner) as conn:
+        row = conn.execute(
+            "SELECT force_left_n[20], cardinality(position_mm) FROM sledfleet.frames WHERE seq = 3"
+        ).fetchone()
+        assert row == (None, 20)
+        assert conn.execute("SELECT type, code FROM sledfleet.machine_events").fetchall() == [
+            ("fault", "flat_channel")
+        ]
+        assert conn.execute(
+            "SELECT model, serial, agent_version, firmware, online FROM sledfleet.machines "
+            "WHERE machine_id = 'fm1'"
+        ).fetchone() == ("HS-200", "SN1", "0.2.0", "fw-2", True)
+        assert conn.execute(
+            "SELECT source, reason FROM sledfleet.dead_letters WHERE source = 'bridge'"
+        ).fetchall() == [("bridge", "malformed_json")]
+        assert conn.execute(
+            "SELECT count(*) FROM v_fleet_machines WHERE faults_7d = 1"
+        ).fetchone() == (1,)
