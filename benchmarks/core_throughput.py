@@ -60,6 +60,7 @@ def main() -> None:
     # the core
     proc = MachineProcessor()
     busy = 0.0
+    cpu = 0.0
     records = 0
     state_bytes = 0
     for machine_id, items in inputs:
@@ -67,8 +68,10 @@ def main() -> None:
         for kind, p in items:
             if kind == "telemetry":
                 t = time.perf_counter()
+                c = time.process_time()
                 records += len(proc.on_frame(st, p, 0))
                 busy += time.perf_counter() - t
+                cpu += time.process_time() - c
             else:
                 records += len(proc.on_event(st, p, 0))
         state_bytes = max(state_bytes, len(json.dumps(st.to_json())))

@@ -24,6 +24,7 @@ import math
 from typing import Any
 
 from stream.core import alerts
+from stream.core.jsonstate import detached
 from stream.core.settings import DAY_NS, CoreSettings
 from stream.core.weeks import WEEK_NS, day_of, iso_week, monday_ns, monday_of, weeks_between
 from stream.records import RECORD_VERSION
@@ -45,6 +46,9 @@ class PatientState:
         self.low_since: int | None = None  # window start of the current low-adherence run
 
     def to_json(self) -> dict[str, Any]:
+        return detached(self._json())
+
+    def _json(self) -> dict[str, Any]:
         return {
             "patient_id": self.patient_id,
             "clinic_id": self.clinic_id,
@@ -58,6 +62,7 @@ class PatientState:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> PatientState:
+        d = detached(d)
         st = cls(d["patient_id"], d["clinic_id"])
         st.prescriptions = d["prescriptions"]
         st.sessions = d["sessions"]

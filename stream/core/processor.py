@@ -23,6 +23,7 @@ import numpy as np
 
 from stream.core import machine_alerts
 from stream.core.frames import SeqTracker
+from stream.core.jsonstate import detached
 from stream.core.machine_sessions import ANON, Sessions
 from stream.core.metrics import MetricParams
 from stream.core.reps import Segmenter, SegmentParams
@@ -71,6 +72,9 @@ class MachineState:
         self.seen_events: list[str] = []
 
     def to_json(self) -> dict[str, Any]:
+        return detached(self._json())
+
+    def _json(self) -> dict[str, Any]:
         return {
             "clinic_id": self.clinic_id,
             "machine_id": self.machine_id,
@@ -97,6 +101,7 @@ class MachineState:
     @classmethod
     def from_json(cls, d: dict[str, Any], settings: CoreSettings | None = None) -> MachineState:
         settings = settings or CoreSettings()
+        d = detached(d)
         st = cls(d["clinic_id"], d["machine_id"], settings)
         st.seq.load_json(d["seq"])
         st.held_since_ns = d["held_since_ns"]

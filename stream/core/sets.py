@@ -8,6 +8,7 @@ González-Badillo 2011; best is usually the first rep).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from stream.core.metrics import RepMetrics
@@ -21,14 +22,19 @@ def summarise(m: RepMetrics, valid: bool) -> RepSummary:
         "valid": valid,
         "start_ns": m.start_ns,
         "end_ns": m.end_ns,
-        "load_kg": m.load_kg,
-        "mcv": m.mcv_ms,
-        "mean_power": m.mean_power_w,
-        "peak_power": m.peak_power_w,
-        "work": m.work_j,
-        "tut": m.tut_s,
-        "asi": m.asi_pct,
+        "load_kg": _finite(m.load_kg),
+        "mcv": _finite(m.mcv_ms),
+        "mean_power": _finite(m.mean_power_w),
+        "peak_power": _finite(m.peak_power_w),
+        "work": _finite(m.work_j),
+        "tut": _finite(m.tut_s),
+        "asi": None if m.asi_pct is None or not math.isfinite(m.asi_pct) else m.asi_pct,
     }
+
+
+def _finite(value: float) -> float:
+    """State and records stay JSON: a metric without data (all samples missing) is 0."""
+    return float(value) if math.isfinite(value) else 0.0
 
 
 def velocity_loss_pct(mcvs: list[float]) -> float | None:
