@@ -67,6 +67,10 @@ def _status(args: argparse.Namespace) -> int:
         print(f"  pending {m.version:04d}_{m.name}")
     for v in st.changed:
         print(f"  CHANGED since applied: {v:04d}")
+    if st.flavour is not None:
+        with connect(_dsn(args), autocommit=True) as conn:
+            for table, rows, size in queries.run(conn, "table_stats"):
+                print(f"  {table:20s} ~{rows:>12,} rows {size / 2**20:>10.1f} MiB")
     return 1 if st.changed else 0
 
 
