@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from edge.agent import EdgeAgent
@@ -122,27 +122,32 @@ class FleetRunner:
 
     def _feed(self, i: int) -> None:
         agent, source = self.agents[i], self.sources[i]
-        limit = agent.settings.backpressure_rows
-        pause = agent.settings.pump_interval_s
+        chunk: list[SourceItem] = []  # a replay source hands over REPLAY_CHUNK items at once
         try:
-            if agent.live:
-                for item in source.items():
-                    if self.stop_event.is_set():
-                        break
+            for item in source.items():
+                if self.stop_event.is_set():
+                    break
+                if agent.live:
                     agent.feed(item)
-            else:
-                for chunk in _chunks(source.items(), REPLAY_CHUNK):
-                    while agent.backlog() > limit and not self.stop_event.is_set():
-                        time.sleep(pause)
-                    if self.stop_event.is_set():
-                        break
+                    continue
+                chunk.append(item)
+                if len(chunk) >= REPLAY_CHUNK:
+                    self._wait_for_room(agent)
                     agent.feed_many(chunk)
+                    chunk = []
         except Exception as exc:
             log.exception("%s: source failed", agent.machine_id)
             self._errors.append(f"{agent.machine_id}: {exc}")
         finally:
+            if chunk:
+                agent.feed_many(chunk)
             agent.finish()
             self._done[i].set()
+
+    def _wait_for_room(self, agent: EdgeAgent) -> None:
+        while agent.backlog() > agent.settings.backpressure_rows:
+            if self.stop_event.wait(agent.settings.pump_interval_s):
+                return
 
     def _stats(self) -> FleetStats:
         st = FleetStats(machines=len(self.agents), source_errors=list(self._errors))
@@ -159,17 +164,6 @@ class FleetRunner:
             st.dropped_frames += ob.dropped_frames
             st.undelivered_rows += ob.rows
         return st
-
-
-def _chunks(items: Iterator[SourceItem], size: int) -> Iterator[list[SourceItem]]:
-    chunk: list[SourceItem] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _close_quietly(source: SensorSource) -> None:
