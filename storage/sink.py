@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 NS_PER_S: Final = 1_000_000_000
 REFRESH_LOCK_KEY: Final = 0x5F1ED_0002
 """Advisory lock so only one of several sinks refreshes the materialized views."""
+REFRESH_DUTY_FACTOR: Final = 10.0
+"""Plain PostgreSQL: wait at least this many times the last refresh's duration."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,20 +287,27 @@ class Sink:
 
     def _maintenance(self, stop: threading.Event) -> None:
         """Plain PostgreSQL: refresh materialized views and apply retention periodically, on
-        a separate connection, one sink at a time (advisory lock)."""
+        a separate connection, one sink at a time (advisory lock). A full refresh costs more
+        as history grows, so the pause after one is at least REFRESH_DUTY_FACTOR times its
+        duration: refreshing never takes more than ~1/REFRESH_DUTY_FACTOR of a core."""
         s = self.settings
         if self._flavour != "postgres" or s.refresh_s <= 0:
             return
         last_maint = 0.0
-        while not stop.wait(s.refresh_s):
+        pause = s.refresh_s
+        while not stop.wait(pause):
             try:
                 with connect(self.dsn, autocommit=True) as conn:
                     got = conn.execute("SELECT pg_try_advisory_lock(%s)", (REFRESH_LOCK_KEY,))
                     row = got.fetchone()
                     if not row or not row[0]:
                         continue
+                    t0 = time.monotonic()
                     queries.refresh(conn, "postgres")
+                    took = time.monotonic() - t0
+                    pause = max(s.refresh_s, REFRESH_DUTY_FACTOR * took)
                     self.metrics.inc("refreshes_total")
+                    self.metrics.set("refresh_seconds", took)
                     if s.maintain_s > 0 and time.monotonic() - last_maint > s.maintain_s:
                         queries.maintain(conn, "postgres")
                         last_maint = time.monotonic()
