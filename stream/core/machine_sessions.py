@@ -117,6 +117,10 @@ class Sessions:
             return True
         return key in self.open
 
+    def has_frames(self, sid: str) -> bool:
+        d = self.open.get(sid)
+        return d is not None and d["first_ns"] is not None
+
     def _get(self, key: str | None) -> dict[str, Any] | None:
         if key == ANON:
             return self.open.get(self.anon_sid) if self.anon_sid else None

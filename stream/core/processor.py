@@ -336,11 +336,14 @@ class MachineProcessor:
         elif etype == "session_ended":
             sid = str(event["session_id"])
             if st.sessions.check_out(sid, ts):
-                ready = st.pipe_key != sid or (
-                    not st.seq.held
-                    and st.next_t_ns is not None
-                    and st.next_t_ns >= ts - self.s.session_end_tolerance_s * 1e9
-                )
+                if st.pipe_key == sid:  # its frames are flowing: complete up to check-out?
+                    ready = (
+                        not st.seq.held
+                        and st.next_t_ns is not None
+                        and st.next_t_ns >= ts - self.s.session_end_tolerance_s * 1e9
+                    )
+                else:  # the frames moved on past it, or none came yet (the tick decides)
+                    ready = st.sessions.has_frames(sid)
                 if ready and st.pipe_key == sid:
                     self._flush_pipeline(st, now_ns, out)
                     st.pipe_key = None

@@ -137,7 +137,7 @@ def test_asymmetry_in_consecutive_sessions() -> None:
     _, _, out = _tracker(low)
     assert _alerts(out, "asymmetry") == []
     one_high = [*low, session(_days(7)[0], "h1", mean_asi_pct=12.0)]
-    _, _, out = _tracker(one_high[:3] + [session(_days(7)[0], "h1", mean_asi_pct=8.0)])
+    _, _, out = _tracker([*one_high[:3], session(_days(7)[0], "h1", mean_asi_pct=8.0)])
     assert _alerts(out, "asymmetry") == []  # 8 %: under both rules
     two_high = [*one_high, session(_days(9)[0], "h2", mean_asi_pct=-13.0)]
     _, _, out = _tracker(two_high)

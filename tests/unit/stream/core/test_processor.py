@@ -286,3 +286,14 @@ def _online(offset_ms: float) -> dict:
         "clock_offset_ms": offset_ms,
         "outbox_dropped": 0,
     }
+
+
+def test_checkout_before_any_frame_waits_for_the_frames() -> None:
+    sig = _set_of(2)
+    end = T0 + round(sig.t_s * 1e9)
+    items = [("event", check_in(T0 - 10**9)), ("event", check_out(end))]
+    items += [("frame", f) for f in frames(sig)]
+    out = run([*items, ("tick", {"now_ns": end + 60 * 10**9})])
+    (sess,) = kind(out, "session")
+    assert sess["reps"] == 2
+    assert sess["end_ns"] == end
