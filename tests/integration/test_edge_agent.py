@@ -22,6 +22,13 @@ def broker(mqtt_settings: MqttSettings) -> MqttSettings:
     return mqtt_settings
 
 
+def edge_settings(clinic: str, machine: str, outbox: Path) -> EdgeSettings:
+    # short session expiry: test sessions must not linger on the shared broker for a week
+    return EdgeSettings(
+        machine_id=machine, clinic_id=clinic, outbox_dir=str(outbox), session_expiry_s=120
+    )
+
+
 @pytest.fixture
 def ids(unique: str) -> tuple[str, str]:
     return f"c{unique}", f"m{unique}"
@@ -33,7 +40,7 @@ def test_frames_arrive_in_order_without_gaps(
     clinic, machine = ids
     collector = Collector(broker, clinic)
     try:
-        settings = EdgeSettings(machine_id=machine, clinic_id=clinic, outbox_dir=str(tmp_path))
+        settings = edge_settings(clinic, machine, tmp_path)
         agent = AgentThread([(settings, StrokeSource(10_000, live=False))], broker)
         stats = agent.join(60)
         assert (stats.frames, stats.acked, stats.undelivered_rows) == (200, 202, 0)
@@ -78,7 +85,7 @@ def test_config_is_applied_and_reported_in_the_birth(
     )
     collector = Collector(broker, clinic)
     try:
-        settings = EdgeSettings(machine_id=machine, clinic_id=clinic, outbox_dir=str(tmp_path))
+        settings = edge_settings(clinic, machine, tmp_path)
         agent = AgentThread([(settings, StrokeSource(100_000, live=True))], broker)
 
         def applied() -> bool:
@@ -111,7 +118,7 @@ def test_rejected_config_is_reported(
     bad = {"v": 1, "clinic_id": clinic, "machine_id": machine, "config_version": 1, "rate_hz": 33}
     collector = Collector(broker, clinic)
     try:
-        settings = EdgeSettings(machine_id=machine, clinic_id=clinic, outbox_dir=str(tmp_path))
+        settings = edge_settings(clinic, machine, tmp_path)
         agent = AgentThread([(settings, StrokeSource(100_000, live=True))], broker)
         wait_until(lambda: collector.of("state"), 15, "the birth")
         publish.single(

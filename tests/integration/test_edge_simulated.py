@@ -32,7 +32,10 @@ def test_simulated_week_passes_contract_and_schemas(broker: MqttSettings, tmp_pa
     collector = Collector(broker, sim.clinic_id)
     try:
         settings = EdgeSettings(
-            machine_id=sim.machine_id, clinic_id=sim.clinic_id, outbox_dir=str(tmp_path)
+            machine_id=sim.machine_id,
+            clinic_id=sim.clinic_id,
+            outbox_dir=str(tmp_path),
+            session_expiry_s=120,
         )
         stats = AgentThread([(settings, sim.source())], broker).join(240)
         assert stats.undelivered_rows == 0
