@@ -38,6 +38,7 @@ class MachineState:
     """Everything the processor knows about one machine; see :meth:`to_json`."""
 
     def __init__(self, clinic_id: str, machine_id: str, settings: CoreSettings) -> None:
+        self.settings = settings  # what the pipeline objects were built with (not persisted)
         self.clinic_id = clinic_id
         self.machine_id = machine_id
         self.seq = SeqTracker(settings.reorder_window)
@@ -168,11 +169,26 @@ class MachineProcessor:
     def new_state(self, clinic_id: str, machine_id: str) -> MachineState:
         return MachineState(clinic_id, machine_id, self.s)
 
+    def _bind(self, st: MachineState) -> None:
+        """Rebuild the pipeline objects with this processor's settings when the state was
+        loaded (``from_json``) with other ones; their JSON state carries over."""
+        if st.settings is self.s or st.settings == self.s:
+            st.settings = self.s
+            return
+        if st.cond is not None and st.seg is not None and st.rate_hz is not None:
+            cj, sj = st.cond.to_json(), st.seg.to_json()
+            st.cond, st.seg = _pipeline(self.s, st.rate_hz)
+            st.cond.load_json(cj)
+            st.seg.load_json(sj)
+        st.seq.window = self.s.reorder_window
+        st.settings = self.s
+
     # --- telemetry ----------------------------------------------------------------------------
 
     def on_frame(
         self, state: MachineState, frame: dict[str, Any], now_ns: int
     ) -> list[dict[str, Any]]:
+        self._bind(state)
         out: list[dict[str, Any]] = []
         ready, gaps = state.seq.accept(frame)
         self._after_seq(state, ready, gaps, now_ns, out)
@@ -323,6 +339,7 @@ class MachineProcessor:
         self, state: MachineState, event: dict[str, Any], now_ns: int
     ) -> list[dict[str, Any]]:
         st = state
+        self._bind(st)
         event_id = str(event.get("event_id", ""))
         if event_id and event_id in st.seen_events:
             return []
@@ -359,6 +376,7 @@ class MachineProcessor:
         self, state: MachineState, msg: dict[str, Any], now_ns: int
     ) -> list[dict[str, Any]]:
         st = state
+        self._bind(st)
         status = msg.get("status")
         ts = int(msg.get("ts_ns") or st.status["last_ts_ns"] or now_ns)
         st.status["status"] = status
@@ -379,6 +397,7 @@ class MachineProcessor:
 
     def on_tick(self, state: MachineState, now_ns: int) -> list[dict[str, Any]]:
         st, s = state, self.s
+        self._bind(st)
         out: list[dict[str, Any]] = []
         if (
             st.seq.held

@@ -297,3 +297,24 @@ def test_checkout_before_any_frame_waits_for_the_frames() -> None:
     (sess,) = kind(out, "session")
     assert sess["reps"] == 2
     assert sess["end_ns"] == end
+
+
+def test_state_loaded_without_settings_takes_the_processors() -> None:
+    import json
+
+    from stream.core import MachineProcessor, MachineState
+    from stream.core.settings import CoreSettings
+
+    s = CoreSettings(filter_window_s=0.21, reorder_window=3)
+    p = MachineProcessor(s)
+    st = p.new_state("c1", "m1")
+    sig = _set_of(2)
+    fr = frames(sig)
+    for f in fr[:20]:
+        p.on_frame(st, f, 0)
+    loaded = MachineState.from_json(json.loads(json.dumps(st.to_json())))  # default settings
+    p.on_frame(loaded, fr[20], 0)
+    assert loaded.settings is s
+    assert loaded.seq.window == 3
+    assert loaded.cond is not None
+    assert loaded.cond.half == 10  # 21-sample window at 100 Hz
