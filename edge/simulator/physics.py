@@ -241,9 +241,9 @@ def perturb(
     drop = np.zeros(n, dtype=bool)
     for start, length in dropouts:
         drop[start : start + length] = True
-    p_list: list[float | None] = list(np.round(pos, POSITION_DECIMALS).tolist())
-    l_list: list[float | None] = list(np.round(fl, FORCE_DECIMALS).tolist())
-    r_list: list[float | None] = list(np.round(fr, FORCE_DECIMALS).tolist())
+    p_list: list[float | None] = np.round(pos, POSITION_DECIMALS).tolist()
+    l_list: list[float | None] = np.round(fl, FORCE_DECIMALS).tolist()
+    r_list: list[float | None] = np.round(fr, FORCE_DECIMALS).tolist()
     for idx in np.flatnonzero(drop).tolist():
         p_list[idx] = None
         l_list[idx] = None
