@@ -11,17 +11,27 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Final
 
 from edge.contract import (
     KAFKA_BY_KIND,
     KAFKA_DEADLETTER,
+    MAX_PAYLOAD_BYTES,
     TOPIC_ROOT,
+    VALIDATORS,
     ContractError,
+    TopicParts,
     dead_letter,
     parse_topic,
     validate_message,
 )
+
+_orjson: ModuleType | None
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is in the bridge extra
+    _orjson = None
 
 SUBSCRIBED_KINDS: Final = ("telemetry", "event", "state")
 MAX_ORIGIN_CHARS: Final = 512
@@ -65,13 +75,19 @@ def route(
     bridge_id: str,
     dead_letter_raw_limit: int,
 ) -> Record:
-    """Validate one MQTT message and decide the Kafka record that carries it."""
+    """Validate one MQTT message and decide the Kafka record that carries it.
+
+    Valid messages take a fast path (orjson parse + the contract's validator); anything
+    the fast path does not accept is judged by ``edge.contract.validate_message`` itself,
+    so every verdict and dead-letter reason is exactly the contract's.
+    """
     try:
-        kind = parse_topic(mqtt_topic).kind
-        target = KAFKA_BY_KIND.get(kind)
+        parts = parse_topic(mqtt_topic)
+        target = KAFKA_BY_KIND.get(parts.kind)
         if target is None:
-            raise ContractError("unexpected_kind", f"the bridge does not forward {kind!r}")
-        parts, _ = validate_message(mqtt_topic, raw)
+            raise ContractError("unexpected_kind", f"the bridge does not forward {parts.kind!r}")
+        if not fast_valid(parts, raw):
+            parts, _ = validate_message(mqtt_topic, raw)
     except ContractError as exc:
         return dead_record(
             mqtt_topic,
@@ -89,6 +105,29 @@ def route(
         value=raw,
         headers=_headers(mqtt_topic, received_at_ns, bridge_id),
     )
+
+
+def fast_valid(parts: TopicParts, raw: bytes) -> bool:
+    """True when ``raw`` is certainly valid for ``parts``; False means "ask the contract".
+
+    orjson parses a frame about 5x faster than ``json``. It is stricter (it refuses NaN,
+    Infinity, lone surrogates and integers beyond 64 bits, or turns the latter into floats
+    that the integer checks refuse), so a payload it accepts and the validator passes is
+    also valid under the contract's own ``json`` decoding; everything else falls through.
+    """
+    if _orjson is None or len(raw) > MAX_PAYLOAD_BYTES:
+        return False
+    try:
+        payload = _orjson.loads(raw)
+    except ValueError:  # orjson.JSONDecodeError is a ValueError
+        return False
+    if type(payload) is not dict:
+        return False
+    try:
+        VALIDATORS[parts.kind](payload, parts)
+    except ContractError:
+        return False
+    return True
 
 
 def dead_record(

@@ -61,29 +61,29 @@ NAN_TEXT = encode(telemetry()).replace(b'"load_kg":80.0', b'"load_kg":NaN')
 INF_TEXT = encode(telemetry()).replace(b"[400.0,", b"[Infinity,", 1)
 
 
-@pytest.mark.parametrize(
-    ("topic", "raw", "reason"),
-    [
-        ("sledfleet/v1/c1/m1/telemetry", b'{"v":1,"clinic_id":', "malformed_json"),
-        ("sledfleet/v1/c1/m1/telemetry", b"\xff\xfe\x00garbage\x80", "not_utf8"),
-        ("sledfleet/v1/c1/m1/telemetry", b"[1,2,3]", "not_an_object"),
-        ("sledfleet/v1/c1/m1/telemetry", _with(v=2), "unknown_version"),
-        ("sledfleet/v1/c1/m1/telemetry", _with(v="1"), "unknown_version"),
-        ("sledfleet/v1/c1/m2/telemetry", _with(), "topic_mismatch"),
-        ("sledfleet/v1/c9/m1/telemetry", _with(), "topic_mismatch"),
-        ("sledfleet/v1/c1/m1/telemetry", _with(force_left_n=[1.0] * 49), "unequal_lengths"),
-        ("sledfleet/v1/c1/m1/telemetry", _with(position_mm=[1.0] * 101), "bad_length"),
-        ("sledfleet/v1/c1/m1/telemetry", NAN_TEXT, "non_finite"),
-        ("sledfleet/v1/c1/m1/telemetry", INF_TEXT, "non_finite"),
-        ("sledfleet/v1/c1/m1/telemetry", _with(rate_hz=-50.0), "out_of_range"),
-        ("sledfleet/v1/c1/m1/telemetry", _with(machine_id="'; DROP TABLE x;--"), "bad_id"),
-        ("sledfleet/v1/c1/m1/telemetry", _with(clinic_id="<script>alert(1)</script>"), "bad_id"),
-        ("sledfleet/v1/c1/m1/telemetry", _with(machine_id="машина"), "bad_id"),
-        ("sledfleet/v1/c1/<script>/telemetry", _with(), "bad_id"),
-        ("sledfleet/v1/c1/m1/config", _with(), "unexpected_kind"),
-        ("sledfleet/v2/c1/m1/telemetry", _with(), "bad_topic"),
-    ],
-)
+_INVALID_CASES = [
+    ("sledfleet/v1/c1/m1/telemetry", b'{"v":1,"clinic_id":', "malformed_json"),
+    ("sledfleet/v1/c1/m1/telemetry", b"\xff\xfe\x00garbage\x80", "not_utf8"),
+    ("sledfleet/v1/c1/m1/telemetry", b"[1,2,3]", "not_an_object"),
+    ("sledfleet/v1/c1/m1/telemetry", _with(v=2), "unknown_version"),
+    ("sledfleet/v1/c1/m1/telemetry", _with(v="1"), "unknown_version"),
+    ("sledfleet/v1/c1/m2/telemetry", _with(), "topic_mismatch"),
+    ("sledfleet/v1/c9/m1/telemetry", _with(), "topic_mismatch"),
+    ("sledfleet/v1/c1/m1/telemetry", _with(force_left_n=[1.0] * 49), "unequal_lengths"),
+    ("sledfleet/v1/c1/m1/telemetry", _with(position_mm=[1.0] * 101), "bad_length"),
+    ("sledfleet/v1/c1/m1/telemetry", NAN_TEXT, "non_finite"),
+    ("sledfleet/v1/c1/m1/telemetry", INF_TEXT, "non_finite"),
+    ("sledfleet/v1/c1/m1/telemetry", _with(rate_hz=-50.0), "out_of_range"),
+    ("sledfleet/v1/c1/m1/telemetry", _with(machine_id="'; DROP TABLE x;--"), "bad_id"),
+    ("sledfleet/v1/c1/m1/telemetry", _with(clinic_id="<script>alert(1)</script>"), "bad_id"),
+    ("sledfleet/v1/c1/m1/telemetry", _with(machine_id="машина"), "bad_id"),
+    ("sledfleet/v1/c1/<script>/telemetry", _with(), "bad_id"),
+    ("sledfleet/v1/c1/m1/config", _with(), "unexpected_kind"),
+    ("sledfleet/v2/c1/m1/telemetry", _with(), "bad_topic"),
+]
+
+
+@pytest.mark.parametrize(("topic", "raw", "reason"), _INVALID_CASES)
 def test_invalid_message_is_dead_lettered_with_reason_and_original_bytes(topic, raw, reason):
     record = _route(topic, raw)
     letter = _dead(record)
@@ -197,3 +197,39 @@ def test_duplicate_and_unknown_completions_are_ignored():
     assert w.complete(a) == [(1, 1)]
     assert w.complete(a) == []
     assert w.complete(999) == []
+
+
+# --- the orjson fast path gives the contract's verdicts exactly ------------------------
+
+EXTRA_CASES = [
+    ("sledfleet/v1/c1/m1/telemetry", _with(seq=10**30)),  # orjson: float; json: int
+    ("sledfleet/v1/c1/m1/telemetry", _with(load_kg=10**30)),
+    ("sledfleet/v1/c1/m1/telemetry", _with(seq=2**63 - 1)),
+    ("sledfleet/v1/c1/m1/telemetry", encode(telemetry()).replace(b'"c1"', b'"\\ud800"', 1)),
+    ("sledfleet/v1/c1/m1/telemetry", encode(telemetry()).replace(b"80.0", b"1e999", 1)),
+    ("sledfleet/v1/c1/m1/telemetry", encode(telemetry()) + b"  "),
+    ("sledfleet/v1/c1/m1/telemetry", b'{"v":1,"v":2}'),
+    ("sledfleet/v1/c1/m1/event", encode(event())),
+    ("sledfleet/v1/c1/m1/state", encode(state())),
+    ("sledfleet/v1/c1/m1/telemetry", encode(telemetry())),
+]
+
+
+def test_fast_path_and_contract_agree(monkeypatch):
+    from stream.bridge import core
+
+    cases = [(t, r) for t, r, _ in _INVALID_CASES] + EXTRA_CASES
+    with_fast = [_route(t, r) for t, r in cases]
+    monkeypatch.setattr(core, "_orjson", None)
+    without = [_route(t, r) for t, r in cases]
+    assert [(r.topic, r.reason, r.value) for r in with_fast] == [
+        (r.topic, r.reason, r.value) for r in without
+    ]
+
+
+def test_valid_frames_take_the_fast_path():
+    from edge.contract import parse_topic
+    from stream.bridge.core import fast_valid
+
+    assert fast_valid(parse_topic("sledfleet/v1/c1/m1/telemetry"), encode(telemetry()))
+    assert not fast_valid(parse_topic("sledfleet/v1/c1/m1/telemetry"), NAN_TEXT)
