@@ -70,6 +70,9 @@ class Counters:
     held_released: int = 0
     machine_ticks: int = 0
     deferred_released: int = 0
+    states_repeated: int = 0
+    first_batch_ns: int = 0  # wall clock when the first machine batch started
+    last_batch_ns: int = 0  # wall clock when the latest machine batch was flushed
     by_kind: dict[str, int] = field(default_factory=dict)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -30,6 +31,20 @@ log = logging.getLogger(__name__)
 PROCESSING_GUARANTEES = ("at_least_once",)
 """Only at-least-once: the adapter's own produce calls are not transactional, and its
 outputs are idempotent by natural key (see ``stream.app.agents``)."""
+
+
+class _App(faust.App):
+    """faust.App with rebalance-start listeners (run before Faust waits for unacked
+    messages, so the machine agent can let go of frames it deferred)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rebalance_listeners: list[Callable[[], None]] = []
+
+    def on_rebalance_start(self) -> None:
+        super().on_rebalance_start()
+        for listener in self.rebalance_listeners:
+            listener()
 
 
 def topic_names(kafka: KafkaSettings, app_id: str) -> TopicNames:
@@ -140,7 +155,7 @@ def create_app(
     patient_partitions = counts[names.prescriptions]
     ensure_internal_topic(kafka, names.sessions_by_patient, patient_partitions)
 
-    app: Any = faust.App(
+    app: Any = _App(
         app_id,
         broker=f"kafka://{kafka.bootstrap}",
         store="memory://",
@@ -157,7 +172,6 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         stream_recovery_delay=0.0,
         table_standby_replicas=0,
-        stream_wait_empty=False,  # deferred frames stay unacked across a rebalance
         web_enabled=settings.web_enabled,
         web_host=settings.web_host,
         web_port=settings.web_port or free_port(settings.web_host),
@@ -182,15 +196,15 @@ def create_app(
             help=help_text,
         )
 
-    machines = table("machines", machine_partitions, "per-machine core state (JSON)")
-    clocks = table("clocks", machine_partitions, "max device time seen per input partition")
+    machines = table(
+        "machines", machine_partitions, "per input partition: clock and machines' core state"
+    )
     patients = table("patients", patient_partitions, "per-patient adherence state (JSON)")
 
     plumbing = Plumbing(app, names)
     machine_agent = MachineAgent(
         plumbing,
         machines,
-        clocks,
         MachineProcessor(core),
         Timing(
             tick_event_ns=int(settings.tick_event_s * 1e9),
@@ -200,12 +214,8 @@ def create_app(
         validate=settings.validate_input,
     )
 
-    def today_ns() -> int | None:
-        """Event-time "today" for patients: the latest clock of this worker's partitions."""
-        values = [v for v in clocks.data.values() if isinstance(v, int)]
-        return max(values) if values else None
-
-    patient_agent = PatientAgent(plumbing, patients, PatientTracker(core), today_ns)
+    app.rebalance_listeners.append(machine_agent.on_rebalance_start)
+    patient_agent = PatientAgent(plumbing, patients, PatientTracker(core), machine_agent.today_ns)
     app.sledfleet = plumbing
     take = settings.take_max, settings.take_within_s
 

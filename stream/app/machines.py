@@ -34,7 +34,7 @@ from edge.contract import ContractError
 from stream.app import codecs
 from stream.app.agents import Plumbing
 from stream.app.reorder import Inbox, Item
-from stream.app.state import MachineEntry, Message, StateTable, dumps, machine_from_json
+from stream.app.state import MachineEntry, MachinePartitions, Message
 from stream.core.processor import MachineProcessor
 
 log = logging.getLogger(__name__)
@@ -72,14 +72,12 @@ class MachineAgent:
         self,
         plumbing: Plumbing,
         machines: Any,
-        clocks: Any,
         processor: MachineProcessor,
         timing: Timing | None = None,
         validate: bool = True,
     ) -> None:
         self.p = plumbing
-        self.machines: StateTable[MachineEntry] = StateTable(machines, machine_from_json)
-        self.clocks = clocks  # str(partition) -> clock (device ns)
+        self.store = MachinePartitions(machines)
         self.processor = processor
         self.timing = timing or Timing()
         self.validate = validate
@@ -98,15 +96,17 @@ class MachineAgent:
 
     def _clock(self, batch: _Batch, partition: int) -> int:
         clock = batch.clocks.get(partition)
-        if clock is None:
-            stored = self.clocks.data.get(str(partition))
-            clock = stored if isinstance(stored, int) else 0
-        return clock
+        return self.store.clock(partition) if clock is None else clock
+
+    def today_ns(self) -> int | None:
+        """The latest clock of the partitions this worker holds (patients' "today")."""
+        clocks = [self.store.clock(p) for p in self.store.partitions()]
+        return max(clocks) if clocks else None
 
     def _entry(
         self, batch: _Batch, machine_id: str, clinic_id: str, partition: int
     ) -> MachineEntry:
-        entry = batch.dirty.get(machine_id) or self.machines.get(machine_id)
+        entry = batch.dirty.get(machine_id) or self.store.get(machine_id, partition)
         if entry is None:
             state = self.processor.new_state(clinic_id, machine_id)
             entry = MachineEntry(partition, state, Inbox())
@@ -117,26 +117,27 @@ class MachineAgent:
     def _members(self, batch: _Batch, partition: int) -> list[str]:
         """Machines on ``partition``, sorted (a canonical order for ticks)."""
         ids = {m for m, e in batch.dirty.items() if e.partition == partition}
-        ids.update(
-            m for m in self.machines.snapshot_keys() if self.machines.partition_of(m) == partition
-        )
+        ids.update(self.store.members(partition))
         return sorted(ids)
 
     def _rescan_held(self) -> None:
         """After a (re)assignment: find inboxes recovered from the changelog."""
         self._held.clear()
-        for machine_id in self.machines.snapshot_keys():
-            entry = self.machines.get(machine_id)
-            if entry is not None and entry.inbox.queue:
-                self._held.setdefault(entry.partition, set()).add(machine_id)
+        for partition in self.store.partitions():
+            for machine_id in self.store.members(partition):
+                entry = self.store.get(machine_id, partition)
+                if entry is not None and entry.inbox.queue:
+                    self._held.setdefault(partition, set()).add(machine_id)
 
     def _changelog(self, batch: _Batch) -> list[Message]:
-        msgs = [self.machines.put(m, e, e.to_json(), e.partition) for m, e in batch.dirty.items()]
-        name = self.clocks.changelog_topic.get_topic_name()
-        for partition, clock in batch.clocks.items():
-            self.clocks.data[str(partition)] = clock
-            msgs.append((name, dumps(str(partition)), dumps(clock), partition))
-        return msgs
+        """One record per touched partition: its clock and all its machines."""
+        touched: dict[int, dict[str, MachineEntry]] = {p: {} for p in batch.clocks}
+        for machine_id, entry in batch.dirty.items():
+            touched.setdefault(entry.partition, {})[machine_id] = entry
+        return [
+            self.store.put(p, self._clock(batch, p), entries)
+            for p, entries in sorted(touched.items())
+        ]
 
     # --- the core ------------------------------------------------------------------------
 
@@ -176,7 +177,7 @@ class MachineAgent:
         if not held:
             return
         for machine_id in sorted(held):
-            entry = batch.dirty.get(machine_id) or self.machines.get(machine_id)
+            entry = batch.dirty.get(machine_id) or self.store.get(machine_id, partition)
             if entry is None or entry.partition != partition:
                 held.discard(machine_id)
                 continue
@@ -192,6 +193,13 @@ class MachineAgent:
                 held.discard(machine_id)
 
     # --- handlers ------------------------------------------------------------------------
+
+    def on_rebalance_start(self) -> None:
+        """Drop deferred frames (unacked): Faust waits for unacked messages before a
+        rebalance completes (``stream_wait_empty``) and re-seeks to the committed
+        offsets afterwards, so they come back to whoever owns their partition."""
+        self._deferred.clear()
+        self._open.clear()
 
     async def _new_generation(self) -> None:
         """After a (re)assignment: rebuild caches and set the sparse-topic barrier."""
@@ -227,6 +235,8 @@ class MachineAgent:
     async def on_batch(self, events: Sequence[Any]) -> list[Any]:
         """Handle a batch; returns the events that may be acked (all but deferred frames)."""
         async with self.p.lock:
+            if not self.p.counters.first_batch_ns:
+                self.p.counters.first_batch_ns = time.time_ns()
             await self._new_generation()
             batch = _Batch()
             telemetry = self.p.topics.telemetry
@@ -248,11 +258,14 @@ class MachineAgent:
                 self._handled[message.tp] = message.offset + 1
                 machine_id = payload["machine_id"]
                 entry = self._entry(batch, machine_id, payload["clinic_id"], partition)
+                done.append(event)
+                if kind == "state" and entry.inbox.repeated_state(payload):
+                    self.p.counters.states_repeated += 1
+                    continue
                 items = entry.inbox.admit(kind, payload, event_time_ns(kind, payload))
                 if entry.inbox.queue:
                     self._held.setdefault(partition, set()).add(machine_id)
                 self._apply(batch, entry, items, self._clock(batch, partition))
-                done.append(event)
             for partition in sorted(self._deferred):
                 if self._is_open(partition):
                     waiting = self._deferred.pop(partition)
@@ -271,6 +284,7 @@ class MachineAgent:
                 done.append(event)
             self.p.counters.batches += 1
             await self.p.flush(batch.out, self._changelog(batch))
+            self.p.counters.last_batch_ns = time.time_ns()
             return done
 
     def _on_frame(

@@ -30,18 +30,39 @@ Item = tuple[str, dict[str, Any]]  # (input kind, payload)
 class Inbox:
     queue: list[tuple[int | None, str, dict[str, Any]]] = field(default_factory=list)
     last_frame_t0: int | None = None
+    last_state: tuple[str, int | None] | None = None  # (status, ts_ns) last admitted
 
     def to_json(self) -> dict[str, Any]:
         return {
             "q": [[ts, kind, payload] for ts, kind, payload in self.queue],
             "f": self.last_frame_t0,
+            "ls": None if self.last_state is None else list(self.last_state),
         }
 
     @classmethod
     def from_json(cls, d: dict[str, Any] | None) -> Inbox:
         if not d:
             return cls()
-        return cls([(ts, kind, payload) for ts, kind, payload in d.get("q", [])], d.get("f"))
+        ls = d.get("ls")
+        return cls(
+            [(ts, kind, payload) for ts, kind, payload in d.get("q", [])],
+            d.get("f"),
+            None if ls is None else (ls[0], ls[1]),
+        )
+
+    def repeated_state(self, payload: dict[str, Any]) -> bool:
+        """Is this state message one already admitted, or older than it? State messages
+        carry no seq; at-least-once redelivery (a crash, a rebalance) repeats them."""
+        status, ts = payload.get("status"), payload.get("ts_ns")
+        ts = ts if isinstance(ts, int) else None
+        if self.last_state is not None:
+            last_status, last_ts = self.last_state
+            if (status, ts) == (last_status, last_ts):
+                return True
+            if ts is not None and last_ts is not None and ts < last_ts:
+                return True
+        self.last_state = (str(status), ts)
+        return False
 
     def admit(self, kind: str, payload: dict[str, Any], ts: int | None) -> list[Item]:
         """An event/state message arrived: what to process now (maybe nothing)."""

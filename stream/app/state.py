@@ -99,6 +99,61 @@ class StateTable(Generic[S]):
         return (self.changelog, dumps(key), dumps(value), partition)
 
 
+class MachinePartitions:
+    """Machine state, one table value per *input partition*: ``{"c": clock, "m": {machine_id:
+    entry}}``. One Kafka record holds a partition's clock and every machine on it, so a
+    kill -9 can never leave some machines (or the clock that drives their ticks) at an
+    older point of the partition's stream than others."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self._cache: dict[str, tuple[Any, MachineEntry]] = {}
+
+    @property
+    def changelog(self) -> str:
+        name: str = self.table.changelog_topic.get_topic_name()
+        return name
+
+    def _record(self, partition: int) -> dict[str, Any] | None:
+        record: dict[str, Any] | None = self.table.data.get(str(partition))
+        return record
+
+    def partitions(self) -> list[int]:
+        return sorted(int(k) for k in list(self.table.data.keys()))
+
+    def clock(self, partition: int) -> int:
+        record = self._record(partition)
+        return int(record["c"]) if record else 0
+
+    def members(self, partition: int) -> list[str]:
+        record = self._record(partition)
+        return sorted(record["m"]) if record else []
+
+    def get(self, machine_id: str, partition: int) -> MachineEntry | None:
+        record = self._record(partition)
+        stored = record["m"].get(machine_id) if record else None
+        if stored is None:
+            return None
+        cached = self._cache.get(machine_id)
+        if cached is not None and cached[0] is stored:
+            return cached[1]
+        entry = machine_from_json(stored)
+        self._cache[machine_id] = (stored, entry)
+        return entry
+
+    def put(self, partition: int, clock: int, entries: dict[str, MachineEntry]) -> Message:
+        """Store the partition's new value locally; return its changelog message."""
+        record = self._record(partition)
+        machines = dict(record["m"]) if record else {}
+        for machine_id, entry in entries.items():
+            value = entry.to_json()
+            machines[machine_id] = value
+            self._cache[machine_id] = (value, entry)
+        new = {"c": clock, "m": machines}
+        self.table.data[str(partition)] = new
+        return (self.changelog, dumps(str(partition)), dumps(new), partition)
+
+
 def machine_from_json(stored: dict[str, Any]) -> MachineEntry:
     return MachineEntry(
         int(stored["p"]), MachineState.from_json(stored["s"]), Inbox.from_json(stored)

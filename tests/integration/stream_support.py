@@ -89,8 +89,14 @@ def _machine_day(plan: DayPlan, clinic: str, machine: str, rng: random.Random) -
         (
             "state",
             machine,
-            {"v": 1, "clinic_id": clinic, "machine_id": machine, "status": "online",
-             "ts_ns": t, "rate_hz": plan.rate_hz},
+            {
+                "v": 1,
+                "clinic_id": clinic,
+                "machine_id": machine,
+                "status": "online",
+                "ts_ns": t,
+                "rate_hz": plan.rate_hz,
+            },
         )
     )
     for s in range(plan.sessions_per_machine):
@@ -99,9 +105,7 @@ def _machine_day(plan: DayPlan, clinic: str, machine: str, rng: random.Random) -
         load = 40.0 + 10 * rng.randrange(0, 5)
         emit(
             framer.feed(
-                SourceEvent(
-                    t, "session_started", {"patient_id": patient, "session_id": session_id}
-                )
+                SourceEvent(t, "session_started", {"patient_id": patient, "session_id": session_id})
             )
         )
         asym = rng.uniform(-0.1, 0.1)
@@ -158,11 +162,20 @@ def prescriptions_for(inputs: list[Input]) -> list[dict[str, Any]]:
     for kind, _, payload in inputs:
         if kind == "event" and payload["type"] == "session_started":
             out.append(
-                {"v": 1, "kind": "prescription",
-                 "prescription_id": f"rx-{payload['patient_id']}",
-                 "patient_id": payload["patient_id"], "clinic_id": payload["clinic_id"],
-                 "sessions_per_week": 2, "sets": 3, "reps": 6, "load_kg": 50.0,
-                 "max_velocity_loss_pct": 25.0, "start_date": "2025-11-17", "end_date": None}
+                {
+                    "v": 1,
+                    "kind": "prescription",
+                    "prescription_id": f"rx-{payload['patient_id']}",
+                    "patient_id": payload["patient_id"],
+                    "clinic_id": payload["clinic_id"],
+                    "sessions_per_week": 2,
+                    "sets": 3,
+                    "reps": 6,
+                    "load_kg": 50.0,
+                    "max_velocity_loss_pct": 25.0,
+                    "start_date": "2025-11-17",
+                    "end_date": None,
+                }
             )
     return out
 
@@ -182,13 +195,15 @@ def produce(
     kafka: KafkaSettings, inputs: Iterable[Input], raw: Iterable[tuple[str, bytes, bytes]] = ()
 ) -> int:
     """Publish inputs keyed by machine_id (plus raw (topic, key, value) messages)."""
-    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all", linger_ms=5,
-                             batch_size=256 * 1024)
+    producer = KafkaProducer(
+        bootstrap_servers=kafka.bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024
+    )
     n = 0
     try:
         for kind, machine, payload in inputs:
-            producer.send(topic_for(kafka, kind), key=machine.encode(),
-                          value=contract.encode(payload))
+            producer.send(
+                topic_for(kafka, kind), key=machine.encode(), value=contract.encode(payload)
+            )
             n += 1
         for topic, key, value in raw:
             producer.send(topic, key=key, value=value)
@@ -229,12 +244,17 @@ def read_outputs(kafka: KafkaSettings) -> dict[str, list[dict[str, Any]]]:
     """Output records by kind (duplicates kept)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for kind in OUTPUT_KINDS:
-        topic = kafka.topic_prefix + {
-            "rep": contract.KAFKA_REPS, "set": contract.KAFKA_SETS,
-            "session": contract.KAFKA_SESSIONS, "alert": contract.KAFKA_ALERTS,
-            "machine_status": contract.KAFKA_MACHINE_STATUS,
-            "adherence": contract.KAFKA_ADHERENCE,
-        }[kind]
+        topic = (
+            kafka.topic_prefix
+            + {
+                "rep": contract.KAFKA_REPS,
+                "set": contract.KAFKA_SETS,
+                "session": contract.KAFKA_SESSIONS,
+                "alert": contract.KAFKA_ALERTS,
+                "machine_status": contract.KAFKA_MACHINE_STATUS,
+                "adherence": contract.KAFKA_ADHERENCE,
+            }[kind]
+        )
         out[kind] = [contract.decode(v) for _, v in read_topic(kafka, topic)]
     return out
 
@@ -258,8 +278,10 @@ def committed(kafka: KafkaSettings, group: str) -> dict[TopicPartition, int]:
 
 
 def input_topics(kafka: KafkaSettings) -> list[str]:
-    return [kafka.topic_prefix + t for t in
-            (contract.KAFKA_TELEMETRY, contract.KAFKA_EVENTS, contract.KAFKA_STATE)]
+    return [
+        kafka.topic_prefix + t
+        for t in (contract.KAFKA_TELEMETRY, contract.KAFKA_EVENTS, contract.KAFKA_STATE)
+    ]
 
 
 def caught_up(kafka: KafkaSettings, group: str) -> bool:
@@ -314,7 +336,10 @@ class Worker:
         log.write(f"\n===== start {self.starts} =====\n".encode())
         log.flush()
         self.proc = subprocess.Popen(
-            [SLEDFLEET, "stream", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
+            [SLEDFLEET, "stream", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             cwd=self.workdir,
         )
         log.close()
@@ -382,8 +407,10 @@ def diff_summary(
     lines += [f"  extra {k}" for k in extra[:5]]
     for k in changed[:5]:
         fields = {f for f in want[k] if got[k].get(f) != want[k][f]}
-        lines.append(f"  changed {k}: " + ", ".join(
-            f"{f}: {got[k].get(f)!r} != {want[k][f]!r}" for f in sorted(fields)))
+        lines.append(
+            f"  changed {k}: "
+            + ", ".join(f"{f}: {got[k].get(f)!r} != {want[k][f]!r}" for f in sorted(fields))
+        )
     return "\n".join(lines)
 
 
@@ -449,8 +476,11 @@ def reference(
         for kind, machine, payload in items:
             if kind != "telemetry":
                 state(machine, payload["clinic_id"])
-                apply(machine, inboxes[machine].admit(kind, payload, event_time_ns(kind, payload)),
-                      clock)
+                apply(
+                    machine,
+                    inboxes[machine].admit(kind, payload, event_time_ns(kind, payload)),
+                    clock,
+                )
         for kind, machine, payload in items:
             if kind != "telemetry":
                 continue
