@@ -9,7 +9,7 @@ declared columns and types.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -65,15 +65,24 @@ def variable_queries(model: dict[str, Any]) -> list[tuple[dict[str, Any], querie
 
 
 def resolve_variables(
-    conn: Any, model: dict[str, Any], mode: Mode, tr: TimeRange, timescaledb: bool
+    conn: Any,
+    model: dict[str, Any],
+    mode: Mode,
+    tr: TimeRange,
+    timescaledb: bool,
+    only: Mapping[str, Collection[str]] | None = None,
 ) -> list[Variable]:
-    """Run each variable query (chained) and select values for ``mode``."""
+    """Run each variable query (chained) and select values for ``mode``. ``only`` keeps a
+    variable's options to the given values (a shared database holding other tests' clinics
+    stands in for a datasource that sees just these)."""
     resolved: list[Variable] = []
     for v, q in variable_queries(model):
         result = queries.run(conn, q, Context(tr, resolved, timescaledb=timescaledb))
         check(result)
         col = "__value" if "__value" in result.columns else result.columns[0]
         options = [str(x) for x in result.column(col)]
+        if only and v["name"] in only:
+            options = [o for o in options if o in only[v["name"]]]
         assert options, f"{model['uid']}: variable {v['name']} has no options"
         multi, include_all = bool(v.get("multi")), bool(v.get("includeAll"))
         current: str | list[str]
@@ -109,12 +118,13 @@ def run_dashboard(
     now: datetime,
     timescaledb: bool,
     modes: Sequence[Mode] = MODES,
+    only: Mapping[str, Collection[str]] | None = None,
 ) -> dict[tuple[str, Mode, str], queries.Result]:
     """Every panel query of ``model`` for every mode and time range."""
     out: dict[tuple[str, Mode, str], queries.Result] = {}
     for mode in modes:
         for label, tr in time_ranges(now).items():
-            variables = resolve_variables(conn, model, mode, tr, timescaledb)
+            variables = resolve_variables(conn, model, mode, tr, timescaledb, only)
             ctx = Context(tr, variables, timescaledb=timescaledb)
             for t in targets(model):
                 result = queries.run(conn, t.query, ctx)
