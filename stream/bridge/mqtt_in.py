@@ -7,13 +7,14 @@ Threads and who touches what:
   to ``producer.send`` (non-blocking once topic metadata is known).
 * kafka-python's I/O thread completes the futures: ``_InFlight.ok`` marks the message done
   and sends the PUBACKs that are now due, in arrival order.
-* ``Client.ack`` from the Kafka thread is safe in paho 2.2 with ``loop_start``: it only
-  appends the 4-byte PUBACK to a ``collections.deque`` (atomic) and wakes the network
-  thread through its socket pair; the network thread alone writes to the socket
-  (``_packet_queue`` writes directly only when no loop thread exists). All window
-  updates and ack calls happen under one lock so acks leave in order, and a dropped
-  connection resets the window under the same lock, so a packet id of the old connection
-  is never acknowledged on the new one (paho also clears its queue on reconnect).
+* PUBACKs are queued with ``BufferedClient.ack_many`` (a list under its own lock, plus one
+  wake-up byte on paho's socket pair); the network thread alone writes them, in one
+  ``send`` per batch. (Plain ``Client.ack`` from another thread would also be safe in paho
+  2.2 with ``loop_start``: it appends to a ``collections.deque`` and wakes the loop; only
+  the loop thread writes to the socket. It costs a wake-up and a ``send`` per message.)
+  Window updates and ``ack_many`` happen under one lock so acks leave in order, and a
+  dropped connection resets the window and discards queued acks under the same lock, so
+  a packet id of the old connection is never acknowledged on the new one.
 
 A valid message is acknowledged only after Kafka acknowledged it and every message before
 it. A Kafka failure that survives the producer's own retries stops the bridge loudly
@@ -70,9 +71,10 @@ class Bridge:
         self._stopping = False
         self._lock = threading.Lock()
         self._window = AckWindow()
-        self._slots = threading.BoundedSemaphore(settings.max_in_flight)
+        self._room = threading.Condition(self._lock)
+        self._in_flight = 0
         self._producer: KafkaProducer | None = None
-        self._client: mqtt.Client | None = None
+        self._client: BufferedClient | None = None
         prefix = kafka_settings.topic_prefix
         self.topics = [prefix + t for t in (*KAFKA_BY_KIND.values(), KAFKA_DEADLETTER)]
 
@@ -135,7 +137,7 @@ class Bridge:
         return drained
 
     # --- paho callbacks (network thread) ---------------------------------------------------
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self) -> BufferedClient:
         s = self.mqtt_settings
         client = BufferedClient(
             CallbackAPIVersion.VERSION2,
@@ -184,6 +186,8 @@ class Bridge:
     ) -> None:
         with self._lock:
             dropped = self._window.reset()
+            if self._client is not None:
+                self._client.discard_acks()
         self.metrics.on_connection(False, dropped)
         if not self._stopping:
             log.warning(
@@ -212,10 +216,12 @@ class Bridge:
             bridge_id=self.client_id,
             dead_letter_raw_limit=self.settings.dead_letter_raw_limit,
         )
-        while not self._slots.acquire(timeout=SLOT_WAIT_S):
-            if self._stopping or self.fatal.is_set():
-                return
-        with self._lock:
+        with self._room:
+            while self._in_flight >= self.settings.max_in_flight:
+                if self._stopping or self.fatal.is_set():
+                    return
+                self._room.wait(SLOT_WAIT_S)
+            self._in_flight += 1
             token = self._window.add(msg.mid, msg.qos)
         self.metrics.on_received()
         flight = _InFlight(self, token, record, started)
@@ -232,21 +238,23 @@ class Bridge:
 
     # --- Kafka completions (producer I/O thread) -------------------------------------------
     def _acked(self, flight: _InFlight) -> None:
-        self._slots.release()
-        self.metrics.on_kafka_ack(
-            flight.record.topic, flight.record.reason, time.perf_counter() - flight.started
-        )
-        with self._lock:
+        record = flight.record
+        self.metrics.on_kafka_ack(record.topic, record.reason, time.perf_counter() - flight.started)
+        with self._room:
+            self._in_flight -= 1
+            if self._in_flight == self.settings.max_in_flight - 1:
+                self._room.notify()
             due = self._window.complete(flight.token)
-            client = self._client
-            if client is not None:
-                for mid, qos in due:
-                    client.ack(mid, qos)
+            if due and self._client is not None:
+                # under the lock: acks leave in window order, never after a reset
+                self._client.ack_many([mid for mid, qos in due if qos == 1])
         if due:
             self.metrics.on_acks(len(due))
 
     def _failed(self, flight: _InFlight, exc: BaseException) -> None:
-        self._slots.release()
+        with self._room:
+            self._in_flight -= 1
+            self._room.notify()
         self.metrics.on_kafka_error(type(exc).__name__)
         self.fatal_reason = f"Kafka refused a record for {flight.record.topic}: {exc!r}"
         log.error("%s; stopping without acknowledging it", self.fatal_reason)

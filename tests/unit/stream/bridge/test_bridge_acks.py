@@ -39,8 +39,11 @@ class FakeClient:
     def __init__(self) -> None:
         self.acks: list[tuple[int, int]] = []
 
-    def ack(self, mid: int, qos: int) -> None:
-        self.acks.append((mid, qos))
+    def ack_many(self, mids: list[int]) -> None:
+        self.acks.extend((mid, 1) for mid in mids)
+
+    def discard_acks(self) -> int:
+        return 0
 
 
 def _msg(mid: int, topic: str, payload: bytes, qos: int = 1) -> mqtt.MQTTMessage:

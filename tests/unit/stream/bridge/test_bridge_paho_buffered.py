@@ -90,3 +90,21 @@ def test_closing_the_socket_drops_buffered_bytes(wired):
     client._rbuf += b"stale"
     client._sock_close()
     assert client.buffered() == 0
+
+
+def test_queued_acks_leave_as_one_write_of_pubacks(wired):
+    client, peer, _ = wired
+    client.ack_many([1, 2])
+    client.ack_many([300])
+    assert client.loop_write() == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+    peer.settimeout(2)
+    assert peer.recv(100) == b"\x40\x02\x00\x01" + b"\x40\x02\x00\x02" + b"\x40\x02\x01\x2c"
+
+
+def test_acks_of_a_closed_connection_are_discarded(wired):
+    client, _, _ = wired
+    client.ack_many([5])
+    assert client.discard_acks() == 1
+    client.ack_many([6])
+    client._sock_close()
+    assert client.discard_acks() == 0
