@@ -158,6 +158,10 @@ def start_roles(run: DemoRun) -> None:
                 "SLEDFLEET_BRIDGE_SHARE_GROUP": f"demo-{run.run_id}",
                 "SLEDFLEET_BRIDGE_CLIENT_ID": f"demo-bridge-{run.run_id}",
                 "SLEDFLEET_BRIDGE_SESSION_EXPIRY_S": "600",
+                # only the demo's clinics: other traffic on a shared broker stays out
+                "SLEDFLEET_BRIDGE_CLINIC_FILTER": ",".join(
+                    f"c{i:02d}" for i in range(1, run.config.clinics + 1)
+                ),
             },
             logs / "bridge.log",
             f"http://127.0.0.1:{bridge_port}/healthz",

@@ -56,13 +56,20 @@ class Record:
 
 
 def subscriptions(share_group: str, clinic_filter: str = "+") -> list[str]:
-    """MQTT 5 shared subscriptions for the kinds the bridge forwards."""
+    """MQTT 5 shared subscriptions for the kinds the bridge forwards.
+
+    ``clinic_filter`` is ``+`` (every clinic) or a comma-separated list of clinic ids.
+    """
     if not share_group or any(c in share_group for c in "/+#"):
         raise ValueError(f"share group {share_group!r} must be non-empty without / + #")
-    if not clinic_filter or "/" in clinic_filter or "#" in clinic_filter:
-        raise ValueError(f"clinic filter {clinic_filter!r} must be '+' or one clinic id")
+    clinics = [c.strip() for c in clinic_filter.split(",")]
+    for clinic in clinics:
+        if not clinic or "/" in clinic or "#" in clinic or ("+" in clinic and clinic != "+"):
+            raise ValueError(f"clinic filter {clinic_filter!r} must be '+' or clinic ids")
     return [
-        f"$share/{share_group}/{TOPIC_ROOT}/{clinic_filter}/+/{kind}" for kind in SUBSCRIBED_KINDS
+        f"$share/{share_group}/{TOPIC_ROOT}/{clinic}/+/{kind}"
+        for clinic in clinics
+        for kind in SUBSCRIBED_KINDS
     ]
 
 

@@ -27,7 +27,7 @@ class BridgeSettings:
     share_group: str = env("SLEDFLEET_BRIDGE_SHARE_GROUP", "sledfleet-bridge")
     """MQTT 5 shared-subscription group: bridges in one group split the messages."""
     clinic_filter: str = env("SLEDFLEET_BRIDGE_CLINIC_FILTER", "+")
-    """Clinic level of the subscriptions: ``+`` (all clinics) or one clinic id."""
+    """Clinic level of the subscriptions: ``+`` (all clinics) or comma-separated clinic ids."""
     session_expiry_s: int = env("SLEDFLEET_BRIDGE_SESSION_EXPIRY_S", 3600)
     """How long the broker keeps the session (queueing QoS 1 messages) while the bridge is down."""
     receive_maximum: int = env("SLEDFLEET_BRIDGE_RECEIVE_MAXIMUM", 2000)

@@ -148,6 +148,9 @@ def test_subscriptions_are_shared_per_kind():
         "$share/g1/sledfleet/v1/+/+/state",
     ]
     assert subscriptions("g1", "clinicA")[0] == "$share/g1/sledfleet/v1/clinicA/+/telemetry"
+    two = subscriptions("g1", "c01, c02")
+    assert len(two) == 2 * len(subscriptions("g1"))
+    assert "$share/g1/sledfleet/v1/c02/+/state" in two
 
 
 @pytest.mark.parametrize(("group", "clinic"), [("", "+"), ("a/b", "+"), ("g+", "+"), ("g", "#")])
