@@ -60,15 +60,13 @@ def asymmetry_rule(
     with_asi = [h for h in history if h["asi"] is not None]
     if not with_asi:
         return None
-    last = with_asi[-consecutive:]
-    if len(last) == consecutive and all(abs(h["asi"]) > alert_pct for h in last):
-        v = abs(last[-1]["asi"])
-        return (
-            last[0]["start_ns"],
-            v,
-            alert_pct,
-            (f"|ASI| above {alert_pct:g}% in {consecutive} consecutive sessions ({v:.1f}% last)"),
-        )
+    run = 0  # trailing run of sessions above the threshold: one alert per run (episode)
+    while run < len(with_asi) and abs(with_asi[-1 - run]["asi"]) > alert_pct:
+        run += 1
+    if run >= consecutive:
+        v = abs(with_asi[-1]["asi"])
+        msg = f"|ASI| above {alert_pct:g}% in {run} consecutive sessions ({v:.1f}% last)"
+        return with_asi[-run]["start_ns"], v, alert_pct, msg
     cur = with_asi[-1]
     base = [
         abs(h["asi"])
@@ -116,9 +114,11 @@ def fatigue_rule(
             (f"velocity loss {cur['max_vl']:.0f}% above {vl_alert:g}% (prescribed ≤ {pvl:g}%)"),
         )
     drops = mcv_drops(history, drop_pct, load_tol, week_ns)
-    last = drops[-drop_sessions:]
-    if len(last) == drop_sessions and all(last) and len(history) >= drop_sessions:
-        first = history[-drop_sessions]
+    run = 0
+    while run < len(drops) and drops[-1 - run]:
+        run += 1
+    if run >= drop_sessions:
+        first = history[-run]
         return (
             first["start_ns"],
             cur["mcv"],

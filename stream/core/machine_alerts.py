@@ -83,9 +83,13 @@ def check_frame(
     t_end = int(t[-1])
     forces = rows[1:3]
     peak = float(np.fmax.reduce(forces, axis=None))
-    if peak >= s.force_saturation_n:
-        sat = np.flatnonzero(np.fmax.reduce(forces, axis=0) >= s.force_saturation_n)
-        first = int(t[sat[0]])
+    first_sat = (
+        _sustained(forces, s.force_saturation_n, s.saturation_min_samples)
+        if peak >= s.force_saturation_n
+        else None
+    )
+    if first_sat is not None:
+        first = int(t[first_sat])
         if a.saturated is None or first - a.saturated[1] > EPISODE_QUIET_S * 1e9:
             a.saturated = [first, t_end]
             out.append(
@@ -140,6 +144,21 @@ def check_frame(
                 )
             )
     return out
+
+
+def _sustained(forces: npt.NDArray[np.float64], level: float, n: int) -> int | None:
+    """Index where a channel first stays at/above ``level`` for ``n`` samples (a one-off
+    spike is noise, a saturated load cell stays saturated)."""
+    with np.errstate(invalid="ignore"):
+        high = forces >= level
+    best: int | None = None
+    for row in high:
+        edges = np.diff(np.concatenate(([0], row.astype(np.int8), [0])))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        long = starts[(ends - starts) >= n]
+        if long.size and (best is None or int(long[0]) < best):
+            best = int(long[0])
+    return best
 
 
 def fault_event(st: MachineState, event: dict[str, Any], now_ns: int) -> Records:

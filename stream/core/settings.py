@@ -97,7 +97,9 @@ class CoreSettings:
     flat_channel_s: float = env("SLEDFLEET_CORE_FLAT_CHANNEL_S", 30.0)
     """A force channel exactly constant this long while the sled moves is a sensor fault."""
     force_saturation_n: float = env("SLEDFLEET_CORE_FORCE_SATURATION_N", 9900.0)
-    """Force samples at/above this are saturated (contract max 10 kN)."""
+    """Force samples at/above this are saturated (contract max 10 kN)..."""
+    saturation_min_samples: int = env("SLEDFLEET_CORE_SATURATION_MIN_SAMPLES", 10)
+    """...when a channel stays there this many samples in a row (a one-off spike is not)."""
     # --- patient alerts ---
     lapse_days: float = env("SLEDFLEET_CORE_LAPSE_DAYS", 7.0)
     dropout_days: float = env("SLEDFLEET_CORE_DROPOUT_DAYS", 28.0)

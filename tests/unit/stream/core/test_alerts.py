@@ -69,7 +69,9 @@ def _reps(n: int) -> Signal:
 def test_saturated_force_channel() -> None:
     sig = _reps(2)
     assert _alerts(run([("frame", f) for f in frames(sig)]), "sensor_fault") == []
-    sig.fl[300:305] = [9990.0] * 5
+    sig.fl[300:305] = [9990.0] * 5  # a spike
+    assert _alerts(run([("frame", f) for f in frames(sig)]), "sensor_fault") == []
+    sig.fl[300:330] = [9990.0] * 30  # stuck at the top of its range
     (a,) = _alerts(run([("frame", f) for f in frames(sig)]), "sensor_fault")
     assert a["window_start_ns"] == T0 + 300 * 10**7
     assert "saturated" in a["message"]
@@ -203,3 +205,10 @@ def test_machine_session_flow_has_no_spurious_alerts() -> None:
     items.append(("event", check_out(T0 + round(sig.t_s * 1e9))))
     assert kind(run(items), "alert") == []
     assert np.isfinite(sig.t_s)
+
+
+def test_one_asymmetry_alert_per_episode() -> None:
+    high = [session(d, f"s{i}", mean_asi_pct=15.0) for i, d in enumerate(_days(0, 2, 4, 7, 9))]
+    _, _, out = _tracker(high)
+    (a,) = _alerts(out, "asymmetry")  # the episode keeps its first session's key
+    assert a["window_start_ns"] == high[0]["start_ns"]
