@@ -53,6 +53,8 @@ KAFKA_BY_KIND: Final[Mapping[str, str]] = {
 
 # --- Limits (physical ranges and sizes) ---------------------------------------------------
 MAX_PAYLOAD_BYTES: Final = 64 * 1024
+MAX_DEAD_LETTER_BYTES: Final = 16 * 1024 * 1024
+"""A dead letter carries its original payload whole (base64): a 10 MB payload fits."""
 MIN_FRAME_SAMPLES: Final = 10
 MAX_FRAME_SAMPLES: Final = 100
 RATE_HZ_RANGE: Final = (10.0, 1000.0)
@@ -122,10 +124,10 @@ def _reject_constant(name: str) -> Any:
     raise ContractError("non_finite", f"JSON constant {name} is not allowed")
 
 
-def decode(raw: bytes) -> dict[str, Any]:
+def decode(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
     """Parse a payload; any failure is a ContractError with a reason code."""
-    if len(raw) > MAX_PAYLOAD_BYTES:
-        raise ContractError("too_large", f"{len(raw)} bytes > {MAX_PAYLOAD_BYTES}")
+    if len(raw) > max_bytes:
+        raise ContractError("too_large", f"{len(raw)} bytes > {max_bytes}")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -19,6 +19,7 @@ from edge.contract import (
     KAFKA_SETS,
     KAFKA_STATE,
     KAFKA_TELEMETRY,
+    MAX_PAYLOAD_BYTES,
     ContractError,
     decode,
 )
@@ -89,10 +90,14 @@ def topics(
     return out
 
 
-def parse(parser: Callable[[Mapping[str, Any]], Parsed], raw: bytes | None) -> Parsed:
+def parse(
+    parser: Callable[[Mapping[str, Any]], Parsed],
+    raw: bytes | None,
+    max_bytes: int = MAX_PAYLOAD_BYTES,
+) -> Parsed:
     if raw is None:
         raise ContractError("tombstone", "message without a value")
-    payload = decode(raw)
+    payload = decode(raw, max_bytes)
     try:
         return parser(payload)
     except ContractError:

@@ -25,7 +25,13 @@ from typing import Any, Final
 import psycopg
 from psycopg import errors
 
-from edge.contract import KAFKA_DEADLETTER, ContractError, dead_letter
+from edge.contract import (
+    KAFKA_DEADLETTER,
+    MAX_DEAD_LETTER_BYTES,
+    MAX_PAYLOAD_BYTES,
+    ContractError,
+    dead_letter,
+)
 from edge.settings import KafkaSettings, env, load
 from storage import queries
 from storage.db import Flavour, connect, installed_flavour
@@ -204,8 +210,15 @@ class Sink:
                 try:
                     if parser is None:
                         raise ContractError("unknown_topic", tp.topic[:200])
-                    parsed = parse(parser, msg.value)
+                    dead_topic = tp.topic == self.dead_topic
+                    limit = MAX_DEAD_LETTER_BYTES if dead_topic else MAX_PAYLOAD_BYTES
+                    parsed = parse(parser, msg.value, limit)
                 except ContractError as exc:
+                    if tp.topic == self.dead_topic:
+                        # never dead-letter a dead letter (that would loop): count and skip
+                        log.warning("unreadable dead letter skipped: %s", exc)
+                        self.metrics.inc("dead_letters_unreadable_total")
+                        continue
                     self._dead(producer, tp.topic, msg.value, exc.reason, exc.detail)
                     continue
                 if parsed.kind == "frame" and parsed.row[4] < oldest_frame:
@@ -336,7 +349,12 @@ class Sink:
     def _producer(self) -> Any:
         from kafka import KafkaProducer
 
-        return KafkaProducer(bootstrap_servers=self.kafka.bootstrap, acks="all", linger_ms=5)
+        return KafkaProducer(
+            bootstrap_servers=self.kafka.bootstrap,
+            acks="all",
+            linger_ms=5,
+            max_request_size=MAX_DEAD_LETTER_BYTES + 1024 * 1024,
+        )
 
 
 def _mode(value: str) -> WriteMode:
