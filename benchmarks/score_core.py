@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import time
 from collections import defaultdict
 from typing import Any
@@ -25,7 +26,7 @@ import numpy as np
 
 from edge.framing import Framer
 from edge.simulator import FleetConfig, build_fleet
-from stream.core import MachineProcessor, PatientTracker
+from stream.core import MachineProcessor, MachineState, PatientTracker
 from stream.core.settings import CoreSettings
 
 ADHERENCE_FIELDS = (
@@ -45,9 +46,12 @@ ADHERENCE_FIELDS = (
 
 
 def run_fleet(
-    cfg: FleetConfig, settings: CoreSettings | None = None
+    cfg: FleetConfig, settings: CoreSettings | None = None, roundtrip_every: int = 0
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]], dict[str, float]]:
-    """(outputs by kind, truth by kind, timing) for one simulated fleet."""
+    """(outputs by kind, truth by kind, timing) for one simulated fleet.
+
+    ``roundtrip_every`` > 0 replaces each machine's state by its JSON round trip every that
+    many frames, as a restarted Faust worker would (the outputs must not change)."""
     fleet = build_fleet(cfg)
     truth = fleet.truth()
     rx_by_id = {rx["prescription_id"]: rx for rx in truth["prescriptions"]}
@@ -61,12 +65,19 @@ def run_fleet(
         framer = Framer(sim.clinic_id, sim.machine_id, sim.rate_hz, frame_samples=50)
         src = sim.source()
 
-        def handle(payloads: list[Any], st: Any = st) -> None:
+        holder = {"st": st}
+
+        def handle(payloads: list[Any], holder: dict[str, Any] = holder) -> None:
             nonlocal frames, busy, last_ns
             for o in payloads:
                 p = o.payload
+                st = holder["st"]
                 if o.kind == "telemetry":
                     frames += 1
+                    if roundtrip_every and frames % roundtrip_every == 0:
+                        st = holder["st"] = MachineState.from_json(
+                            json.loads(json.dumps(st.to_json())), settings
+                        )
                     t = time.perf_counter()
                     recs = proc.on_frame(st, p, 0)
                     busy += time.perf_counter() - t
@@ -81,7 +92,7 @@ def run_fleet(
         for item in src.items():
             handle(framer.feed(item))
         handle(framer.flush())
-        for r in proc.on_tick(st, last_ns + 10**12):  # long after: idle flush
+        for r in proc.on_tick(holder["st"], last_ns + 10**12):  # long after: idle flush
             out[r["kind"]].append(r)
     # patients: prescriptions, then sessions in event-time order, then a tick at the end
     tracker = PatientTracker(settings)
