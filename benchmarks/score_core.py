@@ -46,12 +46,18 @@ ADHERENCE_FIELDS = (
 
 
 def run_fleet(
-    cfg: FleetConfig, settings: CoreSettings | None = None, roundtrip_every: int = 0
+    cfg: FleetConfig,
+    settings: CoreSettings | None = None,
+    roundtrip_every: int = 0,
+    attach_prescription: bool = False,
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]], dict[str, float]]:
     """(outputs by kind, truth by kind, timing) for one simulated fleet.
 
     ``roundtrip_every`` > 0 replaces each machine's state by its JSON round trip every that
-    many frames, as a restarted Faust worker would (the outputs must not change)."""
+    many frames, as a restarted Faust worker would (the outputs must not change).
+    ``attach_prescription`` adds the Prescription record to check-in events (the machine
+    side then decides completed_as_prescribed itself); by default the patient side does,
+    from the session record's ``set_loads_reps``."""
     fleet = build_fleet(cfg)
     truth = fleet.truth()
     rx_by_id = {rx["prescription_id"]: rx for rx in truth["prescriptions"]}
@@ -83,7 +89,11 @@ def run_fleet(
                     busy += time.perf_counter() - t
                     last_ns = max(last_ns, p["t0_ns"])
                 else:
-                    if p["type"] == "session_started" and p.get("prescription_id") in rx_by_id:
+                    if (
+                        attach_prescription
+                        and p["type"] == "session_started"
+                        and p.get("prescription_id") in rx_by_id
+                    ):
                         p = {**p, "prescription": rx_by_id[p["prescription_id"]]}
                     recs = proc.on_event(st, p, 0)
                 for r in recs:

@@ -120,6 +120,9 @@ class Session(TypedDict):
     lv_slope_ms_per_kg: float | None
     e1rm_kg: float | None  # load at the minimum velocity threshold
     emitted_at_ns: int
+    # [load_kg, valid reps] of each set, in order: lets the patient side decide
+    # completed_as_prescribed when the machine side did not know the prescription
+    set_loads_reps: NotRequired[list[list[float]]]
 
 
 class Adherence(TypedDict):

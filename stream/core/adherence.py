@@ -148,6 +148,7 @@ class PatientTracker:
             "max_vl": session.get("max_velocity_loss_pct"),
             "mcv": session.get("mean_mcv_ms"),
             "ref_load": float(session["max_load_kg"]) if session["reps"] else None,
+            "set_loads_reps": session.get("set_loads_reps"),
         }
         given = session.get("completed_as_prescribed")
         summary["given"] = given
@@ -171,14 +172,22 @@ class PatientTracker:
     # --- adherence rows ------------------------------------------------------------------------
 
     def _completed(self, st: PatientState, summary: dict[str, Any]) -> bool | None:
-        """Fallback when the session record has no verdict: from its totals (≥ sets,
-        ≥ sets × reps valid reps, max load ≥ prescribed) — an approximation, since a
-        warm-up set or a short set can hide in the totals."""
+        """When the session record has no verdict: exact from its ``set_loads_reps``;
+        for an older record without it, from its totals (≥ sets, ≥ sets × reps valid reps,
+        max load ≥ prescribed) — an approximation (a warm-up or short set hides in them)."""
         p = st.prescriptions.get(summary["prescription_id"] or "")
         if p is None:
             p = _active(st, monday_of(day_of(summary["start_ns"])))
         if p is None:
             return None
+        per_set = summary.get("set_loads_reps")
+        if per_set is not None:  # exact: ≥ sets, each ≥ reps valid reps at ≥ the load
+            done = sum(
+                1
+                for load, reps in per_set
+                if reps >= p["reps"] and load >= float(p["load_kg"]) - 1e-6
+            )
+            return done >= int(p["sets"])
         return completed_as_prescribed(summary, p) and summary["reps"] > 0
 
     def _week_counts(self, st: PatientState) -> dict[dt.date, list[int]]:

@@ -119,4 +119,5 @@ def session_record(
     for k in ("lv_intercept_ms", "lv_slope_ms_per_kg", "e1rm_kg"):
         rec[k] = _fo(fields[k])
     rec["emitted_at_ns"] = now_ns
+    rec["set_loads_reps"] = fields["set_loads_reps"]
     return rec

@@ -65,4 +65,5 @@ def session_fields(
         "lv_intercept_ms": a,
         "lv_slope_ms_per_kg": b,
         "e1rm_kg": e1rm,
+        "set_loads_reps": [[float(s["load_kg"]), s["reps"]] for s in sets],
     }

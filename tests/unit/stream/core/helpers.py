@@ -21,8 +21,12 @@ TYPES = {
 
 def check_shape(rec: dict[str, Any]) -> None:
     """Exactly the TypedDict's keys, and JSON-serialisable without NaN."""
-    hints = get_type_hints(TYPES[rec["kind"]])
-    assert set(rec) == set(hints), (rec["kind"], set(rec) ^ set(hints))
+    td = TYPES[rec["kind"]]
+    hints = get_type_hints(td)
+    # (with postponed annotations Python 3.11 cannot see NotRequired: read the strings)
+    raw = td.__annotations__
+    required = {k for k in hints if "NotRequired[" not in str(raw.get(k, ""))}
+    assert required <= set(rec) <= set(hints), (rec["kind"], set(rec) ^ required)
     json.dumps(rec, allow_nan=False)
 
 

@@ -166,3 +166,21 @@ def test_completion_fallback_from_totals(sets: int, reps: int, load: float, expe
     assert rows_of(out)["2026-W41"]["completed"] == int(expected)
     (echo,) = [r for r in out if r["kind"] == "session"]  # the verdict goes back to storage
     assert echo["completed_as_prescribed"] is expected
+
+
+@pytest.mark.parametrize(
+    ("per_set", "expected"),
+    [
+        ([[30.0, 5], [60.0, 10], [60.0, 10], [60.0, 10]], True),  # warm-up set does not hurt
+        ([[30.0, 5], [60.0, 10], [60.0, 10], [60.0, 9]], False),  # 34 reps, 4 sets: short set
+        ([[60.0, 10], [60.0, 10], [57.5, 10]], False),  # a lighter set
+    ],
+)
+def test_completion_exact_from_set_loads_reps(per_set: list, expected: bool) -> None:
+    tr = PatientTracker()
+    st = tr.new_state("p1", "c1")
+    tr.on_prescription(st, rx())
+    reps = sum(r for _, r in per_set)
+    s = session(MON, "s1", completed=None, sets=len(per_set), reps=reps, set_loads_reps=per_set)
+    out = tr.on_session(st, s, s["end_ns"])
+    assert rows_of(out)["2026-W41"]["completed"] == int(expected)
