@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 import threading
 from typing import Any
 
@@ -56,6 +57,7 @@ def serve(mqtt_settings: MqttSettings, kafka: KafkaSettings, settings: BridgeSet
     """Run until a signal (exit 0 when drained) or a fatal Kafka error (exit 1)."""
     from stream.bridge.mqtt_in import Bridge  # kafka/paho only when the role runs
 
+    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

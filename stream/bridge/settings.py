@@ -56,6 +56,10 @@ class BridgeSettings:
     """Largest original payload kept whole in a dead letter (base64 grows it by 4/3 and the
     record must stay under max_request_bytes and the topic's max.message.bytes). Larger ones
     keep their first bytes; the detail says so."""
+    gil_switch_interval_ms: float = env("SLEDFLEET_BRIDGE_GIL_SWITCH_INTERVAL_MS", 5.0)
+    """Python's thread switch interval (sys.setswitchinterval). The MQTT thread gives up the
+    GIL on every socket call (e.g. waking the Kafka sender for a new batch) and may then
+    wait this long to get it back while the Kafka thread runs."""
     kafka_wait_s: float = env("SLEDFLEET_BRIDGE_KAFKA_WAIT_S", 120.0)
     """At start, how long to wait for Kafka and the topics before giving up (exit 1)."""
     shutdown_timeout_s: float = env("SLEDFLEET_BRIDGE_SHUTDOWN_TIMEOUT_S", 30.0)
