@@ -52,6 +52,8 @@ CAGGS = {
     "agg_clinic_daily",
     "agg_machine_hourly",
     "agg_machine_status_hourly",
+    "agg_machine_daily",
+    "agg_machine_status_daily",
 }
 # view -> columns that depend on now() or on the write time, not on the data
 COMPARED_VIEWS: dict[str, tuple[str, ...]] = {
