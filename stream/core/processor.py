@@ -190,7 +190,14 @@ class MachineProcessor:
     ) -> list[dict[str, Any]]:
         self._bind(state)
         out: list[dict[str, Any]] = []
+        late = state.seq.late
         ready, gaps = state.seq.accept(frame)
+        if state.seq.late != late:
+            log.info(
+                "machine %s: frame seq %s came after its slot was given up; ignored (late)",
+                state.machine_id,
+                frame.get("seq"),
+            )
         self._after_seq(state, ready, gaps, now_ns, out)
         if state.seq.held:
             t0 = int(frame["t0_ns"])
@@ -222,6 +229,7 @@ class MachineProcessor:
         sid = f.get("session_id")
         if sid is not None and st.sessions.is_closed(sid):
             st.sessions.late_frames += 1
+            log.info("machine %s: frame of closed session %s ignored", st.machine_id, sid)
             return
         st.frames += 1
         st.frames_replayed += 1 if f.get("replayed") else 0
