@@ -18,7 +18,7 @@ from stream.core.settings import CoreSettings
 
 if TYPE_CHECKING:
     from stream.core.frames import Gap
-    from stream.core.processor import MachineState
+    from stream.core.machine_state import MachineState
 
 Records = list[dict[str, Any]]
 EPISODE_QUIET_S = 600.0

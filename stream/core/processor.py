@@ -16,150 +16,20 @@ event (separate topics): that session's records are held until the check-in arri
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import numpy as np
 
 from stream.core import machine_alerts
-from stream.core.frames import SeqTracker
-from stream.core.jsonstate import detached
-from stream.core.machine_sessions import ANON, Sessions
-from stream.core.metrics import MetricParams
-from stream.core.reps import Segmenter, SegmentParams
+from stream.core.machine_sessions import ANON
+from stream.core.machine_state import MachineState, metric_params, pipeline
 from stream.core.settings import CoreSettings
-from stream.core.signal import Conditioned, Conditioner
+from stream.core.signal import Conditioned
 from stream.records import RECORD_VERSION
 
+__all__ = ["MachineProcessor", "MachineState"]
+
 log = logging.getLogger(__name__)
-
-
-class MachineState:
-    """Everything the processor knows about one machine; see :meth:`to_json`."""
-
-    def __init__(self, clinic_id: str, machine_id: str, settings: CoreSettings) -> None:
-        self.settings = settings  # what the pipeline objects were built with (not persisted)
-        self.clinic_id = clinic_id
-        self.machine_id = machine_id
-        self.seq = SeqTracker(settings.reorder_window)
-        self.held_since_ns: int | None = None  # event time the reorder buffer started waiting
-        self.sessions = Sessions(clinic_id, machine_id)
-        self.pipe_key: str | None = None  # session key whose frames are in the pipeline
-        self.rate_hz: float | None = None
-        self.next_t_ns: int | None = None  # expected time of the next sample
-        self.final_t_ns: int | None = None  # time of the last final (conditioned) sample
-        # samples waiting for the next pipeline run (batching), as plain lists: t0 of the
-        # first one, then position, left, right, load, replayed (gaps already filled)
-        self.pend_t0: int | None = None
-        self.pend: list[list[Any]] = [[], [], [], [], []]
-        self.cond: Conditioner | None = None
-        self.seg: Segmenter | None = None
-        self.status: dict[str, Any] = {
-            "status": None,
-            "agent_version": None,
-            "firmware": None,
-            "rate_hz": None,
-            "config_version": None,
-            "clock_offset_ms": None,
-            "edge_dropped": 0,
-            "offline_since_ns": None,
-            "last_ts_ns": None,
-        }
-        self.frames = 0
-        self.frames_replayed = 0
-        self.emitted_counters: list[Any] = []
-        self.calibrated_rom_mm: float | None = None
-        self.alerts = machine_alerts.MachineAlertState()
-        self.seen_events: list[str] = []
-
-    def to_json(self) -> dict[str, Any]:
-        return detached(self._json())
-
-    def _json(self) -> dict[str, Any]:
-        return {
-            "clinic_id": self.clinic_id,
-            "machine_id": self.machine_id,
-            "seq": self.seq.to_json(),
-            "held_since_ns": self.held_since_ns,
-            "sessions": self.sessions.to_json(),
-            "pipe_key": self.pipe_key,
-            "rate_hz": self.rate_hz,
-            "next_t_ns": self.next_t_ns,
-            "final_t_ns": self.final_t_ns,
-            "pend_t0": self.pend_t0,
-            "pend": [list(r) for r in self.pend],
-            "cond": self.cond.to_json() if self.cond else None,
-            "seg": self.seg.to_json() if self.seg else None,
-            "status": dict(self.status),
-            "frames": self.frames,
-            "frames_replayed": self.frames_replayed,
-            "emitted_counters": list(self.emitted_counters),
-            "calibrated_rom_mm": self.calibrated_rom_mm,
-            "alerts": self.alerts.to_json(),
-            "seen_events": list(self.seen_events),
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any], settings: CoreSettings | None = None) -> MachineState:
-        settings = settings or CoreSettings()
-        d = detached(d)
-        st = cls(d["clinic_id"], d["machine_id"], settings)
-        st.seq.load_json(d["seq"])
-        st.held_since_ns = d["held_since_ns"]
-        st.sessions.load_json(d["sessions"])
-        st.pipe_key = d["pipe_key"]
-        st.rate_hz = d["rate_hz"]
-        st.next_t_ns = d["next_t_ns"]
-        st.final_t_ns = d["final_t_ns"]
-        st.pend_t0 = d["pend_t0"]
-        st.pend = [list(r) for r in d["pend"]]
-        if st.rate_hz is not None and d["cond"] is not None:
-            st.cond, st.seg = _pipeline(settings, st.rate_hz)
-            st.cond.load_json(d["cond"])
-            st.seg.load_json(d["seg"])
-        st.status = dict(d["status"])
-        st.frames = int(d["frames"])
-        st.frames_replayed = int(d["frames_replayed"])
-        st.emitted_counters = list(d["emitted_counters"])
-        st.calibrated_rom_mm = d["calibrated_rom_mm"]
-        st.alerts.load_json(d["alerts"])
-        st.seen_events = list(d["seen_events"])
-        return st
-
-
-def _pipeline(s: CoreSettings, rate_hz: float) -> tuple[Conditioner, Segmenter]:
-    cond = Conditioner(
-        rate_hz, s.filter_window_s, s.filter_order, max(1, round(s.max_bridge_gap_s * rate_hz))
-    )
-    seg = Segmenter(segment_params(s, rate_hz))
-    return cond, seg
-
-
-def segment_params(s: CoreSettings, rate_hz: float) -> SegmentParams:
-    return SegmentParams(
-        rate_hz=rate_hz,
-        detect_velocity_ms=s.detect_velocity_ms,
-        detect_samples=max(1, math.ceil(s.detect_min_s * rate_hz - 1e-9)),
-        min_excursion_mm=s.min_excursion_mm,
-        min_rep_gap_s=s.min_rep_gap_s,
-        settle_s=s.eccentric_settle_s,
-        max_rep_s=s.max_rep_s,
-        turn_velocity_ms=s.turn_velocity_ms,
-    )
-
-
-def metric_params(s: CoreSettings, rate_hz: float) -> MetricParams:
-    return MetricParams(
-        rate_hz=rate_hz,
-        pause_velocity_ms=s.pause_velocity_ms,
-        pause_samples=round(s.pause_min_s * rate_hz),
-        incline_deg=s.incline_deg,
-        turn_velocity_ms=s.turn_velocity_ms,
-        detect_velocity_ms=s.detect_velocity_ms,
-        force_saturation_n=s.force_saturation_n,
-        refine_turnarounds=s.refine_turnarounds,
-        fit_max_rms_pct=s.fit_max_rms_pct,
-    )
 
 
 class MachineProcessor:
@@ -177,7 +47,7 @@ class MachineProcessor:
             return
         if st.cond is not None and st.seg is not None and st.rate_hz is not None:
             cj, sj = st.cond.to_json(), st.seg.to_json()
-            st.cond, st.seg = _pipeline(self.s, st.rate_hz)
+            st.cond, st.seg = pipeline(self.s, st.rate_hz)
             st.cond.load_json(cj)
             st.seg.load_json(sj)
         st.seq.window = self.s.reorder_window
@@ -235,7 +105,7 @@ class MachineProcessor:
         st.frames_replayed += 1 if f.get("replayed") else 0
         key = sid if sid is not None else ANON
         if key != st.pipe_key:
-            self._flush_pipeline(st, now_ns, out)
+            self._flushpipeline(st, now_ns, out)
             prev = st.pipe_key
             st.pipe_key = key
             if prev is not None:
@@ -246,9 +116,9 @@ class MachineProcessor:
         period = 1e9 / rate
         t0 = int(f["t0_ns"])
         if st.rate_hz != rate or st.cond is None:
-            self._flush_pipeline(st, now_ns, out)
+            self._flushpipeline(st, now_ns, out)
             st.rate_hz = rate
-            st.cond, st.seg = _pipeline(self.s, rate)
+            st.cond, st.seg = pipeline(self.s, rate)
         elif st.next_t_ns is not None:
             gap = t0 - st.next_t_ns
             if abs(gap) >= period / 2:
@@ -258,7 +128,7 @@ class MachineProcessor:
                         st, st.next_t_ns, [None] * slots, [None] * slots, [None] * slots, 0.0, False
                     )  # short clock gap: dropouts
                 else:  # long gap or time running backwards: a break
-                    self._flush_pipeline(st, now_ns, out, keep_rate=True)
+                    self._flushpipeline(st, now_ns, out, keep_rate=True)
         sess = st.sessions.for_frames(key, sid, t0)
         self._append(
             st,
@@ -324,7 +194,7 @@ class MachineProcessor:
                     st.pipe_key, segment, mp, st.calibrated_rom_mm, self.s, now_ns
                 )
 
-    def _flush_pipeline(
+    def _flushpipeline(
         self, st: MachineState, now_ns: int, out: list[dict[str, Any]], keep_rate: bool = False
     ) -> None:
         """Finish every rep of the pipeline's session (break, session switch, idle)."""
@@ -370,7 +240,7 @@ class MachineProcessor:
                 else:  # the frames moved on past it, or none came yet (the tick decides)
                     ready = st.sessions.has_frames(sid)
                 if ready and st.pipe_key == sid:
-                    self._flush_pipeline(st, now_ns, out)
+                    self._flushpipeline(st, now_ns, out)
                     st.pipe_key = None
                 if ready:
                     out += st.sessions.maybe_finalize(sid, self.s, now_ns, pipeline_left=True)
@@ -417,14 +287,14 @@ class MachineProcessor:
         # the machine went quiet: finish the pipeline's reps and the open set
         if st.next_t_ns is not None and now_ns - st.next_t_ns >= s.quiet_flush_s * 1e9:
             key = st.pipe_key
-            self._flush_pipeline(st, now_ns, out)
+            self._flushpipeline(st, now_ns, out)
             st.pipe_key = None
             if key is not None:
                 out += st.sessions.close_set(key, s, now_ns)
                 out += st.sessions.maybe_finalize(key, s, now_ns, pipeline_left=True)
         for sid, reason in st.sessions.due(now_ns, s):
             if st.pipe_key == sid or (st.pipe_key == ANON and sid == st.sessions.anon_sid):
-                self._flush_pipeline(st, now_ns, out)
+                self._flushpipeline(st, now_ns, out)
                 st.pipe_key = None
             out += st.sessions.finalize_key(sid, reason, s, now_ns)
         out += st.sessions.release_overdue(now_ns, s, now_ns)
