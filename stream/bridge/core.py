@@ -37,6 +37,10 @@ SUBSCRIBED_KINDS: Final = ("telemetry", "event", "state")
 MAX_ORIGIN_CHARS: Final = 512
 """MQTT topics are kept to this many characters in keys and headers of dead letters."""
 
+UNPROCESSABLE: Final = "unprocessable"
+"""Dead-letter reason for input that made the contract's validation raise something other
+than ContractError (e.g. OverflowError on a 400-digit number, RecursionError on deep JSON)."""
+
 Header = tuple[str, bytes]
 
 
@@ -96,21 +100,27 @@ def route(
         if not fast_valid(parts, raw):
             parts, _ = validate_message(mqtt_topic, raw)
     except ContractError as exc:
-        return dead_record(
-            mqtt_topic,
-            raw,
-            exc.reason,
-            exc.detail,
-            received_at_ns,
-            prefix=prefix,
-            bridge_id=bridge_id,
-            raw_limit=dead_letter_raw_limit,
+        reason, detail = exc.reason, exc.detail
+    except (ValueError, OverflowError, TypeError, RecursionError) as exc:
+        # hostile input the contract does not classify (a 400-digit number, JSON nested
+        # thousands deep): still bad data, never a reason to stop the bridge
+        reason, detail = UNPROCESSABLE, f"{type(exc).__name__}: {str(exc)[:200]}"
+    else:
+        return Record(
+            topic=prefix + target,
+            key=parts.machine_id.encode("ascii"),
+            value=raw,
+            headers=_headers(mqtt_topic, received_at_ns, bridge_id),
         )
-    return Record(
-        topic=prefix + target,
-        key=parts.machine_id.encode("ascii"),
-        value=raw,
-        headers=_headers(mqtt_topic, received_at_ns, bridge_id),
+    return dead_record(
+        mqtt_topic,
+        raw,
+        reason,
+        detail,
+        received_at_ns,
+        prefix=prefix,
+        bridge_id=bridge_id,
+        raw_limit=dead_letter_raw_limit,
     )
 
 
@@ -132,7 +142,7 @@ def fast_valid(parts: TopicParts, raw: bytes) -> bool:
         return False
     try:
         VALIDATORS[parts.kind](payload, parts)
-    except ContractError:
+    except (ValueError, OverflowError, TypeError):  # ContractError is a ValueError
         return False
     return True
 

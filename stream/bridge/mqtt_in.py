@@ -208,14 +208,19 @@ class Bridge:
         raw = msg.payload
         if not isinstance(raw, bytes):
             raw = bytes(raw)
-        record = route(
-            topic,
-            raw,
-            received_at_ns,
-            prefix=self.kafka_settings.topic_prefix,
-            bridge_id=self.client_id,
-            dead_letter_raw_limit=self.settings.dead_letter_raw_limit,
-        )
+        try:
+            record = route(
+                topic,
+                raw,
+                received_at_ns,
+                prefix=self.kafka_settings.topic_prefix,
+                bridge_id=self.client_id,
+                dead_letter_raw_limit=self.settings.dead_letter_raw_limit,
+            )
+        except Exception as exc:  # a bug, not bad data: stop loudly, leave it unacked
+            log.exception("routing %s failed", topic[:200])
+            self._stop_fatally(f"routing failed: {exc!r}")
+            return
         with self._room:
             while self._in_flight >= self.settings.max_in_flight:
                 if self._stopping or self.fatal.is_set():
@@ -256,8 +261,11 @@ class Bridge:
             self._in_flight -= 1
             self._room.notify()
         self.metrics.on_kafka_error(type(exc).__name__)
-        self.fatal_reason = f"Kafka refused a record for {flight.record.topic}: {exc!r}"
-        log.error("%s; stopping without acknowledging it", self.fatal_reason)
+        self._stop_fatally(f"Kafka refused a record for {flight.record.topic}: {exc!r}")
+
+    def _stop_fatally(self, reason: str) -> None:
+        self.fatal_reason = reason
+        log.error("%s; stopping without acknowledging it", reason)
         self.fatal.set()
 
 

@@ -236,3 +236,20 @@ def test_valid_frames_take_the_fast_path():
 
     assert fast_valid(parse_topic("sledfleet/v1/c1/m1/telemetry"), encode(telemetry()))
     assert not fast_valid(parse_topic("sledfleet/v1/c1/m1/telemetry"), NAN_TEXT)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        encode(telemetry()).replace(b"[100.0,", b"[" + b"9" * 400 + b",", 1),
+        encode(telemetry()).replace(b'"load_kg":80.0', b'"load_kg":' + b"9" * 400),
+        encode(telemetry()).replace(b'"seq":0', b'"seq":' + b"9" * 5000),
+        b"[" * 30_000 + b"]" * 30_000,
+    ],
+    ids=["huge int in series", "huge int load", "5000-digit seq", "deep nesting"],
+)
+def test_input_that_breaks_the_validator_is_dead_lettered_not_raised(raw):
+    record = _route("sledfleet/v1/c1/m1/telemetry", raw)
+    assert record.dead
+    assert record.reason == "unprocessable"
+    assert base64.b64decode(str(_dead(record)["payload_b64"])) == raw
