@@ -62,6 +62,13 @@ def bad_inputs(clinic: str) -> list[tuple[str, str, bytes, str]]:
         ("unicode topic", f"sledfleet/v1/{clinic}/ÿü€/event", good, "bad_id"),
         ("not an object", t, b"[1, 2, 3]", "not_an_object"),
         ("empty", t, b"", "malformed_json"),
+        (
+            "400-digit number",
+            t,
+            good.replace(b'"load_kg":80.0', b'"load_kg":' + b"9" * 400),
+            "unprocessable",
+        ),
+        ("JSON nested 30,000 deep", t, b"[" * 30_000 + b"]" * 30_000, "unprocessable"),
     ]
 
 
