@@ -130,6 +130,10 @@ FROM generate_series(1, %(clinics)s) c, generate_series(1, %(patients)s) p,
      LATERAL (SELECT %(base)s::timestamp + make_interval(weeks => w) AS wk) x,
      LATERAL (SELECT CASE WHEN p %% 10 = 0 AND w BETWEEN 30 AND 33 THEN 0 ELSE 2 END AS att) a
 WHERE x.wk < now()""",
+    # the writer keeps this summary current per batch; bulk SQL has to ask for it
+    "clinic_adherence": """
+SELECT sledfleet.refresh_clinic_adherence(array_agg(clinic_id), array_agg(week_start))
+FROM (SELECT DISTINCT clinic_id, week_start FROM sledfleet.adherence_weekly) p""",
     "alerts": """
 INSERT INTO sledfleet.alerts (rule, subject_id, window_start_ns, window_start, ts, ts_ns,
     clinic_id, patient_id, machine_id, severity, value, threshold, message, emitted_at_ns)

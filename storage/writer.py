@@ -23,7 +23,14 @@ import psycopg
 from psycopg import errors, sql
 
 from storage.db import Flavour
-from storage.rows import ALL_SPECS, MACHINE_STATUS, STATE_FIELDS, TableSpec, dedup
+from storage.rows import (
+    ADHERENCE,
+    ALL_SPECS,
+    MACHINE_STATUS,
+    STATE_FIELDS,
+    TableSpec,
+    dedup,
+)
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +181,18 @@ def latest_status(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
     return _columns(ordered, [names.index(c) for c in STATUS_REGISTRY_COLUMNS])
 
 
+REFRESH_CLINIC_ADHERENCE: Final = sql.SQL(
+    "SELECT sledfleet.refresh_clinic_adherence(%s::text[], %s::date[])"
+)
+
+
+def clinic_weeks(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """The sorted, distinct (clinic_id, week_start) pairs an adherence batch touches."""
+    ci, wi = ADHERENCE.names.index("clinic_id"), ADHERENCE.names.index("week_start")
+    pairs = sorted({(r[ci], r[wi]) for r in rows})
+    return [[c for c, _ in pairs], [w for _, w in pairs]]
+
+
 STATE_TO_REGISTRY: Final = sql.SQL(
     "UPDATE sledfleet.machines m SET online = s.online, "
     "status_at = coalesce(sledfleet.ns_to_ts(s.ts_ns), now()), "
@@ -316,6 +335,8 @@ class Writer:
                 counts[spec.kind] = len(unique)
                 if spec is MACHINE_STATUS:
                     cur.execute(MACHINE_STATUS_TO_REGISTRY, latest_status(unique))
+                elif spec is ADHERENCE:
+                    cur.execute(REFRESH_CLINIC_ADHERENCE, clinic_weeks(unique))
             if batch.states:
                 cur.execute(STATE_TO_REGISTRY, _columns(batch.states, (0, 2, 3, 4, 5, 6, 7)))
         return counts

@@ -72,3 +72,29 @@ def test_partitions_are_created_for_new_periods(conn: psycopg.Connection[Any]) -
     assert conn.execute(
         "SELECT count(*) FROM sledfleet.machine_status WHERE ts_ns = %s", (far,)
     ).fetchone() == (1,)
+
+
+def test_clinic_adherence_summary_follows_every_batch(conn: psycopg.Connection[Any]) -> None:
+    fleet = Fleet(clinics=2, patients_per_clinic=5, weeks=3, lapse_patient=3)
+    adherence = [r for r in records(fleet) if r["kind"] == "adherence"]
+    writer = Writer(conn, "postgres")
+    writer.write(batch_of(adherence[::2]))
+    writer.write(batch_of(adherence[1::2]))
+    changed = {
+        **adherence[0],
+        "attended": 0,
+        "adherence": 0.0,
+        "emitted_at_ns": adherence[0]["emitted_at_ns"] + 1,
+    }
+    writer.write(batch_of([changed]))
+    direct = conn.execute(
+        "SELECT week_start, clinic_id, count(*), avg(adherence), "
+        "count(*) FILTER (WHERE adherence < 0.5), count(*) FILTER (WHERE adherence >= 1) "
+        "FROM sledfleet.adherence_weekly GROUP BY 1, 2 ORDER BY 1, 2"
+    ).fetchall()
+    summary = conn.execute(
+        "SELECT week_start, clinic_id, patients, mean_adherence, patients_below_50, "
+        "patients_at_100 FROM v_clinic_adherence ORDER BY 1, 2"
+    ).fetchall()
+    assert summary == direct
+    assert any(row[4] == 1 for row in summary)  # the changed patient-week moved band
