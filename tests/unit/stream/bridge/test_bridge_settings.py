@@ -71,3 +71,33 @@ def test_topic_specs_cover_the_contract_with_deliberate_configs():
     assert specs["p.sledfleet.telemetry"].configs["retention.ms"] == str(7 * 24 * 3600 * 1000)
     dlq = specs["p.sledfleet.deadletter"].configs
     assert dlq["max.message.bytes"] == str(DEADLETTER_MAX_MESSAGE_BYTES) == str(16 * 1024 * 1024)
+
+
+class FakeCluster:
+    def __init__(self, partitions: int) -> None:
+        self.n = partitions
+
+    def topics(self) -> set[str]:
+        return {"t"}
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return set(range(self.n))
+
+    def available_partitions_for_topic(self, topic: str) -> set[int]:
+        return set(range(self.n))
+
+
+def test_caching_partitioner_places_keys_like_the_default():
+    from kafka.partitioner import DefaultPartitioner
+
+    from stream.bridge.kafka_out import CachingPartitioner
+
+    cached, default = CachingPartitioner(), DefaultPartitioner()
+    for n in (12, 3, 12, 24):
+        cluster = FakeCluster(n)
+        for i in range(300):
+            key = f"machine-{i}".encode()
+            want = default.partition("t", key, key, b"v", b"v", cluster)
+            assert cached.partition("t", key, key, b"v", b"v", cluster) == want
+            assert cached.partition("t", key, key, b"v", b"v", cluster) == want
+    assert 0 <= cached.partition("t", None, None, b"v", b"v", FakeCluster(12)) < 12
