@@ -9,113 +9,38 @@ derived in SQL from the ``*_ns`` columns (``sledfleet.ns_to_ts``).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import math
-import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from edge.contract import (
-    ID_PATTERN,
     SUPPORTED_VERSIONS,
-    TS_NS_RANGE,
     ContractError,
     validate_event,
     validate_telemetry,
 )
+from storage.checks import (
+    BIG,
+    BOOL,
+    DATE,
+    FLOAT,
+    ID,
+    INT,
+    ISO_WEEK,
+    NS,
+    OPT_BOOL,
+    OPT_FLOAT,
+    OPT_ID,
+    OPT_TEXT,
+    TEXT,
+    VERSION,
+    Check,
+    enum,
+    optional,
+)
 from stream.records import NATURAL_KEYS, RECORD_VERSION
-
-MAX_TEXT: Final = 2000
-"""Longest free text stored (alert messages, fault details); longer is truncated."""
-I64: Final = 2**63 - 1
-I32: Final = 2**31 - 1
-_ISO_WEEK: Final = re.compile(r"^\d{4}-W\d{2}$")
-
-Check = Callable[[str, Any], Any]
-
-
-def _id(field: str, v: Any) -> str:
-    if not isinstance(v, str) or not ID_PATTERN.match(v):
-        raise ContractError("bad_id", f"{field} must match {ID_PATTERN.pattern}")
-    return v
-
-
-def _opt(check: Check) -> Check:
-    def run(field: str, v: Any) -> Any:
-        return None if v is None else check(field, v)
-
-    return run
-
-
-def _int(lo: int, hi: int) -> Check:
-    def run(field: str, v: Any) -> int:
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise ContractError("bad_field", f"{field} must be an integer")
-        if not lo <= v <= hi:
-            raise ContractError("out_of_range", f"{field}={v} outside [{lo}, {hi}]")
-        return v
-
-    return run
-
-
-def _float(field: str, v: Any) -> float:
-    if not isinstance(v, int | float) or isinstance(v, bool):
-        raise ContractError("bad_field", f"{field} must be a number")
-    f = float(v)
-    if not math.isfinite(f):
-        raise ContractError("non_finite", f"{field} is not finite")
-    return f
-
-
-def _bool(field: str, v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise ContractError("bad_field", f"{field} must be a boolean")
-    return v
-
-
-def _text(field: str, v: Any) -> str:
-    if not isinstance(v, str):
-        raise ContractError("bad_field", f"{field} must be a string")
-    if "\x00" in v:
-        raise ContractError("bad_field", f"{field} contains a NUL character")
-    return v[:MAX_TEXT]
-
-
-def _enum(*allowed: str) -> Check:
-    def run(field: str, v: Any) -> str:
-        if v not in allowed:
-            raise ContractError("bad_field", f"{field} must be one of {', '.join(allowed)}")
-        return str(v)
-
-    return run
-
-
-def _date(field: str, v: Any) -> dt.date:
-    if not isinstance(v, str) or len(v) != 10:
-        raise ContractError("bad_field", f"{field} must be an ISO date")
-    try:
-        return dt.date.fromisoformat(v)
-    except ValueError as exc:
-        raise ContractError("bad_field", f"{field} must be an ISO date") from exc
-
-
-def _iso_week(field: str, v: Any) -> str:
-    if not isinstance(v, str) or not _ISO_WEEK.match(v):
-        raise ContractError("bad_field", f"{field} must look like 2026-W47")
-    return v
-
-
-NS = _int(*TS_NS_RANGE)
-INT = _int(0, I32)
-BIG = _int(0, I64)
-VERSION = _int(0, 2**32 - 1)
-ID, OPT_ID = _id, _opt(_id)
-FLOAT, OPT_FLOAT = _float, _opt(_float)
-BOOL, OPT_BOOL = _bool, _opt(_bool)
-OPT_TEXT = _opt(_text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +110,7 @@ REP: Final = TableSpec(
         C("peak_power_w", "float8", FLOAT),
         C("work_j", "float8", FLOAT),
         C("asi_pct", "float8", OPT_FLOAT),
-        C("weaker_side", "text", _opt(_enum("left", "right"))),
+        C("weaker_side", "text", optional(enum("left", "right"))),
         C("sign_changes", "int4", INT),
         C("jerk_score", "float8", FLOAT),
         C("dropout_samples", "int4", INT),
@@ -236,7 +161,7 @@ SESSION: Final = TableSpec(
         C("prescription_id", "text", OPT_ID),
         C("start_ns", "int8", NS),
         C("end_ns", "int8", NS),
-        C("end_reason", "text", _enum("checkout", "idle_timeout")),
+        C("end_reason", "text", enum("checkout", "idle_timeout")),
         C("sets", "int4", INT),
         C("reps", "int4", INT),
         C("partial_reps", "int4", INT),
@@ -265,8 +190,8 @@ ADHERENCE: Final = TableSpec(
     "adherence_weekly",
     (
         C("patient_id", "text", ID),
-        C("iso_week", "text", _iso_week),
-        C("week_start", "date", _date),
+        C("iso_week", "text", ISO_WEEK),
+        C("week_start", "date", DATE),
         C("clinic_id", "text", ID),
         C("prescription_id", "text", OPT_ID),
         C("prescribed", "int4", INT),
@@ -303,17 +228,17 @@ ALERT: Final = TableSpec(
     "alert",
     "alerts",
     (
-        C("rule", "text", _enum(*ALERT_RULES)),
+        C("rule", "text", enum(*ALERT_RULES)),
         C("subject_id", "text", ID),
         C("window_start_ns", "int8", NS),
         C("ts_ns", "int8", NS),
         C("clinic_id", "text", ID),
         C("patient_id", "text", OPT_ID),
         C("machine_id", "text", OPT_ID),
-        C("severity", "text", _enum("info", "warning", "critical")),
+        C("severity", "text", enum("info", "warning", "critical")),
         C("value", "float8", OPT_FLOAT),
         C("threshold", "float8", OPT_FLOAT),
-        C("message", "text", _text),
+        C("message", "text", TEXT),
         C("emitted_at_ns", "int8", BIG),
     ),
     (("window_start", "window_start_ns"), ("ts", "ts_ns")),
@@ -327,18 +252,18 @@ MACHINE_STATUS: Final = TableSpec(
         C("machine_id", "text", ID),
         C("ts_ns", "int8", NS),
         C("clinic_id", "text", ID),
-        C("status", "text", _enum("online", "offline")),
+        C("status", "text", enum("online", "offline")),
         C("agent_version", "text", OPT_TEXT),
         C("firmware", "text", OPT_TEXT),
         C("rate_hz", "float8", OPT_FLOAT),
-        C("config_version", "int8", _opt(VERSION)),
+        C("config_version", "int8", optional(VERSION)),
         C("clock_offset_ms", "float8", OPT_FLOAT),
         C("frames", "int8", BIG),
         C("frames_replayed", "int8", BIG),
         C("frames_duplicate", "int8", BIG),
         C("frames_missing", "int8", BIG),
         C("edge_dropped", "int8", BIG),
-        C("last_seq", "int8", _opt(BIG)),
+        C("last_seq", "int8", optional(BIG)),
         C("emitted_at_ns", "int8", BIG),
     ),
     (("ts", "ts_ns"),),
@@ -357,8 +282,8 @@ PRESCRIPTION: Final = TableSpec(
         C("reps", "int4", INT),
         C("load_kg", "float8", FLOAT),
         C("max_velocity_loss_pct", "float8", FLOAT),
-        C("start_date", "date", _date),
-        C("end_date", "date", _opt(_date)),
+        C("start_date", "date", DATE),
+        C("end_date", "date", optional(DATE)),
         C("seat_position", "float8", OPT_FLOAT, None),
         C("footplate_position", "float8", OPT_FLOAT, None),
     ),
@@ -398,7 +323,7 @@ EVENT: Final = TableSpec(
         C("machine_id", "text", ID),
         C("clinic_id", "text", ID),
         C("ts_ns", "int8", NS),
-        C("type", "text", _text),
+        C("type", "text", TEXT),
         C("seq", "int8", BIG),
         C("session_id", "text", OPT_ID, None),
         C("patient_id", "text", OPT_ID, None),
@@ -416,12 +341,12 @@ DEAD_LETTER: Final = TableSpec(
     "dead_letter",
     "dead_letters",
     (
-        C("payload_sha256", "text", _text),
-        C("origin", "text", _text),
+        C("payload_sha256", "text", TEXT),
+        C("origin", "text", TEXT),
         C("received_at_ns", "int8", NS),
-        C("source", "text", _text),
-        C("reason", "text", _text),
-        C("detail", "text", _text),
+        C("source", "text", TEXT),
+        C("reason", "text", TEXT),
+        C("detail", "text", TEXT),
         C("payload_size", "int4", INT),
     ),
     (("received_at", "received_at_ns"),),
@@ -487,10 +412,10 @@ def state_row(payload: Mapping[str, Any]) -> tuple[Any, ...]:
     """(machine_id, clinic_id, online, ts_ns | None, model, serial, agent_version, firmware)."""
     if payload.get("v") not in SUPPORTED_VERSIONS:
         raise ContractError("unknown_version", "state version not supported")
-    machine_id = _id("machine_id", payload.get("machine_id"))
-    clinic_id = _id("clinic_id", payload.get("clinic_id"))
-    status = _enum("online", "offline")("status", payload.get("status"))
-    ts_ns = _opt(NS)("ts_ns", payload.get("ts_ns"))
+    machine_id = ID("machine_id", payload.get("machine_id"))
+    clinic_id = ID("clinic_id", payload.get("clinic_id"))
+    status = enum("online", "offline")("status", payload.get("status"))
+    ts_ns = optional(NS)("ts_ns", payload.get("ts_ns"))
     extra = tuple(OPT_TEXT(f, payload.get(f)) for f in STATE_FIELDS)
     return (machine_id, clinic_id, status == "online", ts_ns, *extra)
 

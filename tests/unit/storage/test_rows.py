@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from edge.contract import ContractError, encode
+from storage.registry import registry_of
 from storage.routing import parse, topics
 from storage.rows import ALL_SPECS, REP, SESSION, dedup, record_row, state_row
-from storage.writer import Batch, registry_of, upsert_sql
+from storage.writer import Batch, upsert_sql
 from stream.records import NATURAL_KEYS
 
 T0 = 1_763_900_000 * 10**9
@@ -164,7 +165,7 @@ def test_registry_of_collects_sorted_clinics_machines_patients() -> None:
     batch.states.append(
         state_row({"v": 1, "machine_id": "m3", "clinic_id": "c3", "status": "offline"})
     )
-    reg = registry_of(batch)
+    reg = registry_of(batch.rows, batch.states)
     assert reg.clinics == ["c1", "c2", "c3"]
     assert reg.machines[0] == ["m1", "m2", "m3"]
     assert reg.patients == (["p1", "p2"], ["c1", "c2"])

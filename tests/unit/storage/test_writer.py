@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+from storage.registry import clinic_weeks, latest_status
 from storage.rows import ADHERENCE, record_row
 from storage.synth import Fleet, machine_status, records
-from storage.writer import _periods, clinic_weeks, latest_status, ns_to_datetime
+from storage.writer import _periods, ns_to_datetime
 
 T = 1_763_900_000_123_456_789
 
