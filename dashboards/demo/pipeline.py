@@ -40,11 +40,11 @@ CATCHUP_STABLE_S = 6.0
 @dataclass(frozen=True, slots=True)
 class DemoConfig:
     clinics: int = 3
-    machines_per_clinic: int = 3
+    machines_per_clinic: int = 2
     patients_per_machine: int = 3
-    weeks: int = 6
-    live_machines: int = 4
-    live_s: float = 60.0
+    weeks: int = 4
+    live_machines: int = 3
+    live_s: float = 120.0
     seed: int = 7
     workers: int = 1
     reports: int = 2
