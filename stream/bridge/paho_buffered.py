@@ -60,22 +60,30 @@ class BufferedClient(mqtt.Client):
         return dropped
 
     def loop_write(self) -> MQTTErrorCode:
+        self._queue_acks()
+        return super().loop_write()
+
+    def disconnect(self, *args: Any, **kwargs: Any) -> MQTTErrorCode:
+        # PUBACKs still waiting in our list must leave before the DISCONNECT packet
+        self._queue_acks()
+        return super().disconnect(*args, **kwargs)
+
+    def _queue_acks(self) -> None:
         with self._acks_lock:
             acks, self._acks = self._acks, []
-        if acks and self._sock is not None:
-            packet = b"".join([_PUBACK.pack(_PUBACK_COMMAND, 2, mid) for mid in acks])
-            self._out_packet.append(
-                {
-                    "command": _PUBACK_COMMAND,
-                    "mid": 0,
-                    "qos": 0,
-                    "pos": 0,
-                    "to_process": len(packet),
-                    "packet": packet,
-                    "info": None,
-                }
-            )
-        return super().loop_write()
+            if acks and self._sock is not None:
+                packet = b"".join([_PUBACK.pack(_PUBACK_COMMAND, 2, mid) for mid in acks])
+                self._out_packet.append(
+                    {
+                        "command": _PUBACK_COMMAND,
+                        "mid": 0,
+                        "qos": 0,
+                        "pos": 0,
+                        "to_process": len(packet),
+                        "packet": packet,
+                        "info": None,
+                    }
+                )
 
     def _sock_recv(self, bufsize: int) -> bytes:
         buf = self._rbuf

@@ -108,3 +108,15 @@ def test_acks_of_a_closed_connection_are_discarded(wired):
     client.ack_many([6])
     client._sock_close()
     assert client.discard_acks() == 0
+
+
+def test_pending_acks_leave_before_disconnect(wired):
+    client, peer, _ = wired
+    client._state = mqtt._ConnectionState.MQTT_CS_CONNECTED
+    client.ack_many([7])
+    client.disconnect()
+    client.loop_write()
+    peer.settimeout(2)
+    data = peer.recv(100)
+    assert data.startswith(b"\x40\x02\x00\x07")
+    assert data[4] == 0xE0  # DISCONNECT after the PUBACK
