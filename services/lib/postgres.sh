@@ -53,10 +53,18 @@ pg_base() {
     printf '%s' "$base"
 }
 
+# pg_known_base: the recorded base directory, empty when no cluster was ever set up here.
+pg_known_base() {
+    local loc
+    loc="$(svc_dir postgres)/location"
+    [[ -s "$loc" ]] && cat "$loc"
+    return 0
+}
+
 pg_pid() {
     local base pid
-    base="$(pg_base)"
-    [[ -f "$base/data/postmaster.pid" ]] || return 0
+    base="$(pg_known_base)"
+    [[ -n "$base" && -f "$base/data/postmaster.pid" ]] || return 0
     pid="$(head -1 "$base/data/postmaster.pid" 2>/dev/null || true)"
     if pid_is "$pid" "$base/data"; then printf '%s' "$pid"; fi
 }
@@ -69,7 +77,7 @@ postgres_status() {
     local pid
     pid="$(pg_pid)"
     if [[ -n "$pid" ]] && postgres_health >/dev/null 2>&1; then
-        printf 'running  pid %s  postgresql://127.0.0.1:%s (db sledfleet, data %s)' "$pid" "$PG_PORT" "$(pg_base)/data"
+        printf 'running  pid %s  postgresql://127.0.0.1:%s (db sledfleet, data %s)' "$pid" "$PG_PORT" "$(pg_known_base)/data"
         return 0
     fi
     if [[ -n "$pid" ]]; then printf 'unhealthy  pid %s, not accepting connections on %s' "$pid" "$PG_PORT"; return 1; fi
@@ -100,9 +108,7 @@ postgres_start() {
     local dir base log bin pid
     dir="$(svc_dir postgres)"
     mkdir -p "$dir"
-    base="$(pg_base)"
-    log="$base/server.log"
-    [[ "$base" == "$dir" ]] || ln -sfn "$log" "$dir/server.log"
+    log="$dir/server.log" # (a symlink when the cluster lives outside the run dir)
     pid="$(pg_pid)"
     if [[ -n "$pid" ]] && postgres_health >/dev/null 2>&1; then
         printf '%s\n' "$pid" >"$(pid_file postgres)"
@@ -117,6 +123,10 @@ postgres_start() {
     if [[ -z "$pid" ]] && port_open "$PG_PORT"; then
         fail postgres "port $PG_PORT already in use by $(port_owner "$PG_PORT")" "$log"
     fi
+    # decided (and created) only now: a failed port check leaves nothing behind
+    base="$(pg_base)"
+    log="$base/server.log"
+    [[ "$base" == "$dir" ]] || ln -sfn "$log" "$dir/server.log"
     bin="$(pg_bin)"
     if [[ -z "$bin" || ! -x "$bin/postgres" ]]; then
         apt_install postgres "$dir/apt.log" postgresql postgresql-client
@@ -164,7 +174,7 @@ CONF
 
 postgres_stop() {
     local base pid bin
-    base="$(pg_base)"
+    base="$(pg_known_base)"
     pid="$(pg_pid)"
     bin="$(pg_bin)"
     if [[ -z "$pid" ]]; then

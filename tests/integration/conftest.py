@@ -209,14 +209,19 @@ def fresh_database(admin_dsn: str) -> Iterator[str]:
 def timescale_dsn() -> Iterator[str]:
     """DSN of the TimescaleDB-on-WASM server (services/start pglite).
 
-    One backend session is shared by every connection: use one connection at a time with
-    ``prepare_threshold=None``; the session is reset (DISCARD ALL) after the test.
+    One backend session is shared by every connection (and by every test run using the
+    server): use one connection at a time with ``prepare_threshold=None``. Before the test the
+    session is reset (DISCARD ALL) and its search_path set to ``public`` (where the
+    timescaledb extension lives); after the test it is reset again.
     """
-    dsn = os.environ.get("SLEDFLEET_TIMESCALE_URL", DEFAULT_TIMESCALE_DSN)
-    require_service("TimescaleDB-on-WASM (pglite)", *_dsn_host_port(dsn), "services/start pglite")
-    yield dsn
     import psycopg
 
+    dsn = os.environ.get("SLEDFLEET_TIMESCALE_URL", DEFAULT_TIMESCALE_DSN)
+    require_service("TimescaleDB-on-WASM (pglite)", *_dsn_host_port(dsn), "services/start pglite")
+    with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
+        conn.execute("DISCARD ALL")
+        conn.execute("SET search_path TO public")
+    yield dsn
     try:
         with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
             conn.execute("DISCARD ALL")

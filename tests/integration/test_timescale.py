@@ -16,6 +16,7 @@ def test_hypertable_copy_and_time_bucket(timescale_dsn: str, unique: str) -> Non
     table = sql.Identifier(f"frames_{unique}")
     t0 = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
     with psycopg.connect(timescale_dsn, autocommit=True, prepare_threshold=None) as conn:
+        conn.execute("SET search_path TO public")  # the session is shared: be explicit
         conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
         conn.execute(
             sql.SQL(
