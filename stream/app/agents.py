@@ -69,7 +69,7 @@ class Counters:
     ticks: int = 0
     held_released: int = 0
     machine_ticks: int = 0
-    deferred_released: int = 0
+    sparse_preread: int = 0
     states_repeated: int = 0
     first_batch_ns: int = 0  # wall clock when the first machine batch started
     last_batch_ns: int = 0  # wall clock when the latest machine batch was flushed

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -31,20 +30,6 @@ log = logging.getLogger(__name__)
 PROCESSING_GUARANTEES = ("at_least_once",)
 """Only at-least-once: the adapter's own produce calls are not transactional, and its
 outputs are idempotent by natural key (see ``stream.app.agents``)."""
-
-
-class _App(faust.App):
-    """faust.App with rebalance-start listeners (run before Faust waits for unacked
-    messages, so the machine agent can let go of frames it deferred)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.rebalance_listeners: list[Callable[[], None]] = []
-
-    def on_rebalance_start(self) -> None:
-        super().on_rebalance_start()
-        for listener in self.rebalance_listeners:
-            listener()
 
 
 def topic_names(kafka: KafkaSettings, app_id: str) -> TopicNames:
@@ -155,7 +140,7 @@ def create_app(
     patient_partitions = counts[names.prescriptions]
     ensure_internal_topic(kafka, names.sessions_by_patient, patient_partitions)
 
-    app: Any = _App(
+    app: Any = faust.App(
         app_id,
         broker=f"kafka://{kafka.bootstrap}",
         store="memory://",
@@ -214,17 +199,13 @@ def create_app(
         validate=settings.validate_input,
     )
 
-    app.rebalance_listeners.append(machine_agent.on_rebalance_start)
     patient_agent = PatientAgent(plumbing, patients, PatientTracker(core), machine_agent.today_ns)
     app.sledfleet = plumbing
     take = settings.take_max, settings.take_within_s
 
     async def machine_stream(stream: Any) -> None:
-        # noack_take: frames that must wait for the sparse topics stay unacked (and so
-        # uncommitted) until handled; everything else is acked after its batch
-        async for events in stream.noack_take(*take):
-            for event in await plumbing.guard(machine_agent.on_batch(events)):
-                await stream.ack(event)
+        async for events in stream.take_events(*take):
+            await plumbing.guard(machine_agent.on_batch(events))
 
     async def session_stream(stream: Any) -> None:
         async for events in stream.take_events(*take):
@@ -243,10 +224,14 @@ def create_app(
     async def stats(web: Any, request: Any) -> Any:
         return web.json(asdict(plumbing.counters))
 
+    async def tracebacks(web: Any, request: Any) -> Any:
+        return web.text(app.agents.human_tracebacks())
+
     app.agent(machine_input, name="machine-agent")(machine_stream)
     app.agent(sessions_input, name="session-rekey-agent")(session_stream)
     app.agent(patient_input, name="patient-agent")(patient_stream)
     app.timer(settings.release_interval_s, name="idle-partitions")(idle_check)
     app.timer(settings.tick_interval_s, name="patient-tick")(daily_tick)
     app.page("/sledfleet/stats/")(stats)
+    app.page("/sledfleet/tracebacks/")(tracebacks)
     return app

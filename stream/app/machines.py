@@ -51,6 +51,53 @@ class Timing:
     """Wall time without telemetry on a partition after which held events are released."""
 
 
+async def read_to_end(
+    bootstrap: str, starts: Mapping[Any, int], timeout_s: float = 60.0
+) -> tuple[list[tuple[Any, int, bytes]], dict[Any, int]]:
+    """Read each topic partition from its start offset to its current end with a
+    group-less consumer of our own (Faust's consumer thread must not be waited on from
+    inside an agent: it may itself be waiting for that agent). Returns the messages
+    and the end offsets."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    out: list[tuple[Any, int, bytes]] = []
+    await consumer.start()
+    try:
+        parts = [TopicPartition(tp.topic, tp.partition) for tp in starts]
+        ends = await consumer.end_offsets(parts)
+        end_of = {TP(tp.topic, tp.partition): int(ends[tp]) for tp in parts}
+        todo = {
+            tp: (starts[TP(tp.topic, tp.partition)], int(ends[tp]))
+            for tp in parts
+            if starts[TP(tp.topic, tp.partition)] < ends[tp]
+        }
+        if not todo:
+            return out, end_of
+        consumer.assign(list(todo))
+        for tp, (start, _) in todo.items():
+            consumer.seek(tp, start)
+        deadline = time.monotonic() + timeout_s
+        pending = set(todo)
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {sorted(map(str, pending))} to their end")
+            batches = await consumer.getmany(*pending, timeout_ms=200)
+            for tp, records in batches.items():
+                end = todo[tp][1]
+                out.extend(
+                    (TP(tp.topic, tp.partition), r.offset, r.value)
+                    for r in records
+                    if r.offset < end
+                )
+            for tp in list(pending):
+                if await consumer.position(tp) >= todo[tp][1]:
+                    pending.discard(tp)
+    finally:
+        await consumer.stop()
+    return out, end_of
+
+
 def event_time_ns(kind: str, payload: Mapping[str, Any]) -> int | None:
     """The device time a message speaks for (end of a frame; the moment of an event)."""
     if kind == "telemetry":
@@ -75,8 +122,10 @@ class MachineAgent:
         processor: MachineProcessor,
         timing: Timing | None = None,
         validate: bool = True,
+        bootstrap: str = "127.0.0.1:9092",
     ) -> None:
         self.p = plumbing
+        self.bootstrap = bootstrap
         self.store = MachinePartitions(machines)
         self.processor = processor
         self.timing = timing or Timing()
@@ -88,9 +137,6 @@ class MachineAgent:
         self._next_offset: dict[int, int] = {}  # telemetry partition -> next offset to handle
         self._handled: dict[Any, int] = {}  # sparse TP -> next offset to handle
         self._generation: int | None = None
-        self._barrier: dict[int, dict[Any, int]] = {}  # partition -> sparse TP -> end offset
-        self._open: set[int] = set()  # partitions past their barrier this generation
-        self._deferred: dict[int, list[tuple[Any, dict[str, Any]]]] = {}  # unacked frames
 
     # --- state ---------------------------------------------------------------------------
 
@@ -194,98 +240,87 @@ class MachineAgent:
 
     # --- handlers ------------------------------------------------------------------------
 
-    def on_rebalance_start(self) -> None:
-        """Drop deferred frames (unacked): Faust waits for unacked messages before a
-        rebalance completes (``stream_wait_empty``) and re-seeks to the committed
-        offsets afterwards, so they come back to whoever owns their partition."""
-        self._deferred.clear()
-        self._open.clear()
-
-    async def _new_generation(self) -> None:
-        """After a (re)assignment: rebuild caches and set the sparse-topic barrier."""
+    async def _new_generation(self, batch: _Batch) -> None:
+        """After a (re)assignment: rebuild caches, then read the sparse topics of the
+        owned partitions from their committed offsets to their current end *before* any
+        frame is handled. A consumer with a backlog would otherwise see the first frames
+        before the check-ins that precede them; read this way, every event and state
+        message of the backlog is already held in its machine's inbox when the frames
+        come. Faust delivers the same messages again later; they are skipped by offset."""
         generation = self.p.generation()
         if generation == self._generation:
             return
         self._generation = generation
-        self._deferred.clear()  # not acked: Faust re-seeks to the committed offsets
-        self._open.clear()
         self._rescan_held()
         topics = self.p.topics
         owned = self.p.assigned(topics.telemetry)
-        sparse = [TP(t, p) for p in owned for t in (topics.events, topics.state)]
-        ends = await self.p.app.consumer.highwaters(*sparse) if sparse else {}
-        self._barrier = {p: {} for p in owned}
-        for tp in sparse:
-            self._barrier[tp.partition][tp] = int(ends.get(tp, 0))
-
-    def _is_open(self, partition: int) -> bool:
-        """Has the sparse side of ``partition`` been read up to where it stood at
-        assignment? Until then its frames wait (unacked), so a backlog's events are
-        always held before the frames that must release them."""
-        if partition in self._open:
-            return True
+        sparse = [TP(t, p) for p in sorted(owned) for t in (topics.events, topics.state)]
+        if not sparse:
+            return
         committed = self.p.app.consumer._committed_offset
-        for tp, end in self._barrier.get(partition, {}).items():
-            handled = max(self._handled.get(tp, 0), committed.get(tp) or 0)
-            if handled < end:
-                return False
-        self._open.add(partition)
-        return True
+        starts = {tp: max(committed.get(tp) or 0, 0) for tp in sparse}
+        messages, ends = await read_to_end(self.bootstrap, starts)
+        self.p.counters.sparse_preread += len(messages)
+        decoded: list[tuple[int, int, str, int, dict[str, Any]]] = []
+        for tp, offset, raw in messages:
+            kind = self.kind_of[tp.topic]
+            try:
+                payload = codecs.decode_input(kind, raw, self.validate)
+            except ContractError:
+                continue  # dead-lettered when Faust delivers it
+            ts = event_time_ns(kind, payload)
+            decoded.append((ts or 0, offset, kind, tp.partition, payload))
+        decoded.sort(key=lambda d: (d[0], d[2], d[1]))  # device time, a canonical order
+        for _, _, kind, partition, payload in decoded:
+            self._admit(batch, kind, partition, payload)
+        for tp, end in ends.items():
+            self._handled[tp] = max(self._handled.get(tp, 0), end)
 
-    async def on_batch(self, events: Sequence[Any]) -> list[Any]:
-        """Handle a batch; returns the events that may be acked (all but deferred frames)."""
+    def _admit(self, batch: _Batch, kind: str, partition: int, payload: dict[str, Any]) -> None:
+        """An event or state message into its machine's inbox (maybe applied at once)."""
+        machine_id = payload["machine_id"]
+        entry = self._entry(batch, machine_id, payload["clinic_id"], partition)
+        if kind == "state" and entry.inbox.repeated_state(payload):
+            self.p.counters.states_repeated += 1
+            return
+        items = entry.inbox.admit(kind, payload, event_time_ns(kind, payload))
+        if entry.inbox.queue:
+            self._held.setdefault(partition, set()).add(machine_id)
+        self._apply(batch, entry, items, self._clock(batch, partition))
+
+    async def on_batch(self, events: Sequence[Any]) -> None:
         async with self.p.lock:
             if not self.p.counters.first_batch_ns:
                 self.p.counters.first_batch_ns = time.time_ns()
-            await self._new_generation()
             batch = _Batch()
+            await self._new_generation(batch)
             telemetry = self.p.topics.telemetry
-            done: list[Any] = []
             frames: list[tuple[Any, dict[str, Any]]] = []
             for event in events:
                 message = event.message
                 kind = self.kind_of[message.topic]
+                if message.topic != telemetry and message.offset < self._handled.get(message.tp, 0):
+                    continue  # already read ahead at assignment
                 try:
                     payload = codecs.decode_input(kind, message.value, self.validate)
                 except ContractError as err:
                     batch.out.append(self.p.dead(message.topic, message.value, err))
-                    done.append(event)
                     continue
                 if message.topic == telemetry:
                     frames.append((event, payload))
                     continue
-                partition = message.partition
                 self._handled[message.tp] = message.offset + 1
-                machine_id = payload["machine_id"]
-                entry = self._entry(batch, machine_id, payload["clinic_id"], partition)
-                done.append(event)
-                if kind == "state" and entry.inbox.repeated_state(payload):
-                    self.p.counters.states_repeated += 1
-                    continue
-                items = entry.inbox.admit(kind, payload, event_time_ns(kind, payload))
-                if entry.inbox.queue:
-                    self._held.setdefault(partition, set()).add(machine_id)
-                self._apply(batch, entry, items, self._clock(batch, partition))
-            for partition in sorted(self._deferred):
-                if self._is_open(partition):
-                    waiting = self._deferred.pop(partition)
-                    self.p.counters.deferred_released += len(waiting)
-                    frames = waiting + frames
+                self._admit(batch, kind, message.partition, payload)
             wall = time.monotonic()
             for event, payload in frames:
                 partition = event.message.partition
-                if not self._is_open(partition):
-                    self._deferred.setdefault(partition, []).append((event, payload))
-                    continue
                 self._last_frame_wall[partition] = wall
                 self._next_offset[partition] = event.message.offset + 1
                 entry = self._entry(batch, payload["machine_id"], payload["clinic_id"], partition)
                 self._on_frame(batch, partition, entry, payload)
-                done.append(event)
             self.p.counters.batches += 1
             await self.p.flush(batch.out, self._changelog(batch))
             self.p.counters.last_batch_ns = time.time_ns()
-            return done
 
     def _on_frame(
         self, batch: _Batch, partition: int, entry: MachineEntry, frame: dict[str, Any]
@@ -304,19 +339,18 @@ class MachineAgent:
         if before and clock // tick > before // tick:
             self._tick(batch, partition, clock)
 
-    async def _caught_up(self, owned: set[int]) -> set[int]:
-        """Owned partitions whose telemetry has been handled up to the broker's end."""
+    def _caught_up(self, owned: set[int]) -> set[int]:
+        """Owned partitions whose telemetry has been handled up to the end last seen by
+        the fetcher (the cached highwater: no call into Faust's consumer thread)."""
         consumer = self.p.app.consumer
-        tps = [TP(self.p.topics.telemetry, p) for p in owned]
-        if not tps:
-            return set()
-        ends = await consumer.highwaters(*tps)
         done = set()
-        for tp in tps:
+        for p in owned:
+            tp = TP(self.p.topics.telemetry, p)
+            end = consumer.highwater(tp)
             committed = consumer._committed_offset.get(tp) or 0
-            handled = max(self._next_offset.get(tp.partition, 0), committed)
-            if handled >= ends.get(tp, 0):
-                done.add(tp.partition)
+            handled = max(self._next_offset.get(p, 0), committed)
+            if end is not None and handled >= end:
+                done.add(p)
         return done
 
     async def on_idle_check(self) -> None:
@@ -333,13 +367,11 @@ class MachineAgent:
                 quiet.add(partition)
         if not quiet:
             return
-        idle = await self._caught_up(quiet)
+        idle = self._caught_up(quiet)
         async with self.p.lock:
-            await self._new_generation()
             batch = _Batch()
+            await self._new_generation(batch)
             for partition in sorted(idle):
-                if self._deferred.get(partition):
-                    continue
                 if self._last_frame_wall.get(partition, 0) > now:  # a frame came meanwhile
                     continue
                 clock = self._clock(batch, partition)
