@@ -367,16 +367,25 @@ assert all(  # the conflict targets are the contract's natural keys (+ the time 
 )
 
 
+_MISSING: Final = object()
+_PLANS: dict[str, tuple[tuple[str, Check, Any], ...]] = {}
+
+
 def _fill(spec: TableSpec, payload: Mapping[str, Any]) -> tuple[Any, ...]:
+    plan = _PLANS.get(spec.kind)
+    if plan is None:
+        plan = _PLANS[spec.kind] = tuple(
+            (c.name, c.check, _MISSING if c.default is ... else c.default) for c in spec.columns
+        )
+    get = payload.get
     out = []
-    for col in spec.columns:
-        if col.name in payload:
-            value = payload[col.name]
-        elif col.default is not ...:
-            value = col.default
-        else:
-            raise ContractError("missing_field", f"{spec.kind}.{col.name} is missing")
-        out.append(col.check(col.name, value))
+    for name, check, default in plan:
+        value = get(name, _MISSING)
+        if value is _MISSING:
+            if default is _MISSING:
+                raise ContractError("missing_field", f"{spec.kind}.{name} is missing")
+            value = default
+        out.append(check(name, value))
     return tuple(out)
 
 
