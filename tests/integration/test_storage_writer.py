@@ -3,6 +3,7 @@ emission wins, registry from machine status."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -98,3 +99,29 @@ def test_clinic_adherence_summary_follows_every_batch(conn: psycopg.Connection[A
     ).fetchall()
     assert summary == direct
     assert any(row[4] == 1 for row in summary)  # the changed patient-week moved band
+
+
+def test_maintain_drops_only_partitions_past_retention(conn: psycopg.Connection[Any]) -> None:
+    from storage import queries
+
+    conn.execute(
+        "SELECT sledfleet.ensure_partitions('frames', now() - interval '20 days', "
+        "now() - interval '18 days')"
+    )
+
+    def frame_parts() -> int:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'sledfleet.frames'::regclass"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    before = frame_parts()
+    dropped = queries.maintain(conn, "postgres")  # also machine_status years past 400 days
+    assert before - frame_parts() >= 3
+    assert dropped >= before - frame_parts()
+    recent = conn.execute(
+        "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'sledfleet.frames'::regclass AND c.relname = %s",
+        ("frames_p" + dt.datetime.now(dt.UTC).strftime("%Y%m%d"),),
+    ).fetchone()
+    assert recent == (1,)
