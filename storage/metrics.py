@@ -50,7 +50,7 @@ def serve(metrics: Metrics, port: int, host: str = "127.0.0.1") -> ThreadingHTTP
         def do_GET(self) -> None:
             if self.path.startswith("/metrics"):
                 self._send(200, metrics.render(), "text/plain; version=0.0.4")
-            elif self.path.startswith("/health"):
+            elif self.path.startswith("/health"):  # /health and /healthz
                 body = json.dumps({"status": metrics.status})
                 self._send(200 if metrics.healthy else 503, body, "application/json")
             else:
