@@ -192,8 +192,9 @@ def _no_scripts() -> Iterator[SessionScript]:
     return iter(())
 
 
-def _session_id(seed: int, machine_index: int, ordinal: int) -> str:
-    return pseudonym("s", seed, machine_index, ordinal) + f"-{ordinal:04d}"
+def _session_id(seed: int, machine_index: int, ordinal: int, t0_ns: int) -> str:
+    """Unique per machine timeline: a live run after a backfill (same seed) gets new ids."""
+    return pseudonym("s", seed, machine_index, ordinal, t0_ns) + f"-{ordinal:04d}"
 
 
 def _plan(
@@ -212,7 +213,7 @@ def _plan(
     if bad_day:
         day_factor *= 0.9
     plan = SessionPlan(
-        session_id=_session_id(cfg.seed, sim.index, ordinal),
+        session_id=_session_id(cfg.seed, sim.index, ordinal, sim.t0_ns),
         patient=p,
         prescription_id=rx["prescription_id"],
         sets=rx["sets"],
