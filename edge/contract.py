@@ -13,6 +13,7 @@ message at thousands of frames per second.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import math
@@ -20,7 +21,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 SCHEMA_VERSION: Final = 1
 SUPPORTED_VERSIONS: Final = frozenset({1})
@@ -134,8 +135,12 @@ def decode(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
         raise ContractError("not_utf8", str(exc)[:120]) from exc
     try:
         obj = json.loads(text, parse_constant=_reject_constant)
+    except ContractError:
+        raise
     except json.JSONDecodeError as exc:
         raise ContractError("malformed_json", str(exc)[:120]) from exc
+    except (ValueError, RecursionError) as exc:  # 4,300+ digit integers, absurd nesting
+        raise ContractError("unprocessable", f"{type(exc).__name__}: {str(exc)[:100]}") from exc
     if not isinstance(obj, dict):
         raise ContractError("not_an_object", type(obj).__name__)
     return obj
@@ -225,10 +230,31 @@ def check_ids(payload: Mapping[str, Any], topic: TopicParts | None) -> None:
 
 # --- Per-kind validation ---------------------------------------------------------------------
 
+
+class Validator(Protocol):
+    def __call__(self, payload: Mapping[str, Any], topic: TopicParts | None = None) -> None: ...
+
+
+def _total(fn: Validator) -> Validator:
+    """Hostile input (huge integers, odd types) becomes a ContractError, never a crash."""
+
+    @functools.wraps(fn)
+    def checked(payload: Mapping[str, Any], topic: TopicParts | None = None) -> None:
+        try:
+            fn(payload, topic)
+        except ContractError:
+            raise
+        except (OverflowError, ValueError, TypeError, RecursionError) as exc:
+            raise ContractError("unprocessable", f"{type(exc).__name__}: {str(exc)[:100]}") from exc
+
+    return checked
+
+
 _U32: Final = 2**32 - 1
 _I63: Final = 2**63 - 1
 
 
+@_total
 def validate_telemetry(payload: Mapping[str, Any], topic: TopicParts | None = None) -> None:
     """A telemetry frame: version, ids, seq, clock, rate, equal-length series in range."""
     check_version(payload)
@@ -249,6 +275,7 @@ def validate_telemetry(payload: Mapping[str, Any], topic: TopicParts | None = No
         raise ContractError("bad_field", "replayed must be a boolean")
 
 
+@_total
 def validate_event(payload: Mapping[str, Any], topic: TopicParts | None = None) -> None:
     check_version(payload)
     check_ids(payload, topic)
@@ -290,6 +317,7 @@ def validate_event(payload: Mapping[str, Any], topic: TopicParts | None = None) 
             raise ContractError("bad_field", "fault detail must be a string of <= 512 chars")
 
 
+@_total
 def validate_state(payload: Mapping[str, Any], topic: TopicParts | None = None) -> None:
     check_version(payload)
     check_ids(payload, topic)
@@ -301,6 +329,7 @@ def validate_state(payload: Mapping[str, Any], topic: TopicParts | None = None) 
         _number(payload, "rate_hz", RATE_HZ_RANGE)
 
 
+@_total
 def validate_config(payload: Mapping[str, Any], topic: TopicParts | None = None) -> None:
     check_version(payload)
     check_ids(payload, topic)
