@@ -48,7 +48,8 @@ from edge.settings import KafkaSettings  # noqa: E402
 
 TRIVIAL = """
 import json, sys, time, faust
-bootstrap, topic, n, out, port = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+bootstrap, topic, out = sys.argv[1], sys.argv[2], sys.argv[4]
+n, port = int(sys.argv[3]), int(sys.argv[5])
 app = faust.App("bench-trivial-" + topic, broker="kafka://" + bootstrap, store="memory://",
                 web_port=port, broker_session_timeout=6.0, broker_heartbeat_interval=0.5,
                 consumer_auto_offset_reset="earliest", topic_allow_declare=True)

@@ -224,6 +224,23 @@ def create_app(
     async def stats(web: Any, request: Any) -> Any:
         return web.json(asdict(plumbing.counters))
 
+    async def consumer_state(web: Any, request: Any) -> Any:
+        consumer = app.consumer
+
+        def tps(items: Any) -> list[str]:
+            return sorted(f"{tp.topic}:{tp.partition}" for tp in items or ())
+
+        return web.json(
+            {
+                "assigned": tps(consumer.assignment()),
+                "active": tps(consumer._active_partitions),
+                "paused": tps(consumer._paused_partitions),
+                "buffered": tps(consumer._buffered_partitions),
+                "flow_active": consumer.flow_active,
+                "rebalancing": app.rebalancing,
+            }
+        )
+
     async def tracebacks(web: Any, request: Any) -> Any:
         return web.text(app.agents.human_tracebacks())
 
@@ -234,4 +251,5 @@ def create_app(
     app.timer(settings.tick_interval_s, name="patient-tick")(daily_tick)
     app.page("/sledfleet/stats/")(stats)
     app.page("/sledfleet/tracebacks/")(tracebacks)
+    app.page("/sledfleet/consumer/")(consumer_state)
     return app

@@ -110,7 +110,7 @@ def _machine_day(plan: DayPlan, clinic: str, machine: str, rng: random.Random) -
         )
         asym = rng.uniform(-0.1, 0.1)
 
-        def still(seconds: float, at: int) -> int:
+        def still(seconds: float, at: int, load: float = load) -> int:
             for _ in range(int(seconds * plan.rate_hz)):
                 emit(framer.feed(Sample(at, 100.0, load * 4.9, load * 4.9, load)))
                 at += dt_ns
@@ -306,6 +306,7 @@ class Worker:
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
     web_port: int = 0
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def group(self) -> str:
@@ -332,6 +333,7 @@ class Worker:
             "SLEDFLEET_STREAM_COMMIT_INTERVAL_S": "0.5",
             **self.extra_env,
         }
+        self.env = env
         log = self.log_path.open("ab")
         log.write(f"\n===== start {self.starts} =====\n".encode())
         log.flush()
@@ -371,6 +373,26 @@ class Worker:
         with urllib.request.urlopen(url, timeout=5) as response:
             data: dict[str, Any] = json.loads(response.read())
             return data
+
+    def consumer(self) -> dict[str, Any]:
+        """The worker's consumer state (assigned/active/paused partitions)."""
+        url = f"http://127.0.0.1:{self.web_port}/sledfleet/consumer/"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            data: dict[str, Any] = json.loads(response.read())
+            return data
+
+    def telemetry_partitions(self) -> set[int]:
+        """Telemetry partitions assigned to this worker (empty while it is not up)."""
+        try:
+            state = self.consumer()
+        except OSError:
+            return set()
+        if state["rebalancing"]:
+            return set()
+        topic = self.kafka.topic_prefix + contract.KAFKA_TELEMETRY
+        return {
+            int(tp.rsplit(":", 1)[1]) for tp in state["assigned"] if tp.rsplit(":", 1)[0] == topic
+        }
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -428,6 +450,60 @@ def by_machine(inputs: list[Input]) -> dict[str, list[Input]]:
 # --- in-process reference ------------------------------------------------------------------------
 
 
+def _reference_partition(
+    proc: Any, items: list[Input], tick_event_ns: int, grace_ns: int
+) -> list[dict[str, Any]]:
+    """One input partition in the worker's canonical order (see ``reference``)."""
+    from stream.app.machines import event_time_ns
+    from stream.app.reorder import Inbox
+
+    out: list[dict[str, Any]] = []
+    states: dict[str, Any] = {}
+    inboxes: dict[str, Inbox] = {}
+    clock = 0
+    fn = {"telemetry": proc.on_frame, "event": proc.on_event, "state": proc.on_state}
+
+    def state(machine: str, clinic: str) -> Any:
+        if machine not in states:
+            states[machine] = proc.new_state(clinic, machine)
+            inboxes[machine] = Inbox()
+        return states[machine]
+
+    def apply(machine: str, batch: list[tuple[str, dict[str, Any]]], now: int) -> None:
+        for kind, payload in batch:
+            out.extend(fn[kind](states[machine], payload, now))
+
+    def tick(now: int) -> None:
+        for machine in sorted(states):
+            out.extend(proc.on_tick(states[machine], now))
+
+    sparse = [i for i in items if i[0] != "telemetry"]  # read ahead at assignment:
+    sparse.sort(key=lambda i: (event_time_ns(i[0], i[2]) or 0, i[0]))  # device time, kind
+    for kind, machine, payload in sparse:
+        state(machine, payload["clinic_id"])
+        held = inboxes[machine].admit(kind, payload, event_time_ns(kind, payload))
+        apply(machine, held, clock)
+    for kind, machine, payload in items:
+        if kind != "telemetry":
+            continue
+        state(machine, payload["clinic_id"])
+        before = clock
+        clock = max(clock, event_time_ns(kind, payload) or 0)
+        batch = inboxes[machine].before_frame(payload["t0_ns"])
+        batch.append((kind, payload))
+        apply(machine, batch, clock)
+        for other in sorted(inboxes):
+            if inboxes[other].queue:
+                apply(other, inboxes[other].release_due(clock, grace_ns), clock)
+        if before and clock // tick_event_ns > before // tick_event_ns:
+            tick(clock)
+    for machine in sorted(inboxes):
+        apply(machine, inboxes[machine].release_all(), clock)
+    if clock:
+        tick(clock)
+    return out
+
+
 def reference(
     inputs: list[Input],
     prescriptions: list[dict[str, Any]],
@@ -439,8 +515,6 @@ def reference(
     ``stream.app.machines``): per partition, sparse messages held in per-machine inboxes,
     frames in topic order, the partition clock as "now", ticks at event-time boundaries,
     and at the end everything released and one last tick. Then sessions → adherence."""
-    from stream.app.machines import event_time_ns
-    from stream.app.reorder import Inbox
     from stream.core.adherence import PatientTracker
     from stream.core.processor import MachineProcessor
     from stream.core.settings import CoreSettings
@@ -453,52 +527,7 @@ def reference(
         per_partition[partition_of(item[1], partitions)].append(item)
 
     for _, items in sorted(per_partition.items()):
-        states: dict[str, Any] = {}
-        inboxes: dict[str, Inbox] = {}
-        clock = 0
-
-        def state(machine: str, clinic: str) -> Any:
-            if machine not in states:
-                states[machine] = proc.new_state(clinic, machine)
-                inboxes[machine] = Inbox()
-            return states[machine]
-
-        def apply(machine: str, batch: list[tuple[str, dict[str, Any]]], now: int) -> None:
-            st = states[machine]
-            for kind, payload in batch:
-                fn = {"telemetry": proc.on_frame, "event": proc.on_event, "state": proc.on_state}
-                out.extend(fn[kind](st, payload, now))
-
-        def tick(now: int) -> None:
-            for machine in sorted(states):
-                out.extend(proc.on_tick(states[machine], now))
-
-        for kind, machine, payload in items:
-            if kind != "telemetry":
-                state(machine, payload["clinic_id"])
-                apply(
-                    machine,
-                    inboxes[machine].admit(kind, payload, event_time_ns(kind, payload)),
-                    clock,
-                )
-        for kind, machine, payload in items:
-            if kind != "telemetry":
-                continue
-            state(machine, payload["clinic_id"])
-            before = clock
-            clock = max(clock, event_time_ns(kind, payload) or 0)
-            batch = inboxes[machine].before_frame(payload["t0_ns"])
-            batch.append((kind, payload))
-            apply(machine, batch, clock)
-            for other in sorted(inboxes):
-                if inboxes[other].queue:
-                    apply(other, inboxes[other].release_due(clock, grace_ns), clock)
-            if before and clock // tick_event_ns > before // tick_event_ns:
-                tick(clock)
-        for machine in sorted(inboxes):
-            apply(machine, inboxes[machine].release_all(), clock)
-        if clock:
-            tick(clock)
+        out.extend(_reference_partition(proc, items, tick_event_ns, grace_ns))
 
     tracker = PatientTracker(core)
     patients: dict[str, Any] = {}

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from edge import contract
-from edge.settings import KafkaSettings
 from stream_support import (
+    TEST_TOPICS,
     DayPlan,
     Worker,
     caught_up,
@@ -38,8 +37,10 @@ from stream_support import (
     setup_topics,
     synthetic_day,
     wait_until,
-    TEST_TOPICS,
 )
+
+from edge import contract
+from edge.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 
@@ -164,6 +165,9 @@ def test_kill9_mid_day_and_restart_equals_uninterrupted_run(
     wait_until(some_reps, 120, "a quarter of the day's reps", every=0.05)
     w.kill9()
     assert not caught_up(kafka, w.group), "killed too late: the day was already done"
+    # let the dead member's session expire first, so the restarted worker joins an
+    # empty group instead of rebalancing mid-backlog (see the two-worker test)
+    time.sleep(float(w.env["SLEDFLEET_STREAM_SESSION_TIMEOUT_S"]) + 1)
     w.start()
     settle(kafka, [w])
 
@@ -178,18 +182,27 @@ def test_two_workers_split_partitions_and_match_one(
     kafka: KafkaSettings, workers: list[Worker], tmp_path: Path
 ) -> None:
     inputs, rx = _day()
-    publish_prescriptions(kafka, rx)
-    produce(kafka, inputs)
     a = _worker(kafka, tmp_path, workers, "a").start()
     b = _worker(kafka, tmp_path, workers, "b").start()
+
+    def split() -> bool:
+        pa, pb = a.telemetry_partitions(), b.telemetry_partitions()
+        return bool(pa) and bool(pb) and not pa & pb and len(pa | pb) == TEST_TOPICS.partitions
+
+    # both in the group before the day arrives: a rebalance in the middle of a backlog
+    # can leave a partition unfetched in Faust 0.15 (see stream/app/__init__.py)
+    wait_until(split, 60, "the two workers to split the partitions", every=0.5)
+    publish_prescriptions(kafka, rx)
+    produce(kafka, inputs)
     settle(kafka, [a, b])
 
     frames = [w.stats()["frames"] for w in (a, b)]
-    assert all(f > 0 for f in frames), f"one worker got no partitions: {frames}"
+    assert all(f > 0 for f in frames), f"one worker got no frames: {frames}"
     got = replay_insensitive(dedup_all(read_outputs(kafka)))
     want = replay_insensitive(dedup(reference(inputs, rx, TEST_TOPICS.partitions)))
     assert got == want, diff_summary(got, want)
-    assert a.stop() == 0 and b.stop() == 0
+    assert a.stop() == 0
+    assert b.stop() == 0
 
 
 def test_duplicates_are_dropped_and_bad_input_is_dead_lettered(
@@ -214,7 +227,7 @@ def test_duplicates_are_dropped_and_bad_input_is_dead_lettered(
     got = read_outputs(kafka)
     want = dedup(reference(inputs, rx, TEST_TOPICS.partitions))
     for kind in ("rep", "set", "session"):
-        mine = {k: v for k, v in dedup(got[kind]).items()}
+        mine = dedup(got[kind])
         theirs = {k: v for k, v in want.items() if k[0] == kind}
         assert mine == theirs, diff_summary(mine, theirs)
     statuses = [s for s in got["machine_status"] if s["machine_id"] == machine]
