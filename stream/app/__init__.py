@@ -1,7 +1,31 @@
 """The Faust application: a thin adapter between Kafka and the pure core in ``stream.core``.
 
 ``create_app`` builds the app (topics, tables, agents, timers); ``sledfleet stream worker``
-runs it. All computation lives in ``stream.core``; this package only decodes input,
-keeps per-machine and per-patient state in changelog-backed tables and routes the
-core's records to their output topics.
+runs it. All computation lives in ``stream.core``; this package decodes input, keeps
+per-machine and per-patient state in changelog-backed tables, puts every partition's
+input into one canonical order (``machines``, ``reorder``) and routes the core's records
+to their output topics (``agents``).
+
+Faust 0.15 gotchas met on the way (each handled here, see the modules):
+
+* ``table[key] = value`` inside ``take()`` writes the changelog to the partition of the
+  *last* event of the batch, through a buffer whose ``flush()`` may return before it is
+  empty (it gives up after 0.1 s without progress). Writes here name their partition and
+  are awaited, outputs first, changelog second, acks last.
+* The in-memory store never forgets keys written live (only keys restored from the
+  changelog are dropped on revocation): ``table.items()`` is *not* limited to the
+  assigned partitions. Ticks filter on the consumer's assignment.
+* One agent over co-partitioned topics sees them in fetch order, not device-time order:
+  a backlogged worker reads a whole day of check-ins before the first frame. The sparse
+  topics are read ahead at every assignment with a side consumer.
+* Awaiting Faust's consumer thread (``consumer.highwaters()``) from inside an agent can
+  deadlock with the thread that is waiting to hand that agent messages.
+* ``noack_take`` + messages held back unacked makes ``stream_wait_empty`` wait forever at
+  the next rebalance (and at shutdown); messages are never held unacked here.
+* A rebalance in the middle of a large backlog has, in about one run of four, left one
+  telemetry partition assigned and "active" but never fetched again (no error logged; the
+  consumer-state page ``/sledfleet/consumer/`` shows it). A restart clears it. The tests
+  therefore let workers join before the backlog arrives; not fixed here.
+* Web port 0 is refused (``create_app`` picks a free port for 0); ``datadir`` is created
+  even with the memory store.
 """
