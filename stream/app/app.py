@@ -195,6 +195,7 @@ def create_app(
             tick_event_ns=int(settings.tick_event_s * 1e9),
             reorder_grace_ns=int(settings.reorder_grace_s * 1e9),
             reorder_idle_s=settings.reorder_idle_s,
+            stall_s=settings.stall_s,
         ),
         validate=settings.validate_input,
     )

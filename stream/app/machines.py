@@ -49,6 +49,9 @@ class Timing:
     released although its machine sent no later frame."""
     reorder_idle_s: float = 2.0
     """Wall time without telemetry on a partition after which held events are released."""
+    stall_s: float = 60.0
+    """Wall time an owned partition may go without a frame *while frames wait for it*
+    before the worker gives up and exits (to be restarted), see ``stream.app``."""
 
 
 async def read_to_end(
@@ -98,6 +101,19 @@ async def read_to_end(
     return out, end_of
 
 
+async def end_offsets(bootstrap: str, tps: list[Any]) -> dict[Any, int]:
+    """The current end offset of each topic partition, from a consumer of our own."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(tp.topic, tp.partition) for tp in tps])
+        return {TP(tp.topic, tp.partition): int(end) for tp, end in ends.items()}
+    finally:
+        await consumer.stop()
+
+
 def event_time_ns(kind: str, payload: Mapping[str, Any]) -> int | None:
     """The device time a message speaks for (end of a frame; the moment of an event)."""
     if kind == "telemetry":
@@ -137,6 +153,7 @@ class MachineAgent:
         self._next_offset: dict[int, int] = {}  # telemetry partition -> next offset to handle
         self._handled: dict[Any, int] = {}  # sparse TP -> next offset to handle
         self._generation: int | None = None
+        self._stall_checked: dict[int, float] = {}
 
     # --- state ---------------------------------------------------------------------------
 
@@ -353,6 +370,41 @@ class MachineAgent:
                 done.add(p)
         return done
 
+    async def _check_stalls(self, quiet: set[int], now: float) -> None:
+        """A partition with frames waiting and none handled for ``stall_s``: exit.
+
+        Seen with Faust 0.15 after a rebalance in the middle of a backlog: the partition
+        stays assigned and "active" but is never fetched again. A restart resumes it
+        from the committed offset."""
+        suspects = [
+            p
+            for p in sorted(quiet)
+            if now - self._last_frame_wall[p] >= self.timing.stall_s
+            and now - self._stall_checked.get(p, 0.0) >= self.timing.stall_s
+        ]
+        if not suspects:
+            return
+        for p in suspects:
+            self._stall_checked[p] = now
+        tps = [TP(self.p.topics.telemetry, p) for p in suspects]
+        ends = await end_offsets(self.bootstrap, tps)
+        committed = self.p.app.consumer._committed_offset
+        for tp in tps:
+            if self._last_frame_wall[tp.partition] > now:
+                continue  # frames came while we asked
+            handled = max(self._next_offset.get(tp.partition, 0), committed.get(tp) or 0)
+            if ends.get(tp, 0) > handled and not self.p.app.rebalancing:
+                log.error(
+                    "telemetry partition %s stalled at offset %s of %s for %.0f s; exiting "
+                    "so a restart resumes it",
+                    tp.partition,
+                    handled,
+                    ends[tp],
+                    now - self._last_frame_wall[tp.partition],
+                )
+                await self.p.app.crash(RuntimeError(f"stalled partition {tp}"))
+                return
+
     async def on_idle_check(self) -> None:
         """Timer: partitions whose telemetry is read to the end and has gone quiet release
         everything held, then tick at their (now still) clock."""
@@ -367,6 +419,7 @@ class MachineAgent:
                 quiet.add(partition)
         if not quiet:
             return
+        await self._check_stalls(quiet, now)
         idle = self._caught_up(quiet)
         async with self.p.lock:
             batch = _Batch()

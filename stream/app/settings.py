@@ -29,6 +29,9 @@ class StreamSettings:
     (see ``stream.app.reorder``)."""
     reorder_idle_s: float = env("SLEDFLEET_STREAM_REORDER_IDLE_S", 2.0)
     """Wall time without telemetry on a partition after which its held events go."""
+    stall_s: float = env("SLEDFLEET_STREAM_STALL_S", 60.0)
+    """An owned partition with frames waiting but none handled this long makes the worker
+    exit (non-zero) so its supervisor restarts it (a Faust 0.15 fetch stall)."""
     take_max: int = env("SLEDFLEET_STREAM_TAKE_MAX", 1000)
     """Largest batch of input messages handled (and state written) at once."""
     take_within_s: float = env("SLEDFLEET_STREAM_TAKE_WITHIN_S", 0.1)
