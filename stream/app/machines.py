@@ -34,6 +34,7 @@ from edge.contract import ContractError
 from stream.app import codecs
 from stream.app.agents import Plumbing
 from stream.app.reorder import Inbox, Item
+from stream.app.sparse import SparseReader
 from stream.app.state import MachineEntry, MachinePartitions, Message
 from stream.core.processor import MachineProcessor
 
@@ -153,6 +154,7 @@ class MachineAgent:
         self._next_offset: dict[int, int] = {}  # telemetry partition -> next offset to handle
         self._handled: dict[Any, int] = {}  # sparse TP -> next offset to handle
         self._generation: int | None = None
+        self.sparse = SparseReader(bootstrap)
         self._stall_checked: dict[int, float] = {}
 
     # --- state ---------------------------------------------------------------------------
@@ -277,9 +279,16 @@ class MachineAgent:
         committed = self.p.app.consumer._committed_offset
         starts = {tp: max(committed.get(tp) or 0, 0) for tp in sparse}
         messages, ends = await read_to_end(self.bootstrap, starts)
+        self._admit_in_device_order(batch, messages)
+        for tp, end in ends.items():
+            self._handled[tp] = max(self._handled.get(tp, 0), end)
+
+    def _admit_in_device_order(self, batch: _Batch, messages: list[tuple[Any, int, bytes]]) -> None:
+        """Read-ahead event/state messages into their machines' inboxes, by device time."""
         self.p.counters.sparse_preread += len(messages)
         decoded: list[tuple[int, int, str, int, dict[str, Any]]] = []
         for tp, offset, raw in messages:
+            self._handled[tp] = max(self._handled.get(tp, 0), offset + 1)
             kind = self.kind_of[tp.topic]
             try:
                 payload = codecs.decode_input(kind, raw, self.validate)
@@ -290,8 +299,21 @@ class MachineAgent:
         decoded.sort(key=lambda d: (d[0], d[2], d[1]))  # device time, a canonical order
         for _, _, kind, partition, payload in decoded:
             self._admit(batch, kind, partition, payload)
-        for tp, end in ends.items():
-            self._handled[tp] = max(self._handled.get(tp, 0), end)
+
+    async def _read_ahead(self, batch: _Batch) -> None:
+        """Before frames: the owned event/state partitions up to their current end.
+
+        While data streams in, telemetry fetches can run ahead of the events topic; in a
+        backfill a second of wall time is hours of device time, so a check-in read late
+        would land after the frames it precedes (see ``stream.app.sparse``)."""
+        topics = self.p.topics
+        committed = self.p.app.consumer._committed_offset
+        positions = {}
+        for p in sorted(self.p.assigned(topics.telemetry)):
+            for t in (topics.events, topics.state):
+                tp = TP(t, p)
+                positions[tp] = max(self._handled.get(tp, 0), committed.get(tp) or 0)
+        self._admit_in_device_order(batch, await self.sparse.read_ahead(positions))
 
     def _admit(self, batch: _Batch, kind: str, partition: int, payload: dict[str, Any]) -> None:
         """An event or state message into its machine's inbox (maybe applied at once)."""
@@ -312,6 +334,8 @@ class MachineAgent:
             batch = _Batch()
             await self._new_generation(batch)
             telemetry = self.p.topics.telemetry
+            if any(event.message.topic == telemetry for event in events):
+                await self._read_ahead(batch)
             frames: list[tuple[Any, dict[str, Any]]] = []
             for event in events:
                 message = event.message

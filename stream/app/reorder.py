@@ -70,8 +70,23 @@ class Inbox:
             late = ts is not None and self.last_frame_t0 is not None and ts <= self.last_frame_t0
             if ts is None or late:
                 return [(kind, payload)]
-        self.queue.append((ts, kind, payload))
+        self._insert(ts, kind, payload)
         return []
+
+    def _insert(self, ts: int | None, kind: str, payload: dict[str, Any]) -> None:
+        """Keep the queue in device-time order (stable for equal times). An item with a
+        time far ahead (a birth stamped with the host's wall clock during a backfill of
+        simulated weeks) must not hold back the check-ins queued after it."""
+        if ts is None:
+            self.queue.append((ts, kind, payload))
+            return
+        i = len(self.queue)
+        while i > 0:
+            prev = self.queue[i - 1][0]
+            if prev is None or prev <= ts:  # a timeless item is a barrier: keeps its place
+                break
+            i -= 1
+        self.queue.insert(i, (ts, kind, payload))
 
     def before_frame(self, t0_ns: int) -> list[Item]:
         """A frame starting at ``t0_ns`` is next: release what happened before it."""

@@ -65,3 +65,28 @@ def test_inbox_survives_a_json_round_trip() -> None:
     again = Inbox.from_json(json.loads(json.dumps(inbox.to_json())))
     assert again == inbox
     assert names(again.before_frame(100)) == ["a"]
+
+
+def test_an_item_far_ahead_does_not_hold_back_later_earlier_events() -> None:
+    """A birth stamped with the host clock during a backfill must not block check-ins."""
+    inbox = Inbox()
+    far = 10**18
+    assert inbox.admit("state", {"status": "online"}, far) == []
+    assert inbox.admit("event", {"type": "session_started"}, 100) == []
+    assert inbox.admit("event", {"type": "session_ended"}, 200) == []
+    released = inbox.before_frame(150)
+    assert [p["type"] for _, p in released] == ["session_started"]
+    assert [p["type"] for _, p in inbox.before_frame(250)] == ["session_ended"]
+    assert [k for k, _ in inbox.release_all()] == ["state"]
+
+
+def test_a_timeless_item_keeps_its_place() -> None:
+    inbox = Inbox()
+    inbox.admit("event", {"type": "a"}, 100)
+    inbox.admit("state", {"status": "offline"}, None)
+    inbox.admit("state", {"status": "online"}, 50)
+    assert [p.get("type") or p["status"] for _, p in inbox.release_all()] == [
+        "a",
+        "offline",
+        "online",
+    ]
