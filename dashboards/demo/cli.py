@@ -91,7 +91,7 @@ def report(run_: Any) -> dict[str, Any]:
     from dashboards.demo import summary
     from dashboards.demo.pipeline import backfill_start
 
-    last_week = backfill_start(0) if run_.live_since_ns else backfill_start(1)
+    last_week = backfill_start(1)  # the last complete ISO week
     with psycopg.connect(run_.dsn, autocommit=True) as conn:
         s = summary.fleet_summary(conn, last_week, run_.live_since_ns)
         score = summary.score_against_truth(conn, run_.truth, run_.backfill_window_ns)
@@ -156,12 +156,12 @@ def print_summary(s: dict[str, Any], score: Any, reports: list[Path], run_: Any)
     )
     print(
         f"\n{'clinic':<8}{'machines':>9}{'patients':>9}{'sessions':>9}"
-        f"{'adh. week':>11}{'adh. 4 wk':>11}{'compl. 4 wk':>12}{'alerts':>8}"
+        f"{'adh. last wk':>13}{'adh. 4 wk':>11}{'compl. 4 wk':>12}{'alerts':>8}"
     )
     for c in s["clinics"]:
         print(
             f"{c['clinic_id']:<8}{c['machines']:>9}{c['patients']:>9}{c['sessions']:>9}"
-            f"{_f(c['week_adherence']):>11}{_f(c['rolling4_adherence']):>11}"
+            f"{_f(c['week_adherence']):>13}{_f(c['rolling4_adherence']):>11}"
             f"{_f(c['rolling4_compliance']):>12}{c['open_alerts']:>8}"
         )
     print(
