@@ -1,9 +1,10 @@
 """Per-clinic database roles and the operations role (tenant isolation without RLS).
 
 A clinic role ``sledfleet_clinic_<clinic id, sanitised>`` can log in (its clinic's Grafana
-datasource), has ``search_path = clinic`` and may only SELECT the security_barrier views of
+datasource), has ``search_path = clinic, public`` (public: TimescaleDB's time_bucket for Grafana's
+$__timeGroup; none of our tables live there) and may only SELECT the security_barrier views of
 schema ``clinic``, which keep rows of the clinics mapped to ``current_user`` in
-``sledfleet.clinic_roles``. ``sledfleet_ops`` has ``search_path = ops`` and reads fleet-wide
+``sledfleet.clinic_roles``. ``sledfleet_ops`` has ``search_path = ops, public`` and reads fleet-wide
 views without patient ids. Roles are cluster-wide; grants are per database.
 
 Clinic ids must match the wire contract's ID_PATTERN; role names are quoted with
@@ -78,7 +79,7 @@ def add_clinic(
             "ON CONFLICT (role_name) DO UPDATE SET clinic_id = EXCLUDED.clinic_id",
             (role, clinic_id),
         )
-        conn.execute(sql.SQL("ALTER ROLE {} SET search_path = clinic").format(ident))
+        conn.execute(sql.SQL("ALTER ROLE {} SET search_path = clinic, public").format(ident))
         _grant_schema(conn, "clinic", role)
     return role, password
 
@@ -89,7 +90,7 @@ def ensure_ops_role(conn: psycopg.Connection[Any], password: str | None = None) 
     _create_login_role(conn, OPS_ROLE, password)
     with conn.transaction():
         conn.execute(
-            sql.SQL("ALTER ROLE {} SET search_path = ops").format(sql.Identifier(OPS_ROLE))
+            sql.SQL("ALTER ROLE {} SET search_path = ops, public").format(sql.Identifier(OPS_ROLE))
         )
         _grant_schema(conn, "ops", OPS_ROLE)
     return password
