@@ -35,12 +35,12 @@ ADMIN_DSN_ENV = "SLEDFLEET_DATABASE_ADMIN_URL"
 DEFAULT_ADMIN_DSN = "postgresql://postgres:postgres@127.0.0.1:5433/postgres"
 LATENCY_PROFILE = {
     "SLEDFLEET_CORE_BATCH_SAMPLES": "50",
-    "SLEDFLEET_SINK_MAX_WAIT_MS": "200",
-    "SLEDFLEET_CORE_ECCENTRIC_SETTLE_S": "0.5",
+    "SLEDFLEET_SINK_MAX_WAIT_MS": "100",
+    "SLEDFLEET_CORE_ECCENTRIC_SETTLE_S": "0.4",
 }
 """The demo shows live latency: the core runs its pipeline on every frame (not every 4)
-and the sink writes at least every 200 ms (both trade throughput for latency); a rep whose
-patient rests at the bottom is closed after 0.5 s of rest instead of 1 s (still above the
+and the sink writes at least every 100 ms (both trade throughput for latency); a rep whose
+patient rests at the bottom is closed after 0.4 s of rest instead of 1 s (still above the
 260 ms pause rule)."""
 LIVE_FRAME_SAMPLES = 25
 """Live edge agents send 4 frames a second (0.25 s of samples each) instead of 2."""
