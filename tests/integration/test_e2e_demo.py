@@ -31,7 +31,7 @@ DEMO_ARGS = [
     "--patients-per-machine", "2",
     "--weeks", "3",
     "--live-machines", "2",
-    "--live-s", "45",
+    "--live-s", "75",
     "--seed", "11",
 ]  # fmt: skip
 DEMO_TIMEOUT_S = 900
