@@ -25,11 +25,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import multiprocessing as mp
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -47,7 +45,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.contract import encode
 from edge.settings import KafkaSettings, MqttSettings, load
 from stream.bridge.kafka_out import producer_config
 from stream.bridge.paho_buffered import BufferedClient
@@ -55,36 +52,11 @@ from stream.bridge.settings import BridgeSettings
 from stream.topics import TopicsSettings, ensure_topics, topic_specs
 
 REPO = Path(__file__).resolve().parents[1]
-T0_NS = 1_763_900_000 * 10**9
 RECEIVE_MAXIMUM = BridgeSettings().receive_maximum
+sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-
-def frame(clinic: str, machine: str, seq: int, n: int = 50) -> bytes:
-    """A realistic 50-sample telemetry frame (one second of a leg press at 50 Hz)."""
-    phase = [2 * math.pi * (seq * n + i) / 150 for i in range(n)]
-    return encode(
-        {
-            "v": 1,
-            "clinic_id": clinic,
-            "machine_id": machine,
-            "seq": seq,
-            "session_id": f"s-{machine}",
-            "t0_ns": T0_NS + seq * 10**9,
-            "rate_hz": 50.0,
-            "load_kg": 80.0,
-            "position_mm": [round(300 + 250 * math.sin(p), 1) for p in phase],
-            "force_left_n": [round(600 + 150 * math.cos(p), 1) for p in phase],
-            "force_right_n": [round(590 + 140 * math.cos(p), 1) for p in phase],
-            "replayed": False,
-        }
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
+from bridge_support import frame  # noqa: E402  (the same 50-sample frame the bridge tests publish)
+from servers import free_port  # noqa: E402
 
 # --- publishers -----------------------------------------------------------------------------
 

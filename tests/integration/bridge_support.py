@@ -6,22 +6,22 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from paho.mqtt.enums import CallbackAPIVersion
+from polling import wait_until
+from servers import free_port
 
 from edge.contract import encode, mqtt_topic
 from edge.settings import KafkaSettings, MqttSettings
@@ -31,24 +31,6 @@ REPO = Path(__file__).resolve().parents[2]
 T0_NS = 1_763_900_000 * 10**9
 TEST_TOPICS = TopicsSettings(partitions=6, low_volume_partitions=2)
 """Fewer partitions than production: tests create many topic sets on the shared broker."""
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def frame(clinic: str, machine: str, seq: int, n: int = 50) -> bytes:

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import polling
 import psycopg
 from psycopg.conninfo import make_conninfo
+from servers import free_port
 
 from edge.contract import encode
 from edge.settings import KafkaSettings
@@ -27,27 +28,12 @@ from stream.topics import TopicsSettings, ensure_topics, topic_specs
 REPO = Path(__file__).resolve().parents[2]
 OWNER, OWNER_PASSWORD = "sledfleet", "sledfleet"
 TEST_TOPICS = TopicsSettings(partitions=3, low_volume_partitions=1)
+wait_until = partial(polling.wait_until, every=0.2)
+"""Polls every 0.2 s unless told: the storage waits query PostgreSQL or Kafka."""
 
 
 def short_id() -> str:
     return uuid.uuid4().hex[:10]
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -10,20 +10,22 @@ import math
 import os
 import random
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import polling
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.partitioner.default import murmur2
+from servers import free_port
 
 from edge import contract
 from edge.framing import Framer
@@ -37,25 +39,10 @@ SLEDFLEET = str(REPO / ".venv" / "bin" / "sledfleet")
 DAY0_NS = 1_763_884_800 * 10**9  # 2025-11-23 08:00 UTC... any fixed day works
 TEST_TOPICS = TopicsSettings(partitions=4, low_volume_partitions=1)
 OUTPUT_KINDS = ("rep", "set", "session", "alert", "machine_status", "adherence")
+wait_until = partial(polling.wait_until, every=0.2)
+"""Polls every 0.2 s unless told: the stream waits read Kafka or a worker's HTTP page."""
 
 Input = tuple[str, str, dict[str, Any]]  # (kind, machine_id, payload)
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- synthetic day ---------------------------------------------------------------------------
