@@ -205,6 +205,37 @@ kill_group() {
     ! pid_alive "$pid"
 }
 
+# stop_spawned <service> <port...>: stop a server started by spawn (its pid file), wait
+# until its ports are free, remove the pid file. Returns 1 (with one line) when it cannot.
+stop_spawned() {
+    local svc="$1" pid p
+    shift
+    pid="$(read_pid "$svc")"
+    if [[ -z "$pid" ]]; then
+        rm -f "$(pid_file "$svc")"
+        say "$svc not running"
+        return 0
+    fi
+    kill_group "$pid" "$STOP_TIMEOUT_S" || { say "$svc (pid $pid) did not stop"; return 1; }
+    for p in "$@"; do
+        wait_port_free "$p" 10 || { say "$svc stopped but port $p is still taken"; return 1; }
+    done
+    rm -f "$(pid_file "$svc")"
+    say "$svc stopped"
+}
+
+# await_spawned <service> <pid> <health fn> <log> <cause regex> <port>: wait for a spawned
+# server to become healthy; otherwise fail with one line (exited, or not listening).
+await_spawned() {
+    local svc="$1" pid="$2" health="$3" log="$4" cause_re="$5" port="$6" rc=0 cause
+    wait_until "$START_TIMEOUT_S" "$pid" "$health" || rc=$?
+    ((rc == 0)) && return 0
+    cause="$(tail_cause "$log" "$cause_re")"
+    ((rc == 1)) && fail "$svc" "exited during startup${cause:+: $cause}" "$log"
+    kill_group "$pid" 5 || true
+    fail "$svc" "not listening on 127.0.0.1:$port after ${START_TIMEOUT_S}s" "$log"
+}
+
 # group_gone <pgid>: no process left in that process group.
 group_gone() {
     ! pgrep -g "$1" >/dev/null 2>&1

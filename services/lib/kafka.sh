@@ -137,18 +137,5 @@ kafka_start() {
 }
 
 kafka_stop() {
-    local pid
-    pid="$(read_pid kafka)"
-    if [[ -z "$pid" ]]; then
-        rm -f "$(pid_file kafka)"
-        say "kafka not running"
-        return 0
-    fi
-    kill_group "$pid" "$STOP_TIMEOUT_S" || { say "kafka (pid $pid) did not stop"; return 1; }
-    local p
-    for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
-        wait_port_free "$p" 10 || { say "kafka stopped but port $p is still taken"; return 1; }
-    done
-    rm -f "$(pid_file kafka)"
-    say "kafka stopped"
+    stop_spawned kafka "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
 }

@@ -89,28 +89,10 @@ mosquitto_start() {
     printf -- '--- %s starting mosquitto on 127.0.0.1:%s\n' "$(date -u +%FT%TZ)" "$MQTT_PORT" >>"$log"
     spawn mosquitto "$log" "$bin" -c "$conf"
     pid="$SPAWNED_PID"
-    local rc=0
-    wait_until "$START_TIMEOUT_S" "$pid" mosquitto_health || rc=$?
-    if ((rc != 0)); then
-        local cause
-        cause="$(tail_cause "$log" 'Error|error')"
-        ((rc == 1)) && fail mosquitto "exited during startup${cause:+: $cause}" "$log"
-        kill_group "$pid" 5 || true
-        fail mosquitto "not listening on 127.0.0.1:$MQTT_PORT after ${START_TIMEOUT_S}s" "$log"
-    fi
+    await_spawned mosquitto "$pid" mosquitto_health "$log" 'Error|error' "$MQTT_PORT"
     say "mosquitto started (pid $pid, 127.0.0.1:$MQTT_PORT)"
 }
 
 mosquitto_stop() {
-    local pid
-    pid="$(read_pid mosquitto)"
-    if [[ -z "$pid" ]]; then
-        rm -f "$(pid_file mosquitto)"
-        say "mosquitto not running"
-        return 0
-    fi
-    kill_group "$pid" "$STOP_TIMEOUT_S" || { say "mosquitto (pid $pid) did not stop"; return 1; }
-    wait_port_free "$MQTT_PORT" 10 || { say "mosquitto stopped but port $MQTT_PORT is still taken"; return 1; }
-    rm -f "$(pid_file mosquitto)"
-    say "mosquitto stopped"
+    stop_spawned mosquitto "$MQTT_PORT"
 }

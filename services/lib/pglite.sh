@@ -52,28 +52,10 @@ pglite_start() {
     printf -- '--- %s starting pglite on 127.0.0.1:%s\n' "$(date -u +%FT%TZ)" "$PGLITE_PORT" >>"$log"
     spawn pglite "$log" env SLEDFLEET_PGLITE_PORT="$PGLITE_PORT" "$node" "$PGLITE_DIR/server.mjs"
     pid="$SPAWNED_PID"
-    local rc=0
-    wait_until "$START_TIMEOUT_S" "$pid" pglite_health || rc=$?
-    if ((rc != 0)); then
-        local cause
-        cause="$(tail_cause "$log" 'Error|error|cannot')"
-        ((rc == 1)) && fail pglite "exited during startup${cause:+: $cause}" "$log"
-        kill_group "$pid" 5 || true
-        fail pglite "not listening on 127.0.0.1:$PGLITE_PORT after ${START_TIMEOUT_S}s" "$log"
-    fi
+    await_spawned pglite "$pid" pglite_health "$log" 'Error|error|cannot' "$PGLITE_PORT"
     say "pglite started (pid $pid, 127.0.0.1:$PGLITE_PORT, TimescaleDB on WASM)"
 }
 
 pglite_stop() {
-    local pid
-    pid="$(read_pid pglite)"
-    if [[ -z "$pid" ]]; then
-        rm -f "$(pid_file pglite)"
-        say "pglite not running"
-        return 0
-    fi
-    kill_group "$pid" "$STOP_TIMEOUT_S" || { say "pglite (pid $pid) did not stop"; return 1; }
-    wait_port_free "$PGLITE_PORT" 10 || { say "pglite stopped but port $PGLITE_PORT is still taken"; return 1; }
-    rm -f "$(pid_file pglite)"
-    say "pglite stopped"
+    stop_spawned pglite "$PGLITE_PORT"
 }
