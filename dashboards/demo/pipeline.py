@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -126,8 +127,6 @@ def start_services() -> None:
 
 def prepare_database(config: DemoConfig, run: DemoRun) -> None:
     """A fresh, migrated demo database, with a role per clinic and the ops role."""
-    import os
-
     from storage import tenants
     from storage.migrate import migrate
 
