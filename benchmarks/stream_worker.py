@@ -49,10 +49,11 @@ from edge.settings import KafkaSettings  # noqa: E402
 TRIVIAL = """
 import json, sys, time, faust
 bootstrap, topic, out = sys.argv[1], sys.argv[2], sys.argv[4]
-n, port = int(sys.argv[3]), int(sys.argv[5])
+n, port, tuning, datadir = int(sys.argv[3]), int(sys.argv[5]), json.loads(sys.argv[6]), sys.argv[7]
 app = faust.App("bench-trivial-" + topic, broker="kafka://" + bootstrap, store="memory://",
                 web_port=port, broker_session_timeout=6.0, broker_heartbeat_interval=0.5,
-                consumer_auto_offset_reset="earliest", topic_allow_declare=True)
+                consumer_auto_offset_reset="earliest", topic_allow_declare=True,
+                datadir=datadir, **tuning)
 source = app.topic(topic, key_type=bytes, value_type=bytes, key_serializer="raw",
                    value_serializer="raw")
 seen = {"n": 0, "first": 0, "samples": 0}
@@ -91,6 +92,18 @@ def core_alone(inputs: list[Any]) -> float:
     return frames / (time.perf_counter() - t)
 
 
+def consumer_tuning() -> dict[str, int]:
+    """The worker's Faust consumer settings, so both sides read the topic alike."""
+    from stream.app.settings import StreamSettings
+
+    s = StreamSettings()
+    return {
+        "consumer_max_fetch_size": s.fetch_max_bytes,
+        "broker_max_poll_records": s.max_poll_records,
+        "stream_buffer_maxsize": s.buffer_max,
+    }
+
+
 def run_trivial(kafka: KafkaSettings, n_frames: int, workdir: Path) -> float:
     out = workdir / "trivial.json"
     script = workdir / "trivial.py"
@@ -106,6 +119,8 @@ def run_trivial(kafka: KafkaSettings, n_frames: int, workdir: Path) -> float:
             str(n_frames),
             str(out),
             str(free_port()),
+            json.dumps(consumer_tuning()),
+            str(workdir / "trivial-data"),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -151,10 +166,16 @@ def main() -> int:
     parser.add_argument("--clinics", type=int, default=8)
     parser.add_argument("--machines", type=int, default=4, help="machines per clinic")
     parser.add_argument("--sessions", type=int, default=3, help="sessions per machine")
+    parser.add_argument(
+        "--frame-samples", type=int, default=50, help="samples per frame (the edge default: 50)"
+    )
     args = parser.parse_args()
 
     plan = DayPlan(
-        clinics=args.clinics, machines_per_clinic=args.machines, sessions_per_machine=args.sessions
+        clinics=args.clinics,
+        machines_per_clinic=args.machines,
+        sessions_per_machine=args.sessions,
+        frame_samples=args.frame_samples,
     )
     t = time.perf_counter()
     inputs = synthetic_day(plan)

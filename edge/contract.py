@@ -21,7 +21,14 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Final, Literal, Protocol
+
+_orjson: ModuleType | None
+try:  # optional (bridge/stream extras): the plain edge agent needs only the stdlib
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the install
+    _orjson = None
 
 SCHEMA_VERSION: Final = 1
 SUPPORTED_VERSIONS: Final = frozenset({1})
@@ -125,8 +132,35 @@ def _reject_constant(name: str) -> Any:
     raise ContractError("non_finite", f"JSON constant {name} is not allowed")
 
 
+_MAYBE_HUGE_INT: Final = re.compile(rb"\d{20}|-\d{19}")
+"""Digit runs that may be integers outside orjson's 64-bit range (ns timestamps have 19)."""
+
+
 def decode(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
-    """Parse a payload; any failure is a ContractError with a reason code."""
+    """Parse a payload; any failure is a ContractError with a reason code.
+
+    With orjson installed, an object orjson parses is returned as is (about 5x faster
+    than ``json`` on a frame). orjson is stricter than ``json`` (it refuses NaN/Infinity,
+    invalid UTF-8, lone surrogates, numbers beyond the float range), and everything it
+    refuses goes through ``decode_stdlib``; so do payloads with a digit run that could be
+    an integer beyond 64 bits (orjson would make it a float, ``json`` an int). So every
+    verdict, reason and parsed value is the same with or without it (``tests/unit/edge``
+    compares both)."""
+    if len(raw) > max_bytes:
+        raise ContractError("too_large", f"{len(raw)} bytes > {max_bytes}")
+    if _orjson is not None and not _MAYBE_HUGE_INT.search(raw):
+        try:
+            obj = _orjson.loads(raw)
+        except ValueError:  # orjson.JSONDecodeError: let the stdlib path name the reason
+            pass
+        else:
+            if type(obj) is dict:
+                return obj
+    return decode_stdlib(raw, max_bytes)
+
+
+def decode_stdlib(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
+    """``decode`` with the standard library's ``json`` only (the reference behaviour)."""
     if len(raw) > max_bytes:
         raise ContractError("too_large", f"{len(raw)} bytes > {max_bytes}")
     try:

@@ -28,7 +28,7 @@ from kafka.partitioner.default import murmur2
 from servers import free_port
 
 from edge import contract
-from edge.framing import Framer
+from edge.framing import DEFAULT_FRAME_SAMPLES, Framer
 from edge.samples import Sample, SourceEvent
 from edge.settings import KafkaSettings
 from stream.records import natural_key
@@ -60,10 +60,11 @@ class DayPlan:
     rest_s: float = 70.0  # > the core's set gap (60 s) so sets separate
     rom_mm: float = 300.0
     seed: int = 7
+    frame_samples: int = DEFAULT_FRAME_SAMPLES
 
 
 def _machine_day(plan: DayPlan, clinic: str, machine: str, rng: random.Random) -> list[Input]:
-    framer = Framer(clinic, machine, plan.rate_hz)
+    framer = Framer(clinic, machine, plan.rate_hz, frame_samples=plan.frame_samples)
     dt_ns = round(1e9 / plan.rate_hz)
     out: list[Input] = []
 
