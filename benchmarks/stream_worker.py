@@ -222,6 +222,13 @@ def main() -> int:
         f"worker: {stats['batches']} batches, {stats['records_out']} records out, "
         f"{stats['dead_letters']} dead letters, {stats['errors']} errors"
     )
+    busy = {k: stats[f"{k}_ns"] / 1e9 for k in ("read_ahead", "compute", "flush")}
+    total = (stats["last_batch_ns"] - stats["first_batch_ns"]) / 1e9
+    print(
+        f"worker wall {total:.1f} s: "
+        + ", ".join(f"{k} {v:.1f} s ({v / total:.0%})" for k, v in busy.items())
+        + f", between batches {total - sum(busy.values()):.1f} s"
+    )
     return 0
 
 

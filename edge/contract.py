@@ -132,8 +132,32 @@ def _reject_constant(name: str) -> Any:
     raise ContractError("non_finite", f"JSON constant {name} is not allowed")
 
 
-_MAYBE_HUGE_INT: Final = re.compile(rb"\d{20}|-\d{19}")
-"""Digit runs that may be integers outside orjson's 64-bit range (ns timestamps have 19)."""
+_INT64_FLOAT_LIMIT: Final = 9.2e18
+"""orjson turns integers beyond 64 bits into floats: any float this large in magnitude
+sends the payload down the ``json`` path, which keeps such integers as ints."""
+
+
+def _maybe_huge_int(obj: Any) -> bool:
+    """True if orjson's result holds a float that may have been an integer it converted."""
+    stack = [obj]
+    limit = _INT64_FLOAT_LIMIT
+    while stack:
+        node = stack.pop()
+        items = node.values() if type(node) is dict else node
+        if type(node) is list:
+            try:  # number arrays (the bulk of a frame): two C-speed passes
+                if -limit < min(node) and max(node) < limit:
+                    continue
+            except (TypeError, ValueError):  # None, strings, nesting, empty: item by item
+                pass
+        for value in items:
+            kind = type(value)
+            if kind is float:
+                if not -limit < value < limit:
+                    return True
+            elif kind is dict or kind is list:
+                stack.append(value)
+    return False
 
 
 def decode(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
@@ -142,19 +166,19 @@ def decode(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
     With orjson installed, an object orjson parses is returned as is (about 5x faster
     than ``json`` on a frame). orjson is stricter than ``json`` (it refuses NaN/Infinity,
     invalid UTF-8, lone surrogates, numbers beyond the float range), and everything it
-    refuses goes through ``decode_stdlib``; so do payloads with a digit run that could be
-    an integer beyond 64 bits (orjson would make it a float, ``json`` an int). So every
+    refuses goes through ``decode_stdlib``; so do payloads with a float that could be an
+    integer beyond 64 bits (orjson makes those floats, ``json`` ints). So every
     verdict, reason and parsed value is the same with or without it (``tests/unit/edge``
     compares both)."""
     if len(raw) > max_bytes:
         raise ContractError("too_large", f"{len(raw)} bytes > {max_bytes}")
-    if _orjson is not None and not _MAYBE_HUGE_INT.search(raw):
+    if _orjson is not None:
         try:
             obj = _orjson.loads(raw)
         except ValueError:  # orjson.JSONDecodeError: let the stdlib path name the reason
             pass
         else:
-            if type(obj) is dict:
+            if type(obj) is dict and not _maybe_huge_int(obj):
                 return obj
     return decode_stdlib(raw, max_bytes)
 

@@ -71,6 +71,9 @@ class Counters:
     machine_ticks: int = 0
     sparse_preread: int = 0
     states_repeated: int = 0
+    read_ahead_ns: int = 0  # machine batches: reading the sparse topics ahead
+    compute_ns: int = 0  # machine batches: decode, validate, core, encode, state JSON
+    flush_ns: int = 0  # machine batches: waiting for Kafka to ack outputs and changelog
     first_batch_ns: int = 0  # wall clock when the first machine batch started
     last_batch_ns: int = 0  # wall clock when the latest machine batch was flushed
     by_kind: dict[str, int] = field(default_factory=dict)

@@ -331,11 +331,14 @@ class MachineAgent:
         async with self.p.lock:
             if not self.p.counters.first_batch_ns:
                 self.p.counters.first_batch_ns = time.time_ns()
+            c = self.p.counters
+            started = time.perf_counter_ns()
             batch = _Batch()
             await self._new_generation(batch)
             telemetry = self.p.topics.telemetry
             if any(event.message.topic == telemetry for event in events):
                 await self._read_ahead(batch)
+            read = time.perf_counter_ns()
             frames: list[tuple[Any, dict[str, Any]]] = []
             for event in events:
                 message = event.message
@@ -359,9 +362,14 @@ class MachineAgent:
                 self._next_offset[partition] = event.message.offset + 1
                 entry = self._entry(batch, payload["machine_id"], payload["clinic_id"], partition)
                 self._on_frame(batch, partition, entry, payload)
-            self.p.counters.batches += 1
-            await self.p.flush(batch.out, self._changelog(batch))
-            self.p.counters.last_batch_ns = time.time_ns()
+            c.batches += 1
+            changelog = self._changelog(batch)
+            computed = time.perf_counter_ns()
+            await self.p.flush(batch.out, changelog)
+            c.last_batch_ns = time.time_ns()
+            c.read_ahead_ns += read - started
+            c.compute_ns += computed - read
+            c.flush_ns += time.perf_counter_ns() - computed
 
     def _on_frame(
         self, batch: _Batch, partition: int, entry: MachineEntry, frame: dict[str, Any]
