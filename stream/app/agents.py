@@ -76,6 +76,8 @@ class Counters:
     flush_ns: int = 0  # machine batches: waiting for Kafka to ack outputs and changelog
     first_batch_ns: int = 0  # wall clock when the first machine batch started
     last_batch_ns: int = 0  # wall clock when the latest machine batch was flushed
+    first_batch_cpu_ns: int = 0  # process CPU time (all threads) at the first machine batch
+    last_batch_cpu_ns: int = 0  # ... and after the latest one
     by_kind: dict[str, int] = field(default_factory=dict)
 
 

@@ -331,6 +331,7 @@ class MachineAgent:
         async with self.p.lock:
             if not self.p.counters.first_batch_ns:
                 self.p.counters.first_batch_ns = time.time_ns()
+                self.p.counters.first_batch_cpu_ns = time.process_time_ns()
             c = self.p.counters
             started = time.perf_counter_ns()
             batch = _Batch()
@@ -367,6 +368,7 @@ class MachineAgent:
             computed = time.perf_counter_ns()
             await self.p.flush(batch.out, changelog)
             c.last_batch_ns = time.time_ns()
+            c.last_batch_cpu_ns = time.process_time_ns()
             c.read_ahead_ns += read - started
             c.compute_ns += computed - read
             c.flush_ns += time.perf_counter_ns() - computed
