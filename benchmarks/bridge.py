@@ -188,6 +188,7 @@ class Bridge:
         clinic: str,
         log: Path,
         profile: Path | None = None,
+        py_spy: Path | None = None,
     ) -> None:
         self.port = free_port()
         self.env = {
@@ -198,9 +199,13 @@ class Bridge:
             "SLEDFLEET_BRIDGE_METRICS_PORT": str(self.port),
         }
         cmd = [sys.executable, "-m", "edge.cli", "bridge"]
+        self.wrapped = py_spy is not None
         if profile is not None:
             cmd = [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", str(profile)]
             cmd += ["-m", "edge.cli", "bridge"]
+        elif py_spy is not None:  # raw stacks per thread, 200 samples/s
+            spy = [str(Path(sys.executable).parent / "py-spy"), "record", "-f", "raw", "-r", "200"]
+            cmd = [*spy, "--threads", "--nonblocking", "-o", str(py_spy), "--", *cmd]
         with log.open("ab") as fh:
             self.proc = subprocess.Popen(
                 cmd, env=self.env, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT
@@ -233,8 +238,22 @@ class Bridge:
             time.sleep(every)
         raise SystemExit("bridge timed out")
 
+    @property
+    def pid(self) -> int:
+        """The bridge's own pid (under py-spy, its child)."""
+        if not self.wrapped:
+            return self.proc.pid
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+            if children.split():
+                return int(children.split()[0])
+            time.sleep(0.05)
+        raise SystemExit("no bridge process under py-spy")
+
     def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
+        # signal the bridge itself: py-spy writes its profile when its child exits
+        os.kill(self.pid, signal.SIGTERM)
         return self.proc.wait(timeout=120)
 
 
@@ -253,14 +272,15 @@ def drain_bridge(
     n: int,
     log: Path,
     profile: Path | None,
+    py_spy: Path | None = None,
 ) -> tuple[float, dict[str, float]]:
-    b = Bridge(env, client_id, group, clinic, log, profile)
+    b = Bridge(env, client_id, group, clinic, log, profile, py_spy)
     b.wait(lambda m: m.get("received_total", 0) > 0, 120, every=0.005)
     first = time.perf_counter()
-    cpu0 = cpu_seconds(b.proc.pid)
+    cpu0 = cpu_seconds(b.pid)
     m = b.wait(lambda m: m.get("forwarded_total", 0) >= n, 600)
     elapsed = time.perf_counter() - first
-    m["cpu_s"] = cpu_seconds(b.proc.pid) - cpu0
+    m["cpu_s"] = cpu_seconds(b.pid) - cpu0
     b.stop()
     return elapsed, m
 
@@ -280,6 +300,9 @@ def main() -> None:
     ap.add_argument("--machines", type=int, default=60)
     ap.add_argument("--publishers", type=int, default=3)
     ap.add_argument("--profile", action="store_true", help="run the bridge under pyinstrument")
+    ap.add_argument(
+        "--py-spy", action="store_true", help="record the bridge with py-spy (raw stacks per thread)"
+    )
     ap.add_argument("--live", action="store_true", help="also measure with concurrent publishers")
     ap.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--buffered", action="store_true", help=argparse.SUPPRESS)
@@ -331,7 +354,8 @@ def main() -> None:
         )
         # 3. the bridge drains its queue
         profile = logdir / f"{run}.pyinstrument.txt" if args.profile else None
-        bridge_s, m = drain_bridge(env, f"{run}-b0", bridge_group, run, n, log, profile)
+        spy = logdir / f"{run}.py-spy.txt" if args.py_spy else None
+        bridge_s, m = drain_bridge(env, f"{run}-b0", bridge_group, run, n, log, profile, spy)
         in_kafka = kafka_count(kafka, kafka.topic_prefix + "sledfleet.telemetry")
         # 4. the bare loops drain their own copies into the same topic
         bare_s: dict[bool, float] = {}
@@ -374,8 +398,9 @@ def main() -> None:
             f"{mean_latency * 1000:.1f} ms; records in Kafka after the bridge: {in_kafka} "
             f"(expected {n})"
         )
-        if profile is not None:
-            print(f"profile: {profile}")
+        for path in (profile, spy):
+            if path is not None:
+                print(f"profile: {path}")
         # 5. live: publishers and a bridge at the same time
         if args.live:
             b = Bridge(env, f"{run}-live", f"{run}-live", run, log)

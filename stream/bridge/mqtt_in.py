@@ -2,9 +2,11 @@
 
 Threads and who touches what:
 
-* paho's network thread (``loop_start``) runs ``_on_message``: it validates and routes the
-  message (pure ``core.route``), registers it in the ``AckWindow`` and hands the record
-  to ``producer.send`` (non-blocking once topic metadata is known).
+* paho's network thread (``loop_start``) runs ``_on_raw_message`` (plain PUBLISH packets
+  parsed by ``BufferedClient``'s fast path) or ``_on_message`` (the rest, parsed by paho):
+  it validates and routes the message (pure ``core.route``), registers it in the
+  ``AckWindow`` and hands the record to ``producer.send`` (non-blocking once topic
+  metadata is known).
 * kafka-python's I/O thread completes the futures: ``_InFlight.ok`` marks the message done
   and sends the PUBACKs that are now due, in arrival order.
 * PUBACKs are queued with ``BufferedClient.ack_many`` (a list under its own lock, plus one
@@ -131,6 +133,7 @@ class Bridge:
             # DISCONNECT queues behind the PUBACKs already queued, so they reach the broker
             self._client.disconnect()
             self._client.loop_stop()
+            log.info("%d messages parsed on the fast path", self._client.fast_messages)
         if self._producer is not None:
             self._producer.close(timeout=0 if self.fatal.is_set() else 5)
         log.info("bridge %s stopped (drained=%s)", self.client_id, drained)
@@ -157,6 +160,7 @@ class Bridge:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_raw_message = self._on_raw_message
         return client
 
     def _on_connect(
@@ -197,17 +201,17 @@ class Bridge:
             )
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._on_raw_message(msg._topic, bytes(msg.payload), msg.mid, msg.qos)
+
+    def _on_raw_message(self, topic_bytes: bytes, raw: bytes, mid: int, qos: int) -> None:
         if self._stopping or self.fatal.is_set():
             return  # not acknowledged: the broker redelivers it to the next session
         received_at_ns = time.time_ns()
         started = time.perf_counter()
         try:
-            topic = msg.topic
+            topic = topic_bytes.decode("utf-8")
         except UnicodeDecodeError:
-            topic = msg._topic.decode("utf-8", "replace")
-        raw = msg.payload
-        if not isinstance(raw, bytes):
-            raw = bytes(raw)
+            topic = topic_bytes.decode("utf-8", "replace")
         try:
             record = route(
                 topic,
@@ -227,7 +231,7 @@ class Bridge:
                     return
                 self._room.wait(SLOT_WAIT_S)
             self._in_flight += 1
-            token = self._window.add(msg.mid, msg.qos)
+            token = self._window.add(mid, qos)
         self.metrics.on_received()
         flight = _InFlight(self, token, record, started)
         assert self._producer is not None
