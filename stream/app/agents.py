@@ -71,6 +71,7 @@ class Counters:
     machine_ticks: int = 0
     sparse_preread: int = 0
     states_repeated: int = 0
+    skipped_recovered: int = 0  # telemetry Faust stepped over, read by the side consumer
     read_ahead_ns: int = 0  # machine batches: reading the sparse topics ahead
     compute_ns: int = 0  # machine batches: decode, validate, core, encode, state JSON
     flush_ns: int = 0  # machine batches: waiting for Kafka to ack outputs and changelog

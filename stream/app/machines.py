@@ -31,7 +31,7 @@ from typing import Any
 from faust.types import TP
 
 from edge.contract import ContractError
-from stream.app import codecs
+from stream.app import codecs, holes
 from stream.app.agents import Plumbing
 from stream.app.reorder import Inbox, Item
 from stream.app.sparse import SparseReader
@@ -155,6 +155,7 @@ class MachineAgent:
         self._handled: dict[Any, int] = {}  # sparse TP -> next offset to handle
         self._generation: int | None = None
         self.sparse = SparseReader(bootstrap)
+        self.gaps = SparseReader(bootstrap)  # telemetry holes Faust stepped over
         self._stall_checked: dict[int, float] = {}
 
     # --- state ---------------------------------------------------------------------------
@@ -270,6 +271,8 @@ class MachineAgent:
         if generation == self._generation:
             return
         self._generation = generation
+        # a partition may have been handled elsewhere meanwhile: expect what is committed
+        self._next_offset.clear()
         self._rescan_held()
         topics = self.p.topics
         owned = self.p.assigned(topics.telemetry)
@@ -339,28 +342,32 @@ class MachineAgent:
             telemetry = self.p.topics.telemetry
             if any(event.message.topic == telemetry for event in events):
                 await self._read_ahead(batch)
+            skipped = await self._skipped_frames(events)
             read = time.perf_counter_ns()
-            frames: list[tuple[Any, dict[str, Any]]] = []
+            frames: list[tuple[int, int, dict[str, Any]]] = []  # (partition, offset, frame)
             for event in events:
                 message = event.message
                 kind = self.kind_of[message.topic]
                 if message.topic != telemetry and message.offset < self._handled.get(message.tp, 0):
                     continue  # already read ahead at assignment
+                for offset, raw in skipped.pop((message.partition, message.offset), ()):
+                    self._decode_frame(batch, message.partition, offset, raw, frames)
+                if message.topic == telemetry:
+                    self._decode_frame(
+                        batch, message.partition, message.offset, message.value, frames
+                    )
+                    continue
                 try:
                     payload = codecs.decode_input(kind, message.value, self.validate)
                 except ContractError as err:
                     batch.out.append(self.p.dead(message.topic, message.value, err))
                     continue
-                if message.topic == telemetry:
-                    frames.append((event, payload))
-                    continue
                 self._handled[message.tp] = message.offset + 1
                 self._admit(batch, kind, message.partition, payload)
             wall = time.monotonic()
-            for event, payload in frames:
-                partition = event.message.partition
+            for partition, offset, payload in frames:
                 self._last_frame_wall[partition] = wall
-                self._next_offset[partition] = event.message.offset + 1
+                self._next_offset[partition] = offset + 1
                 entry = self._entry(batch, payload["machine_id"], payload["clinic_id"], partition)
                 self._on_frame(batch, partition, entry, payload)
             c.batches += 1
@@ -372,6 +379,43 @@ class MachineAgent:
             c.read_ahead_ns += read - started
             c.compute_ns += computed - read
             c.flush_ns += time.perf_counter_ns() - computed
+
+    def _decode_frame(
+        self,
+        batch: _Batch,
+        partition: int,
+        offset: int,
+        raw: bytes | None,
+        frames: list[tuple[int, int, dict[str, Any]]],
+    ) -> None:
+        try:
+            frames.append((partition, offset, codecs.decode_input("telemetry", raw, self.validate)))
+        except ContractError as err:
+            batch.out.append(self.p.dead(self.p.topics.telemetry, raw, err))
+            self._next_offset[partition] = offset + 1
+
+    async def _skipped_frames(self, events: Sequence[Any]) -> dict[tuple[int, int], list[Any]]:
+        """Telemetry Faust stepped over (``stream.app.holes``), read with the side consumer:
+        {(partition, offset of the frame after the hole): [(offset, raw), ...]}. Frames
+        read twice are dropped by the core's (machine_id, seq) dedup."""
+        telemetry = self.p.topics.telemetry
+        committed = self.p.app.consumer._committed_offset
+        found = holes.find_holes(
+            ((e.message.tp, e.message.offset) for e in events if e.message.topic == telemetry),
+            lambda tp: self._next_offset.get(tp.partition, committed.get(tp)),
+        )
+        if not found:
+            return {}
+        for tp, start, end in found:
+            log.warning(
+                "Faust skipped telemetry %s offsets %d..%d; reading them directly",
+                tp,
+                start,
+                end - 1,
+            )
+        filled = holes.fill(found, await self.gaps.read_range(holes.read_ranges(found)))
+        self.p.counters.skipped_recovered += sum(len(v) for v in filled.values())
+        return {(tp.partition, end): frames for (tp, end), frames in filled.items()}
 
     def _on_frame(
         self, batch: _Batch, partition: int, entry: MachineEntry, frame: dict[str, Any]

@@ -45,6 +45,7 @@ class SparseReader:
             self._consumer = AIOKafkaConsumer(
                 bootstrap_servers=self.bootstrap,
                 enable_auto_commit=False,
+                auto_offset_reset="earliest",  # a range below the log start reads from it
                 fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             )
             await self._consumer.start()
@@ -66,22 +67,38 @@ class SparseReader:
         if not positions:
             return []
         consumer = await self._ensure(positions)
-        ktps = {TopicPartition(tp.topic, tp.partition): tp for tp in positions}
-        ends = await consumer.end_offsets(list(ktps))
-        pending = {k for k, tp in ktps.items() if positions[tp] < int(ends[k])}
+        ends = await consumer.end_offsets(
+            [TopicPartition(tp.topic, tp.partition) for tp in positions]
+        )
+        return await self._read(
+            consumer, {tp: int(ends[TopicPartition(tp.topic, tp.partition)]) for tp in positions}
+        )
+
+    async def read_range(self, ranges: dict[TP, tuple[int, int]]) -> list[tuple[TP, int, bytes]]:
+        """Messages with ``start <= offset < end`` of each partition's ``(start, end)``."""
+        if not ranges:
+            return []
+        consumer = await self._ensure({tp: start for tp, (start, _) in ranges.items()})
+        return await self._read(consumer, {tp: end for tp, (_, end) in ranges.items()})
+
+    async def _read(self, consumer: Any, ends: dict[TP, int]) -> list[tuple[TP, int, bytes]]:
+        from aiokafka import TopicPartition
+
+        ktps = {TopicPartition(tp.topic, tp.partition): tp for tp in ends}
+        pending = {k for k, tp in ktps.items() if await consumer.position(k) < ends[tp]}
         out: list[tuple[TP, int, bytes]] = []
         deadline = time.monotonic() + READ_AHEAD_TIMEOUT_S
         while pending:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"sparse read-ahead stuck on {sorted(map(str, pending))}")
+                raise TimeoutError(f"side read stuck on {sorted(map(str, pending))}")
             batches = await consumer.getmany(*pending, timeout_ms=100)
             for ktp, records in batches.items():
-                end = int(ends[ktp])
+                end = ends[ktps[ktp]]
                 out.extend((ktps[ktp], r.offset, r.value) for r in records if r.offset < end)
             for ktp in list(pending):
-                if await consumer.position(ktp) >= int(ends[ktp]):
+                if await consumer.position(ktp) >= ends[ktps[ktp]]:
                     pending.discard(ktp)
-        consumer.pause(*consumer.assignment())  # no background fetching between batches
+        consumer.pause(*consumer.assignment())  # no background fetching between reads
         return out
 
     async def stop(self) -> None:
