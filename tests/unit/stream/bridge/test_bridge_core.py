@@ -253,3 +253,39 @@ def test_input_that_breaks_the_validator_is_dead_lettered_not_raised(raw):
     assert record.dead
     assert record.reason == "unprocessable"
     assert base64.b64decode(str(_dead(record)["payload_b64"])) == raw
+
+
+# --- the topic cache gives parse_topic's verdicts, and only valid topics are kept ---------
+
+
+def test_cached_topics_route_exactly_like_fresh_ones(monkeypatch):
+    from stream.bridge import core
+
+    cases = [(t, r) for t, r, _ in _INVALID_CASES] + EXTRA_CASES
+    core._topics.clear()
+    fresh = [_route(t, r) for t, r in cases]
+    cached = [_route(t, r) for t, r in cases]  # second time: valid topics come from the cache
+    assert [r[:4] for r in cached] == [r[:4] for r in fresh]
+    assert [r.reason for r in cached] == [r.reason for r in fresh]
+    assert all(core.parse_topic(t) for t in core._topics)
+    assert "sledfleet/v1/c1/m1/config" not in core._topics  # unexpected_kind: not cached
+
+
+def test_invalid_topics_never_fill_the_cache():
+    from stream.bridge import core
+
+    core._topics.clear()
+    for i in range(100):
+        assert _route(f"sledfleet/v1/c1/m{i}/bogus", b"{}").reason == "bad_topic"
+    assert core._topics == {}
+
+
+def test_the_topic_cache_is_bounded(monkeypatch):
+    from stream.bridge import core
+
+    monkeypatch.setattr(core, "TOPIC_CACHE_SIZE", 10)
+    core._topics.clear()
+    for i in range(25):
+        record = _route(f"sledfleet/v1/c1/m{i}/telemetry", encode(telemetry(machine=f"m{i}")))
+        assert record.key == f"m{i}".encode()
+    assert 0 < len(core._topics) <= 10
