@@ -15,6 +15,8 @@ ROM — and keeps its threshold turnarounds.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
@@ -30,58 +32,166 @@ LM_TOLERANCE_S = 2e-4
 """Stop when t₀ and T move less than this (0.2 ms, far below the sample period)."""
 
 
+_OFFSETS = np.linspace(-1.0, 1.0, 2 * GRID_STEPS + 1)
+"""Coarse grid offsets in units of the half-range."""
+_STEP_MIN_DUR = 0.05
+"""A trial duration at or below this (s) is rejected (the move is not a stroke)."""
+
+# Hot path: strokes are 50–300 samples, where numpy's per-call overhead (~1 µs) costs more
+# than the arithmetic, so the code below works in preallocated buffers with in-place
+# ufuncs and solves its 2×2 and 4×4 systems in closed form (np.linalg would cost ~30 µs a
+# call). Same algorithm and results as the straightforward version to rounding noise.
+
+
 def _min_jerk(tau: F64) -> F64:
+    """Minimum-jerk profile 10τ³ − 15τ⁴ + 6τ⁵ of τ clipped to [0, 1]."""
     tau = np.clip(tau, 0.0, 1.0)
     t3 = tau * tau * tau
     return t3 * (10.0 - 15.0 * tau + 6.0 * tau * tau)
 
 
+def _profile(ts: F64, t0: float, dur: float) -> tuple[F64, F64, F64]:
+    """(τ clipped to [0, 1], s = min-jerk(τ), τ²) at onset ``t0`` and duration ``dur``."""
+    tau = ts - t0
+    tau /= dur
+    np.maximum(tau, 0.0, out=tau)
+    np.minimum(tau, 1.0, out=tau)
+    t2 = tau * tau
+    s = tau * 6.0
+    s -= 15.0
+    s *= tau
+    s += 10.0
+    s *= t2
+    s *= tau
+    return tau, s, t2
+
+
 def _grid(ts: F64, x: F64, t0s: F64, durs: F64) -> tuple[int, int, F64]:
     """Residual sum of squares over the (t0, T) grid, x0 and Δ solved by least squares;
     returns the best (i, j) and the whole rss table."""
-    tau = (ts[None, None, :] - t0s[:, None, None]) / durs[None, :, None]
-    s = _min_jerk(tau)
-    sm = s.mean(axis=-1, keepdims=True)
+    n = ts.shape[0]
+    tau = np.subtract.outer(t0s, ts)  # (t0, k): t0 − t
+    tau = tau[:, None, :] / (-durs)[None, :, None]  # (t0, T, k): τ unclipped
+    np.maximum(tau, 0.0, out=tau)
+    np.minimum(tau, 1.0, out=tau)
+    s = tau * 6.0
+    s -= 15.0
+    s *= tau
+    s += 10.0
+    s *= tau
+    s *= tau
+    s *= tau
     xc = x - x.mean()
-    sc = s - sm
-    var = (sc * sc).sum(axis=-1)
-    cov = (sc * xc).sum(axis=-1)
+    sum_s = s.sum(axis=-1)
+    var = np.einsum("ijk,ijk->ij", s, s)
+    var -= sum_s * sum_s / n  # Σ(s − s̄)²
+    cov = s @ xc  # Σ(s − s̄)(x − x̄) = Σ s·(x − x̄)
     delta = np.divide(cov, var, out=np.zeros_like(cov), where=var > 0)
-    rss = (xc * xc).sum() - delta * cov  # residual sum of squares of the linear fit
-    i, j = np.unravel_index(int(np.argmin(rss)), rss.shape)
-    return int(i), int(j), rss
+    rss = float(xc @ xc) - delta * cov  # residual sum of squares of the linear fit
+    i, j = divmod(int(np.argmin(rss)), rss.shape[1])
+    return i, j, rss
+
+
+def _line_fit(s: F64, x: F64) -> tuple[float, float]:
+    """Least-squares (x₀, Δ) of x ≈ x₀ + Δ·s (minimum-norm when s is constant)."""
+    n = s.shape[0]
+    ms = float(s.sum()) / n
+    mx = float(x.sum()) / n
+    sc = s - ms
+    var = float(sc @ sc)
+    if var > 0:
+        delta = float(sc @ x) / var
+        return mx - delta * ms, delta
+    return mx / (1.0 + ms * ms), ms * mx / (1.0 + ms * ms)
+
+
+def _solve_spd4(a: list[list[float]], g: list[float]) -> tuple[float, float, float, float] | None:
+    """Solve a·z = g for a symmetric positive definite 4×4 ``a`` (Cholesky, unrolled);
+    None if ``a`` is not numerically positive definite."""
+    a00, a01, a02, a03 = a[0]
+    a11, a12, a13 = a[1][1:]
+    a22, a23 = a[2][2:]
+    a33 = a[3][3]
+    if a00 <= 0:
+        return None
+    l00 = math.sqrt(a00)
+    l10, l20, l30 = a01 / l00, a02 / l00, a03 / l00
+    d = a11 - l10 * l10
+    if d <= 0:
+        return None
+    l11 = math.sqrt(d)
+    l21 = (a12 - l20 * l10) / l11
+    l31 = (a13 - l30 * l10) / l11
+    d = a22 - l20 * l20 - l21 * l21
+    if d <= 0:
+        return None
+    l22 = math.sqrt(d)
+    l32 = (a23 - l30 * l20 - l31 * l21) / l22
+    d = a33 - l30 * l30 - l31 * l31 - l32 * l32
+    if d <= 0:
+        return None
+    l33 = math.sqrt(d)
+    y0 = g[0] / l00
+    y1 = (g[1] - l10 * y0) / l11
+    y2 = (g[2] - l20 * y0 - l21 * y1) / l22
+    y3 = (g[3] - l30 * y0 - l31 * y1 - l32 * y2) / l33
+    z3 = y3 / l33
+    z2 = (y2 - l32 * z3) / l22
+    z1 = (y1 - l21 * z2 - l31 * z3) / l11
+    z0 = (y0 - l10 * z1 - l20 * z2 - l30 * z3) / l00
+    return z0, z1, z2, z3
+
+
+def _lm_step(jtj: F64, g: F64, lam: float) -> tuple[float, float, float, float]:
+    """Levenberg–Marquardt step: (JᵀJ + λ·diag(diag(JᵀJ) + 1e-12))·step = Jᵀr."""
+    a = jtj.tolist()
+    for k in range(4):
+        a[k][k] += lam * (a[k][k] + 1e-12)
+    gl = g.tolist()
+    step = _solve_spd4(a, gl)
+    if step is None:  # not numerically positive definite: LAPACK's pivoted LU
+        s = np.linalg.solve(np.array(a), g)
+        return float(s[0]), float(s[1]), float(s[2]), float(s[3])
+    return step
 
 
 def _gauss_newton(ts: F64, x: F64, t0: float, dur: float) -> tuple[float, float, float] | None:
     """Levenberg–Marquardt on (x₀, Δ, t₀, T) from a grid start; (t₀, T, rss) or None."""
-    s = _min_jerk((ts - t0) / dur)
-    a = np.vstack([np.ones_like(s), s]).T
-    (x0, delta), *_ = np.linalg.lstsq(a, x, rcond=None)
-    params = np.array([x0, delta, t0, dur])
+    tau, s, t2 = _profile(ts, t0, dur)
+    x0, delta = _line_fit(s, x)
+    r = x - delta * s
+    r -= x0
+    rss = float(r @ r)
     lam = 1e-3
-    rss = float(((x - x0 - delta * s) ** 2).sum())
+    jac = np.empty((4, ts.shape[0]))  # rows: ∂model/∂(x₀, Δ, t₀, T)
+    jac[0] = 1.0
     for _ in range(LM_ITERATIONS):
-        x0, delta, t0, dur = params
-        tau = np.clip((ts - t0) / dur, 0.0, 1.0)
-        s = tau**3 * (10.0 - 15.0 * tau + 6.0 * tau * tau)
-        ds = 30.0 * tau * tau * (1.0 - tau) ** 2  # ds/dτ, zero outside the move
-        r = x - (x0 + delta * s)
-        jac = np.vstack([np.ones_like(s), s, -delta * ds / dur, -delta * ds * tau / dur]).T
-        jtj = jac.T @ jac
-        step = np.linalg.solve(jtj + lam * np.diag(np.diag(jtj) + 1e-12), jac.T @ r)
-        trial = params + step
-        if trial[3] <= 0.05:
+        # ∂s/∂τ = 30τ²(1 − τ)², zero outside the move; ∂τ/∂t₀ = −1/T, ∂τ/∂T = −τ/T
+        jac[1] = s
+        u = np.subtract(tau, t2, out=t2)  # τ(1 − τ); t2 is recomputed on acceptance
+        np.multiply(u, u, out=jac[2])
+        jac[2] *= -30.0 * delta / dur
+        np.multiply(jac[2], tau, out=jac[3])
+        step = _lm_step(jac @ jac.T, jac @ r, lam)
+        trial = (x0 + step[0], delta + step[1], t0 + step[2], dur + step[3])
+        if trial[3] <= _STEP_MIN_DUR:
             lam *= 10
+            t2 = tau * tau
             continue
-        tt = np.clip((ts - trial[2]) / trial[3], 0.0, 1.0)
-        new_rss = float(((x - trial[0] - trial[1] * _min_jerk(tt)) ** 2).sum())
+        ttau, ts_, tt2 = _profile(ts, trial[2], trial[3])
+        tr = x - trial[1] * ts_
+        tr -= trial[0]
+        new_rss = float(tr @ tr)
         if new_rss < rss:
-            params, rss, lam = trial, new_rss, lam * 0.3
+            x0, delta, t0, dur = trial
+            tau, s, t2, r, rss = ttau, ts_, tt2, tr, new_rss
+            lam *= 0.3
             if abs(step[2]) < LM_TOLERANCE_S and abs(step[3]) < LM_TOLERANCE_S:
                 break
         else:
             lam *= 10
-    return float(params[2]), float(params[3]), rss
+            t2 = tau * tau
+    return t0, dur, rss
 
 
 def refine_stroke(
@@ -104,9 +214,9 @@ def refine_stroke(
     t0, dur = start_s, max(end_s - start_s, 0.05)
     h_t0 = COARSE_T0[0] + COARSE_T0[1] * dur
     h_dur = COARSE_DUR[0] + COARSE_DUR[1] * dur
-    t0s = t0 + np.linspace(-h_t0, h_t0, 2 * GRID_STEPS + 1)
-    durs = dur + np.linspace(-h_dur, h_dur, 2 * GRID_STEPS + 1)
-    if durs[0] <= 0.05:
+    t0s = t0 + h_t0 * _OFFSETS
+    durs = dur + h_dur * _OFFSETS
+    if durs[0] <= _STEP_MIN_DUR:
         return None
     i, j, _ = _grid(tw, xs, t0s, durs)
     last = 2 * GRID_STEPS
