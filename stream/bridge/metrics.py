@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Final
@@ -52,7 +53,10 @@ class BridgeMetrics:
             self.received += 1
             self.in_flight += 1
 
-    def on_kafka_ack(self, topic: str, reason: str | None, latency_s: float) -> None:
+    def on_kafka_ack(
+        self, topic: str, reason: str | None, latency_s: float, acks_sent: int = 0
+    ) -> None:
+        """One record acknowledged by Kafka, and the PUBACKs that this released."""
         with self._lock:
             self.in_flight -= 1
             if reason is None:
@@ -61,10 +65,11 @@ class BridgeMetrics:
                 self.dead_lettered[reason] = self.dead_lettered.get(reason, 0) + 1
             self._latency_count += 1
             self._latency_sum += latency_s
-            for i, bound in enumerate(LATENCY_BUCKETS_S):
-                if latency_s <= bound:
-                    self._buckets[i] += 1
-                    break
+            # the first bucket whose upper bound is >= latency_s (none: only +Inf counts it)
+            i = bisect_left(LATENCY_BUCKETS_S, latency_s)
+            if i < len(LATENCY_BUCKETS_S):
+                self._buckets[i] += 1
+            self.acks_sent += acks_sent
 
     def on_kafka_error(self, error: str) -> None:
         with self._lock:

@@ -225,7 +225,7 @@ class Bridge:
             log.exception("routing %s failed", topic[:200])
             self._stop_fatally(f"routing failed: {exc!r}")
             return
-        with self._room:
+        with self._lock:  # the lock of self._room
             while self._in_flight >= self.settings.max_in_flight:
                 if self._stopping or self.fatal.is_set():
                     return
@@ -248,8 +248,8 @@ class Bridge:
     # --- Kafka completions (producer I/O thread) -------------------------------------------
     def _acked(self, flight: _InFlight) -> None:
         record = flight.record
-        self.metrics.on_kafka_ack(record.topic, record.reason, time.perf_counter() - flight.started)
-        with self._room:
+        latency_s = time.perf_counter() - flight.started
+        with self._lock:  # the lock of self._room (a plain lock: no Condition frames)
             self._in_flight -= 1
             if self._in_flight == self.settings.max_in_flight - 1:
                 self._room.notify()
@@ -257,8 +257,7 @@ class Bridge:
             if due and self._client is not None:
                 # under the lock: acks leave in window order, never after a reset
                 self._client.ack_many([mid for mid, qos in due if qos == 1])
-        if due:
-            self.metrics.on_acks(len(due))
+        self.metrics.on_kafka_ack(record.topic, record.reason, latency_s, len(due))
 
     def _failed(self, flight: _InFlight, exc: BaseException) -> None:
         with self._room:

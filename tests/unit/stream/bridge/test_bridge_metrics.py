@@ -34,6 +34,21 @@ def test_render_counts_forwarded_dead_letters_and_latency():
     assert m.dead_lettered_total() == 1
 
 
+def test_latency_buckets_are_inclusive_upper_bounds_and_acks_count_with_the_ack():
+    m = BridgeMetrics()
+    for latency in (0.001, 0.0010001, 5.0, 7.0):
+        m.on_received()
+        m.on_kafka_ack("t", None, latency, acks_sent=2)
+    text = m.render()
+    name = "sledfleet_bridge_kafka_ack_latency_seconds_bucket"
+    assert f'{name}{{le="0.001"}} 1\n' in text
+    assert f'{name}{{le="0.0025"}} 2\n' in text
+    assert f'{name}{{le="5.0"}} 3\n' in text
+    assert f'{name}{{le="+Inf"}} 4\n' in text
+    assert "sledfleet_bridge_mqtt_acks_total 8\n" in text
+    assert "sledfleet_bridge_in_flight 0\n" in text
+
+
 def test_label_values_are_escaped():
     m = BridgeMetrics()
     m.on_received()
