@@ -101,3 +101,16 @@ def test_caching_partitioner_places_keys_like_the_default():
             assert cached.partition("t", key, key, b"v", b"v", cluster) == want
             assert cached.partition("t", key, key, b"v", b"v", cluster) == want
     assert 0 <= cached.partition("t", None, None, b"v", b"v", FakeCluster(12)) < 12
+
+
+def test_bridge_producer_str_is_kafka_pythons_formatted_once():
+    from kafka import KafkaProducer
+
+    from stream.bridge.kafka_out import BridgeProducer
+
+    p = BridgeProducer.__new__(BridgeProducer)  # no connection: only str() is exercised
+    p.config = {"client_id": "bridge-x-0", "transactional_id": None}
+    expected = KafkaProducer.__str__(p)
+    assert str(p) == expected == "<KafkaProducer client_id=bridge-x-0 transactional_id=None>"
+    p.config = {}
+    assert str(p) == expected
