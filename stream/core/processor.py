@@ -19,10 +19,12 @@ import logging
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from stream.core import machine_alerts
 from stream.core.machine_sessions import ANON
 from stream.core.machine_state import MachineState, metric_params, pipeline
+from stream.core.metrics import MetricParams
 from stream.core.settings import CoreSettings
 from stream.core.signal import Conditioned
 from stream.records import RECORD_VERSION
@@ -35,6 +37,10 @@ log = logging.getLogger(__name__)
 class MachineProcessor:
     def __init__(self, settings: CoreSettings | None = None) -> None:
         self.s = settings or CoreSettings()
+        # per sample rate: MetricParams, and sample time offsets from a batch's first
+        # sample (element i depends only on i, so one growing array serves every length)
+        self._metric_params: dict[float, MetricParams] = {}
+        self._offsets_ns: dict[float, npt.NDArray[np.int64]] = {}
 
     def new_state(self, clinic_id: str, machine_id: str) -> MachineState:
         return MachineState(clinic_id, machine_id, self.s)
@@ -174,18 +180,33 @@ class MachineProcessor:
             return
         rows = np.array(st.pend, dtype=np.float64)
         n = rows.shape[1]
-        t = st.pend_t0 + np.round(np.arange(n) * (1e9 / st.rate_hz)).astype(np.int64)
+        t = st.pend_t0 + self._offsets(st.rate_hz, n)
         st.pend_t0 = None
         st.pend = [[], [], [], [], []]
         out += machine_alerts.check_frame(st, rows, t, self.s, now_ns)
         self._feed(st, st.cond.push(t, rows), now_ns, out)
+
+    def _offsets(self, rate_hz: float, n: int) -> npt.NDArray[np.int64]:
+        """Sample i's time after a batch's first sample, ns: round(i × period)."""
+        offsets = self._offsets_ns.get(rate_hz)
+        if offsets is None or offsets.shape[0] < n:
+            size = max(n, 2 * self.s.batch_samples)
+            offsets = np.round(np.arange(size) * (1e9 / rate_hz)).astype(np.int64)
+            self._offsets_ns[rate_hz] = offsets
+        return offsets[:n]
+
+    def _mp(self, rate_hz: float) -> MetricParams:
+        mp = self._metric_params.get(rate_hz)
+        if mp is None:
+            mp = self._metric_params[rate_hz] = metric_params(self.s, rate_hz)
+        return mp
 
     def _feed(
         self, st: MachineState, blocks: list[Conditioned], now_ns: int, out: list[dict[str, Any]]
     ) -> None:
         assert st.seg is not None
         assert st.rate_hz is not None
-        mp = metric_params(self.s, st.rate_hz)
+        mp = self._mp(st.rate_hz)
         for block in blocks:
             if len(block):
                 st.final_t_ns = int(block.t[-1])
@@ -201,7 +222,7 @@ class MachineProcessor:
         self._drain(st, now_ns, out)
         if st.cond is not None and st.seg is not None and st.rate_hz is not None:
             self._feed(st, st.cond.flush(), now_ns, out)
-            mp = metric_params(self.s, st.rate_hz)
+            mp = self._mp(st.rate_hz)
             for segment in st.seg.flush():
                 out += st.sessions.add_rep(
                     st.pipe_key, segment, mp, st.calibrated_rom_mm, self.s, now_ns

@@ -57,8 +57,10 @@ class RepSegment:
 
 def _runs(mask: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     """Start and end (exclusive) indices of the True runs of ``mask``."""
-    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
-    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    padded = np.zeros(mask.shape[0] + 2, dtype=bool)
+    padded[1:-1] = mask
+    changes = (padded[1:] != padded[:-1]).nonzero()[0]  # alternately a start and an end
+    return changes[0::2], changes[1::2]
 
 
 class Segmenter:
@@ -134,15 +136,16 @@ class Segmenter:
         starts, ends = _runs(v[lo:] > p.detect_velocity_ms)
         if starts.size == 0:
             return None
-        le0 = np.maximum.accumulate(np.where(v <= p.turn_velocity_ms, np.arange(len(b)), floor - 1))
-        for s, e in zip(starts + lo, ends + lo, strict=True):
+        for s, e in zip((starts + lo).tolist(), (ends + lo).tolist(), strict=True):
             if e - s < p.detect_samples:
                 continue
-            onset = max(int(le0[s]), floor)
+            # onset: the last sample at or before s with v <= turn, not before floor
+            stopped = (v[floor : s + 1] <= p.turn_velocity_ms).nonzero()[0]
+            onset = floor + int(stopped[-1]) if stopped.size else floor
             # first sample of the run that completes detection and the excursion
             first = s + p.detect_samples - 1
             rise = x[first:e] - x[onset]
-            ok = np.flatnonzero(rise >= p.min_excursion_mm)
+            ok = (rise >= p.min_excursion_mm).nonzero()[0]
             if ok.size:
                 return onset, first + int(ok[0])
         return None
@@ -153,9 +156,9 @@ class Segmenter:
         found = self._detect(lo, 0)
         if found is None:
             # keep only what a later onset search can need: from the last v <= 0
-            le0 = np.flatnonzero(
+            le0 = (
                 self.buf.v[: max(1, n - self.p.detect_samples)] <= self.p.turn_velocity_ms
-            )
+            ).nonzero()[0]
             keep = int(le0[-1]) if le0.size else 0
             max_keep = int(self.p.max_rep_s * self.p.rate_hz)
             keep = max(keep, n - max_keep)
@@ -173,12 +176,14 @@ class Segmenter:
         n = len(b)
         lo = max(0, self.scan - self._lookback)
         starts, ends = _runs(b.v[lo:] < -p.detect_velocity_ms)
-        xmax = np.maximum.accumulate(b.x)
-        for s, e in zip(starts + lo, ends + lo, strict=True):
+        xmax: npt.NDArray[np.float64] | None = None
+        for s, e in zip((starts + lo).tolist(), (ends + lo).tolist(), strict=True):
             if e - s < p.detect_samples:
                 continue
             first = s + p.detect_samples - 1
-            ok = np.flatnonzero(b.x[first:e] <= xmax[first:e] - p.min_excursion_mm)
+            if xmax is None:
+                xmax = np.maximum.accumulate(b.x)
+            ok = (b.x[first:e] <= xmax[first:e] - p.min_excursion_mm).nonzero()[0]
             if ok.size:
                 self.rev = int(first) + int(ok[0])
                 self.top = self._top_after(self._last_fast_up(s))
@@ -224,17 +229,17 @@ class Segmenter:
     # --- turnarounds -----------------------------------------------------------------------------
 
     def _last_fast_up(self, before: int) -> int:
-        idx = np.flatnonzero(self.buf.v[:before] > self.p.detect_velocity_ms)
+        idx = (self.buf.v[:before] > self.p.detect_velocity_ms).nonzero()[0]
         return int(idx[-1]) if idx.size else 0
 
     def _top_after(self, j: int) -> int:
-        idx = np.flatnonzero(self.buf.v[j:] <= self.p.turn_velocity_ms)
+        idx = (self.buf.v[j:] <= self.p.turn_velocity_ms).nonzero()[0]
         return j + int(idx[0]) if idx.size else len(self.buf) - 1
 
     def _bottom(self, before: int) -> int:
         """Bottom turnaround: first v ≥ 0 after the last fast eccentric sample before ``before``."""
         v = self.buf.v
-        idx = np.flatnonzero(v[self.top : before] < -self.p.detect_velocity_ms)
+        idx = (v[self.top : before] < -self.p.detect_velocity_ms).nonzero()[0]
         k = self.top + (int(idx[-1]) if idx.size else 0)
-        up = np.flatnonzero(v[k:before] >= -self.p.turn_velocity_ms)
+        up = (v[k:before] >= -self.p.turn_velocity_ms).nonzero()[0]
         return k + int(up[0]) if up.size else max(k, before - 1)

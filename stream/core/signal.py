@@ -42,6 +42,29 @@ def savgol_kernels(window: int, order: int) -> tuple[F64, F64, F64]:
     return coef[0], coef[1], 2.0 * coef[2]
 
 
+_KERNELS: dict[tuple[int, int, float], tuple[F64, F64, F64]] = {}
+
+
+def _convolution_kernels(window: int, order: int, dt: float) -> tuple[F64, F64, F64]:
+    """np.convolve kernels (position, m/s, m/s²) for a sample period ``dt``; cached (a
+    pipeline is built per session and the pseudo-inverse behind them costs ~50 µs)."""
+    key = (window, order, dt)
+    kernels = _KERNELS.get(key)
+    if kernels is None:
+        k0, k1, k2 = savgol_kernels(window, order)
+        # np.convolve flips its kernel: pass the reversed correlation kernels
+        kernels = (
+            k0[::-1].copy(),
+            (k1 / dt / 1000.0)[::-1].copy(),  # mm/sample -> m/s
+            (k2 / dt**2 / 1000.0)[::-1].copy(),
+        )
+        for k in kernels:
+            k.flags.writeable = False
+        if len(_KERNELS) < 64:
+            _KERNELS[key] = kernels
+    return kernels
+
+
 def window_samples(rate_hz: float, window_s: float, order: int) -> int:
     """Odd window length for ``window_s`` at ``rate_hz`` (at least order + 2)."""
     n = max(order + 2, round(window_s * rate_hz))
@@ -151,11 +174,7 @@ class Conditioner:
         self.rate_hz = rate_hz
         self.dt = 1.0 / rate_hz
         window = window_samples(rate_hz, window_s, order)
-        k0, k1, k2 = savgol_kernels(window, order)
-        # np.convolve flips its kernel: pass the reversed correlation kernels
-        self.k_x = k0[::-1].copy()
-        self.k_v = (k1 / self.dt / 1000.0)[::-1].copy()  # mm/sample -> m/s
-        self.k_a = (k2 / self.dt**2 / 1000.0)[::-1].copy()
+        self.k_x, self.k_v, self.k_a = _convolution_kernels(window, order, self.dt)
         self.half = (window - 1) // 2
         self.context = self.half
         self.max_bridge = max_bridge
