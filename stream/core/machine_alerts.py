@@ -106,7 +106,8 @@ def check_frame(
                 )
             )
         a.saturated[1] = t_end
-    spread = np.ptp(forces, axis=1)  # NaN when a sample is missing: not flat
+    # max − min per channel (np.ptp without its wrapper): NaN when a sample is missing
+    spread = np.maximum.reduce(forces, axis=1) - np.minimum.reduce(forces, axis=1)
     if not (spread == 0).any():
         if a.flat:
             a.flat.clear()

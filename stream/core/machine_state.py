@@ -37,9 +37,11 @@ class MachineState:
         self.next_t_ns: int | None = None  # expected time of the next sample
         self.final_t_ns: int | None = None  # time of the last final (conditioned) sample
         # samples waiting for the next pipeline run (batching), as plain lists: t0 of the
-        # first one, then position, left, right, load, replayed (gaps already filled)
+        # first one, then position, left, right (gaps already filled); load and replayed
+        # flag (0/1), constant over a frame, as runs [samples, load, replayed]
         self.pend_t0: int | None = None
-        self.pend: list[list[Any]] = [[], [], [], [], []]
+        self.pend: list[list[Any]] = [[], [], []]
+        self.pend_runs: list[list[Any]] = []
         self.cond: Conditioner | None = None
         self.seg: Segmenter | None = None
         self.status: dict[str, Any] = {
@@ -75,7 +77,7 @@ class MachineState:
             "next_t_ns": self.next_t_ns,
             "final_t_ns": self.final_t_ns,
             "pend_t0": self.pend_t0,
-            "pend": [list(r) for r in self.pend],
+            "pend": [*(list(r) for r in self.pend), *_expand(self.pend_runs)],
             "cond": self.cond.to_json() if self.cond else None,
             "seg": self.seg.to_json() if self.seg else None,
             "status": dict(self.status),
@@ -100,7 +102,8 @@ class MachineState:
         st.next_t_ns = d["next_t_ns"]
         st.final_t_ns = d["final_t_ns"]
         st.pend_t0 = d["pend_t0"]
-        st.pend = [list(r) for r in d["pend"]]
+        st.pend = [list(r) for r in d["pend"][:3]]
+        st.pend_runs = _runs(d["pend"][3], d["pend"][4])
         if st.rate_hz is not None and d["cond"] is not None:
             st.cond, st.seg = pipeline(settings, st.rate_hz)
             st.cond.load_json(d["cond"])
@@ -113,6 +116,26 @@ class MachineState:
         st.alerts.load_json(d["alerts"])
         st.seen_events = list(d["seen_events"])
         return st
+
+
+def _expand(runs: list[list[Any]]) -> tuple[list[Any], list[Any]]:
+    """The per-sample load and replayed lists of ``pend_runs`` (the JSON form)."""
+    load: list[Any] = []
+    rep: list[Any] = []
+    for count, value, flag in runs:
+        load += [value] * count
+        rep += [flag] * count
+    return load, rep
+
+
+def _runs(load: list[Any], rep: list[Any]) -> list[list[Any]]:
+    runs: list[list[Any]] = []
+    for value, flag in zip(load, rep, strict=True):
+        if runs and runs[-1][1] == value and runs[-1][2] == flag:
+            runs[-1][0] += 1
+        else:
+            runs.append([1, value, flag])
+    return runs
 
 
 def pipeline(s: CoreSettings, rate_hz: float) -> tuple[Conditioner, Segmenter]:

@@ -166,23 +166,33 @@ class MachineProcessor:
     ) -> None:
         if st.pend_t0 is None:
             st.pend_t0 = t0
-        n = len(pos)
         p = st.pend
         p[0] += pos
         p[1] += left
         p[2] += right
-        p[3] += [load] * n
-        p[4] += [1.0 if replayed else 0.0] * n
+        rep = 1.0 if replayed else 0.0
+        runs = st.pend_runs
+        if runs and runs[-1][1] == load and runs[-1][2] == rep:
+            runs[-1][0] += len(pos)
+        else:
+            runs.append([len(pos), load, rep])
 
     def _drain(self, st: MachineState, now_ns: int, out: list[dict[str, Any]]) -> None:
         """Run the buffered samples through the conditioner and the segmenter."""
         if st.cond is None or st.pend_t0 is None or st.rate_hz is None:
             return
-        rows = np.array(st.pend, dtype=np.float64)
-        n = rows.shape[1]
+        n = len(st.pend[0])
+        rows = np.empty((5, n))
+        rows[:3] = st.pend  # None (a dropout) becomes NaN
+        k = 0
+        for count, load, rep in st.pend_runs:
+            rows[3, k : k + count] = load
+            rows[4, k : k + count] = rep
+            k += count
         t = st.pend_t0 + self._offsets(st.rate_hz, n)
         st.pend_t0 = None
-        st.pend = [[], [], [], [], []]
+        st.pend = [[], [], []]
+        st.pend_runs = []
         out += machine_alerts.check_frame(st, rows, t, self.s, now_ns)
         self._feed(st, st.cond.push(t, rows), now_ns, out)
 

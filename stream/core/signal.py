@@ -127,8 +127,17 @@ class Conditioned:
             return Conditioned.empty()
         if len(parts) == 1:
             return parts[0]
+        cat = np.concatenate
         return Conditioned(
-            *(np.concatenate([getattr(p, f) for p in parts]) for f in Conditioned.__slots__)
+            cat([p.t for p in parts]),
+            cat([p.x for p in parts]),
+            cat([p.v for p in parts]),
+            cat([p.a for p in parts]),
+            cat([p.fl for p in parts]),
+            cat([p.fr for p in parts]),
+            cat([p.load for p in parts]),
+            cat([p.missing for p in parts]),
+            cat([p.replayed for p in parts]),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -224,10 +233,18 @@ class Conditioner:
                 return out  # nothing to anchor the filter on yet
             t_ns, block = t_ns[valid[0] :], block[:, valid[0] :]
             self.base_ns = int(t_ns[0])
-        block = np.vstack([(t_ns - self.base_ns).astype(np.float64), block])
         if self.fresh and block.shape[1]:
-            self._start(block[:, :1])
-        self.raw = np.hstack([self.raw, block])
+            first = np.empty((len(CHANNELS), 1))
+            first[0, 0] = t_ns[0] - self.base_ns
+            first[1:, 0] = block[:, 0]
+            self._start(first)
+        # append as a new row block: [t − base; block] (one allocation)
+        m, k = self.raw.shape[1], block.shape[1]
+        raw = np.empty((len(CHANNELS), m + k))
+        raw[:, :m] = self.raw
+        np.subtract(t_ns, self.base_ns, out=raw[0, m:], casting="unsafe")
+        raw[1:, m:] = block
+        self.raw = raw
         # a break: a NaN run in x longer than max_bridge that is followed by valid data
         while True:
             brk = self._find_break()
@@ -315,7 +332,7 @@ class Conditioner:
         a = np.convolve(xb, self.k_a, mode="same")
         c = self.context
         sl = slice(c, c + (limit - self.done))
-        missing = np.isnan(raw[1, sl]) | np.isnan(raw[2, sl]) | np.isnan(raw[3, sl])
+        missing = np.logical_or.reduce(np.isnan(raw[1:4, sl]), axis=0)
         out = Conditioned(
             raw[0, sl].astype(np.int64) + self.base_ns,
             xf[sl],
