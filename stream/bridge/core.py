@@ -9,7 +9,6 @@ acknowledged every earlier message too.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from types import ModuleType
 from typing import Final, NamedTuple
 
@@ -216,15 +215,6 @@ def _headers(mqtt_topic: str, received_at_ns: int, bridge_id: str) -> list[Heade
     ]
 
 
-class _Pending:
-    __slots__ = ("done", "mid", "qos")
-
-    def __init__(self, mid: int, qos: int) -> None:
-        self.mid = mid
-        self.qos = qos
-        self.done = False
-
-
 class AckWindow:
     """Tracks received QoS>0 messages; releases their (mid, qos) strictly in arrival order.
 
@@ -234,38 +224,50 @@ class AckWindow:
     ``reset`` forgets everything (connection lost: the broker redelivers what was not
     acknowledged, and packet ids of the old connection must never be acknowledged on the
     new one). Completions of forgotten tokens are ignored. Not thread-safe: callers lock.
+
+    Pending tokens are always the contiguous range ``[head, next)``: a completion of the
+    head releases it and every following token already done; any other completion is
+    only remembered.
     """
 
     def __init__(self) -> None:
         self._next = 0
-        self._pending: OrderedDict[int, _Pending] = OrderedDict()
+        self._head = 0
+        self._pending: dict[int, tuple[int, int]] = {}
+        self._done: set[int] = set()
 
     def __len__(self) -> int:
         return len(self._pending)
 
     def add(self, mid: int, qos: int) -> int:
         token = self._next
-        self._next += 1
-        self._pending[token] = _Pending(mid, qos)
+        self._next = token + 1
+        self._pending[token] = (mid, qos)
         return token
 
     def complete(self, token: int) -> list[tuple[int, int]]:
-        entry = self._pending.get(token)
-        if entry is None:
-            return []
-        entry.done = True
-        due: list[tuple[int, int]] = []
         pending = self._pending
-        while pending:
-            first = next(iter(pending.values()))
-            if not first.done:
+        done = self._done
+        if token not in pending or token in done:
+            return []
+        if token != self._head:
+            done.add(token)
+            return []
+        due: list[tuple[int, int]] = []
+        while True:
+            entry = pending.pop(token)
+            if entry[1]:
+                due.append(entry)
+            token += 1
+            if token not in done:
                 break
-            pending.popitem(last=False)
-            if first.qos:
-                due.append((first.mid, first.qos))
+            done.discard(token)
+        self._head = token
         return due
 
     def reset(self) -> int:
         dropped = len(self._pending)
         self._pending.clear()
+        self._done.clear()
+        self._head = self._next
         return dropped

@@ -289,3 +289,54 @@ def test_the_topic_cache_is_bounded(monkeypatch):
         record = _route(f"sledfleet/v1/c1/m{i}/telemetry", encode(telemetry(machine=f"m{i}")))
         assert record.key == f"m{i}".encode()
     assert 0 < len(core._topics) <= 10
+
+
+class _ReferenceWindow:
+    """The obvious implementation: a list in arrival order, pop the done prefix."""
+
+    def __init__(self) -> None:
+        self.next = 0
+        self.items: list[list[int]] = []  # [token, mid, qos, done]
+
+    def add(self, mid: int, qos: int) -> int:
+        self.items.append([self.next, mid, qos, 0])
+        self.next += 1
+        return self.next - 1
+
+    def complete(self, token: int) -> list[tuple[int, int]]:
+        for item in self.items:
+            if item[0] == token:
+                item[3] = 1
+        due = []
+        while self.items and self.items[0][3]:
+            _, mid, qos, _ = self.items.pop(0)
+            if qos:
+                due.append((mid, qos))
+        return due
+
+    def reset(self) -> int:
+        dropped = len(self.items)
+        self.items = []
+        return dropped
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_ack_window_matches_the_reference_under_random_operations(seed):
+    import random
+
+    rng = random.Random(seed)
+    w, ref = AckWindow(), _ReferenceWindow()
+    tokens: list[int] = []
+    for _ in range(3000):
+        op = rng.random()
+        if op < 0.45:
+            mid, qos = rng.randrange(1, 65536), rng.choice((0, 1, 1, 1))
+            token = w.add(mid, qos)
+            assert token == ref.add(mid, qos)
+            tokens.append(token)
+        elif op < 0.97 and tokens:
+            token = rng.choice(tokens) if rng.random() < 0.9 else rng.randrange(-5, ref.next + 5)
+            assert w.complete(token) == ref.complete(token)
+        elif op >= 0.99:
+            assert w.reset() == ref.reset()
+        assert len(w) == len(ref.items)
