@@ -59,8 +59,9 @@ end of a drain is seen up to this late, so the frames/s printed err on the low s
 RECEIVE_MAXIMUM = BridgeSettings().receive_maximum
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-from bridge_support import frame  # noqa: E402  (the same 50-sample frame the bridge tests publish)
-from servers import free_port  # noqa: E402
+# the same 50-sample frame the bridge tests publish
+from bridge_support import frame  # type: ignore[import-not-found]  # noqa: E402
+from servers import free_port  # type: ignore[import-not-found]  # noqa: E402
 
 # --- publishers -----------------------------------------------------------------------------
 
@@ -108,7 +109,7 @@ def publish_all(
 
 
 def connect_props() -> Properties:
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = 3600
     props.ReceiveMaximum = RECEIVE_MAXIMUM
     return props
@@ -207,9 +208,9 @@ class Bridge:
         if profile is not None:
             cmd = [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", str(profile)]
             cmd += ["-m", "edge.cli", "bridge"]
-        elif py_spy is not None:  # raw stacks per thread, 200 samples/s
+        elif py_spy is not None:  # raw stacks per thread while holding the GIL, 200 samples/s
             spy = [str(Path(sys.executable).parent / "py-spy"), "record", "-f", "raw", "-r", "200"]
-            cmd = [*spy, "--threads", "--nonblocking", "-o", str(py_spy), "--", *cmd]
+            cmd = [*spy, "--threads", "--gil", "--nonblocking", "-o", str(py_spy), "--", *cmd]
         with log.open("ab") as fh:
             self.proc = subprocess.Popen(
                 cmd, env=self.env, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT
@@ -289,6 +290,26 @@ def drain_bridge(
     return elapsed, m
 
 
+def py_spy_summary(path: Path, cpu_us: float, top: int = 18) -> None:
+    """Per-thread and per-function (self) share of the samples, in us per frame."""
+    threads: dict[str, int] = {}
+    own: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        stack, count = line.rsplit(" ", 1)
+        frames = [f.split(" (")[0] for f in stack.split(";")[1:]]
+        frames = [f for f in frames if not f.startswith("Thread.")]
+        if not frames or frames[0].startswith(("_run_module_as_main", "_find_and_load")):
+            continue  # start-up imports: before the drain
+        threads[frames[0]] = threads.get(frames[0], 0) + int(count)
+        own[frames[-1]] = own.get(frames[-1], 0) + int(count)
+    total = sum(threads.values()) or 1
+    print(f"py-spy: {total} samples after start-up, shares scaled to {cpu_us:.0f} us/frame")
+    for name, n in sorted(threads.items(), key=lambda kv: -kv[1])[:4]:
+        print(f"  thread {name:58}{n / total * cpu_us:6.1f} us")
+    for name, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  self   {name:58}{n / total * cpu_us:6.1f} us")
+
+
 def kafka_count(kafka: KafkaSettings, topic: str) -> int:
     c = KafkaConsumer(bootstrap_servers=kafka.bootstrap)
     try:
@@ -305,7 +326,9 @@ def main() -> None:
     ap.add_argument("--publishers", type=int, default=3)
     ap.add_argument("--profile", action="store_true", help="run the bridge under pyinstrument")
     ap.add_argument(
-        "--py-spy", action="store_true", help="record the bridge with py-spy (raw stacks per thread)"
+        "--py-spy",
+        action="store_true",
+        help="record the bridge with py-spy (GIL holders) and print where its CPU goes",
     )
     ap.add_argument("--live", action="store_true", help="also measure with concurrent publishers")
     ap.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
@@ -405,6 +428,8 @@ def main() -> None:
         for path in (profile, spy):
             if path is not None:
                 print(f"profile: {path}")
+        if spy is not None:
+            py_spy_summary(spy, cpu_us)
         # 5. live: publishers and a bridge at the same time
         if args.live:
             b = Bridge(env, f"{run}-live", f"{run}-live", run, log)
