@@ -26,12 +26,15 @@ Faust 0.15 gotchas met on the way (each handled here, see the modules):
   telemetry partition assigned and "active" but never fetched again (no error logged; the
   consumer-state page ``/sledfleet/consumer/`` shows it). A restart clears it. The tests
   therefore let workers join before the backlog arrives; not fixed here.
-* Faust's fetch loop records a "gap" when a partition's next message is further on than
-  the last one it read, and the offset commit then steps over the gap as if it had been
-  acked. In about one kill -9 test run of five the restarted worker lost ~114 frames of
-  two machines this way (the core raised ``frame_gap`` alerts; outputs differed from
-  the uninterrupted run): the frames were never handed to the agent, yet their offsets
-  were committed. Not fixed here; ``processing_guarantee="exactly_once"`` was not tried.
+* After a kill -9 and restart, Faust's fetch loop can hand the agent a telemetry frame
+  far beyond the committed offset (a hole of ~30–190 frames per partition, seen in about
+  one test run in three). Faust then either records a "gap" and its offset commit steps
+  over the never-delivered frames as if they had been handled (they were lost: ~114
+  frames in an earlier run), or records nothing and never commits again (its committer
+  refuses a missing head offset). The machine agent checks every delivered telemetry
+  offset against the one expected (``stream.app.holes``), reads holes with a side
+  consumer, handles them in order before the frame after the hole, and marks them acked
+  in Faust's bookkeeping once outputs and state are acknowledged.
 * Web port 0 is refused (``create_app`` picks a free port for 0); ``datadir`` is created
   even with the memory store.
 """

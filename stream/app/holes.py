@@ -5,7 +5,10 @@ further on than the next one expected means Faust's fetch loop stepped over fram
 0.15 then records a "gap" and its offset commit steps over it as if those frames had been
 handled: after a kill -9 and restart about one test run in five lost ~100 frames this
 way. The machine agent reads each hole with a side consumer and handles its frames just
-before the frame after it (``stream.app.machines``). Pure functions, no Kafka here.
+before the frame after it (``stream.app.machines``), and once the batch's outputs and
+state are acknowledged, marks the hole's offsets acked in Faust's bookkeeping: without
+that, a hole Faust did *not* record as a gap stops its commits for good (its committer
+refuses to commit past a missing head offset). Pure functions except ``mark_acked``.
 """
 
 from __future__ import annotations
@@ -59,6 +62,35 @@ def fill(
                 out.setdefault((tp, end), []).append((offset, raw))
                 break
     return out
+
+
+def mark_acked(consumer: Any, holes: Iterable[Hole]) -> int:
+    """Add the holes' offsets to the Faust consumer's acked offsets (as ``Consumer.ack``
+    does for a delivered message, under the same lock); returns how many were added.
+
+    Offsets inside a gap Faust recorded are left to Faust: it appends its gaps to the
+    acked list at commit time, and an offset listed twice splits the run of consecutive
+    offsets its committer looks for (measured: the commit then crept ~1 offset per
+    commit interval). Uses Faust 0.15 private state (``_acked``, ``_acked_index``,
+    ``_gap``, ``_committed_offset``), pinned below 0.16 in pyproject; the kill -9
+    integration test exercises it."""
+    from faust.types.tuples import ack_lock
+
+    added = 0
+    with ack_lock:
+        for tp, start, end in holes:
+            committed = consumer._committed_offset[tp]
+            index = consumer._acked_index[tp]
+            acked = consumer._acked[tp]
+            gap = consumer._gap[tp]  # offsets Faust itself will add at its next commit
+            for offset in range(start, end):
+                if committed is not None and offset < committed:
+                    continue
+                if offset not in index and not gap.overlaps(offset):
+                    index.add(offset)
+                    acked.append(offset)
+                    added += 1
+    return added
 
 
 def _group(holes: list[Hole]) -> dict[Any, list[Hole]]:

@@ -129,6 +129,7 @@ class _Batch:
     out: list[Message] = field(default_factory=list)
     dirty: dict[str, MachineEntry] = field(default_factory=dict)
     clocks: dict[int, int] = field(default_factory=dict)
+    holes: list[holes.Hole] = field(default_factory=list)  # read by the side consumer
 
 
 class MachineAgent:
@@ -342,7 +343,7 @@ class MachineAgent:
             telemetry = self.p.topics.telemetry
             if any(event.message.topic == telemetry for event in events):
                 await self._read_ahead(batch)
-            skipped = await self._skipped_frames(events)
+            skipped = await self._skipped_frames(batch, events)
             read = time.perf_counter_ns()
             frames: list[tuple[int, int, dict[str, Any]]] = []  # (partition, offset, frame)
             for event in events:
@@ -374,6 +375,8 @@ class MachineAgent:
             changelog = self._changelog(batch)
             computed = time.perf_counter_ns()
             await self.p.flush(batch.out, changelog)
+            if batch.holes:  # handled and flushed: Faust may now commit over them
+                holes.mark_acked(self.p.app.consumer, batch.holes)
             c.last_batch_ns = time.time_ns()
             c.last_batch_cpu_ns = time.process_time_ns()
             c.read_ahead_ns += read - started
@@ -394,7 +397,9 @@ class MachineAgent:
             batch.out.append(self.p.dead(self.p.topics.telemetry, raw, err))
             self._next_offset[partition] = offset + 1
 
-    async def _skipped_frames(self, events: Sequence[Any]) -> dict[tuple[int, int], list[Any]]:
+    async def _skipped_frames(
+        self, batch: _Batch, events: Sequence[Any]
+    ) -> dict[tuple[int, int], list[Any]]:
         """Telemetry Faust stepped over (``stream.app.holes``), read with the side consumer:
         {(partition, offset of the frame after the hole): [(offset, raw), ...]}. Frames
         read twice are dropped by the core's (machine_id, seq) dedup."""
@@ -406,6 +411,7 @@ class MachineAgent:
         )
         if not found:
             return {}
+        batch.holes = found
         for tp, start, end in found:
             log.warning(
                 "Faust skipped telemetry %s offsets %d..%d; reading them directly",

@@ -274,9 +274,18 @@ def input_topics(kafka: KafkaSettings) -> list[str]:
 
 def caught_up(kafka: KafkaSettings, group: str) -> bool:
     """The group has committed every input message."""
+    return not lagging(kafka, group)
+
+
+def lagging(kafka: KafkaSettings, group: str) -> dict[str, tuple[int, int]]:
+    """Input partitions the group has not committed to their end: {tp: (committed, end)}."""
     ends = end_offsets(kafka, input_topics(kafka))
     done = committed(kafka, group)
-    return all(done.get(tp, 0) >= end for tp, end in ends.items() if end > 0)
+    return {
+        f"{tp.topic}:{tp.partition}": (done.get(tp, 0), end)
+        for tp, end in ends.items()
+        if end > 0 and done.get(tp, 0) < end
+    }
 
 
 # --- worker subprocess ---------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from stream_support import (
     dedup_all,
     diff_summary,
     end_offsets,
+    lagging,
     prescriptions_for,
     produce,
     publish_prescriptions,
@@ -115,7 +116,11 @@ def settle(kafka: KafkaSettings, workers: list[Worker], timeout: float = 120.0) 
         last = now
         return stable >= 6  # ~3 s without new output after the input was committed
 
-    wait_until(done, timeout, "the worker to finish the day", every=0.5)
+    try:
+        wait_until(done, timeout, "the worker to finish the day", every=0.5)
+    except AssertionError as exc:
+        lag = lagging(kafka, group)
+        raise AssertionError(f"{exc}; not committed (committed, end): {lag}") from exc
 
 
 def replay_insensitive(records: dict[Any, dict[str, Any]]) -> dict[Any, dict[str, Any]]:

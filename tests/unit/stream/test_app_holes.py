@@ -41,3 +41,24 @@ def test_fill_keys_read_frames_by_the_frame_after_their_hole() -> None:
         (A, 12): [(10, b"a10"), (11, b"a11")],
         (B, 2): [(0, None), (1, b"b1")],
     }  # offsets 8 and 9 were delivered by Faust: not handled twice
+
+
+def test_mark_acked_adds_hole_offsets_once_and_never_below_the_commit() -> None:
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from intervaltree import IntervalTree
+
+    from stream.app.holes import mark_acked
+
+    gaps: defaultdict[object, IntervalTree] = defaultdict(IntervalTree)
+    gaps[B].addi(3, 5)  # Faust recorded offsets 3 and 4 of B as a gap itself
+    consumer = SimpleNamespace(
+        _committed_offset=defaultdict(lambda: None, {A: 6}),
+        _acked_index=defaultdict(set, {A: {9}}),
+        _acked=defaultdict(list, {A: [9]}),
+        _gap=gaps,
+    )
+    assert mark_acked(consumer, [(A, 5, 10), (B, 0, 6)]) == 3 + 4
+    assert sorted(consumer._acked[A]) == [6, 7, 8, 9]
+    assert consumer._acked_index[B] == {0, 1, 2, 5}  # never twice: Faust adds 3 and 4
