@@ -64,32 +64,44 @@ def fill(
     return out
 
 
-def mark_acked(consumer: Any, holes: Iterable[Hole]) -> int:
-    """Add the holes' offsets to the Faust consumer's acked offsets (as ``Consumer.ack``
-    does for a delivered message, under the same lock); returns how many were added.
+def mark_acked(consumer: Any, holes: Iterable[Hole], tps: Iterable[Any] = ()) -> int:
+    """Make Faust's commit bookkeeping for ``tps`` and the holes' partitions exact, once
+    the batch that handled them is flushed; returns how many offsets were added.
 
-    Offsets inside a gap Faust recorded are left to Faust: it appends its gaps to the
-    acked list at commit time, and an offset listed twice splits the run of consecutive
-    offsets its committer looks for (measured: the commit then crept ~1 offset per
-    commit interval). Uses Faust 0.15 private state (``_acked``, ``_acked_index``,
-    ``_gap``, ``_committed_offset``), pinned below 0.16 in pyproject; the kill -9
-    integration test exercises it."""
+    * the holes' offsets are added as acked (as ``Consumer.ack`` does for a delivered
+      message): Faust never commits past a missing head offset;
+    * gaps Faust recorded (offset ranges it never delivered, each ending at a delivered
+      and handled message) are folded into the acked offsets now instead of at commit time;
+    * the acked list is made duplicate-free. Faust appends its gaps at commit time without
+      checking, and frames it delivers late *inside* such a gap are acked a second time:
+      an offset listed twice splits the run of consecutive offsets its committer looks
+      for, and the commit then crept ~1 offset per commit interval (seen after kill -9).
+
+    Runs under Faust's ``ack_lock``. Uses Faust 0.15 private state (``_acked``,
+    ``_acked_index``, ``_gap``, ``_committed_offset``), pinned below 0.16 in pyproject;
+    unit-tested here and exercised by the kill -9 integration test."""
     from faust.types.tuples import ack_lock
 
+    by_tp: dict[Any, list[range]] = {tp: [] for tp in tps}
+    for tp, start, end in holes:
+        by_tp.setdefault(tp, []).append(range(start, end))
     added = 0
     with ack_lock:
-        for tp, start, end in holes:
+        for tp, ranges in by_tp.items():
+            gap = consumer._gap[tp]
+            ranges.extend(range(iv.begin, iv.end) for iv in sorted(gap))
+            gap.clear()
             committed = consumer._committed_offset[tp]
             index = consumer._acked_index[tp]
             acked = consumer._acked[tp]
-            gap = consumer._gap[tp]  # offsets Faust itself will add at its next commit
-            for offset in range(start, end):
-                if committed is not None and offset < committed:
-                    continue
-                if offset not in index and not gap.overlaps(offset):
-                    index.add(offset)
-                    acked.append(offset)
-                    added += 1
+            for offsets in ranges:
+                for offset in offsets:
+                    if (committed is None or offset >= committed) and offset not in index:
+                        index.add(offset)
+                        acked.append(offset)
+                        added += 1
+            if len(acked) != len(index):
+                acked[:] = sorted(index)
     return added
 
 

@@ -375,8 +375,8 @@ class MachineAgent:
             changelog = self._changelog(batch)
             computed = time.perf_counter_ns()
             await self.p.flush(batch.out, changelog)
-            if batch.holes:  # handled and flushed: Faust may now commit over them
-                holes.mark_acked(self.p.app.consumer, batch.holes)
+            # handled and flushed: Faust may now commit over holes and its own gaps
+            holes.mark_acked(self.p.app.consumer, batch.holes, {e.message.tp for e in events})
             c.last_batch_ns = time.time_ns()
             c.last_batch_cpu_ns = time.process_time_ns()
             c.read_ahead_ns += read - started

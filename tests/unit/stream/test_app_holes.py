@@ -43,7 +43,7 @@ def test_fill_keys_read_frames_by_the_frame_after_their_hole() -> None:
     }  # offsets 8 and 9 were delivered by Faust: not handled twice
 
 
-def test_mark_acked_adds_hole_offsets_once_and_never_below_the_commit() -> None:
+def test_mark_acked_adds_holes_folds_gaps_and_never_lists_an_offset_twice() -> None:
     from collections import defaultdict
     from types import SimpleNamespace
 
@@ -52,13 +52,15 @@ def test_mark_acked_adds_hole_offsets_once_and_never_below_the_commit() -> None:
     from stream.app.holes import mark_acked
 
     gaps: defaultdict[object, IntervalTree] = defaultdict(IntervalTree)
-    gaps[B].addi(3, 5)  # Faust recorded offsets 3 and 4 of B as a gap itself
+    gaps[B].addi(3, 6)  # Faust recorded offsets 3..5 of B as a gap (5 was delivered)
     consumer = SimpleNamespace(
         _committed_offset=defaultdict(lambda: None, {A: 6}),
-        _acked_index=defaultdict(set, {A: {9}}),
-        _acked=defaultdict(list, {A: [9]}),
+        _acked_index=defaultdict(set, {A: {9}, B: {5}}),
+        _acked=defaultdict(list, {A: [9], B: [5, 5]}),  # 5 acked twice already
         _gap=gaps,
     )
-    assert mark_acked(consumer, [(A, 5, 10), (B, 0, 6)]) == 3 + 4
-    assert sorted(consumer._acked[A]) == [6, 7, 8, 9]
-    assert consumer._acked_index[B] == {0, 1, 2, 5}  # never twice: Faust adds 3 and 4
+    assert mark_acked(consumer, [(A, 5, 10), (B, 0, 3)], tps=[B]) == 3 + 3 + 2
+    assert sorted(consumer._acked[A]) == [6, 7, 8, 9]  # never below the commit
+    assert consumer._acked[B] == [0, 1, 2, 3, 4, 5]
+    assert consumer._acked_index[B] == {0, 1, 2, 3, 4, 5}
+    assert not consumer._gap[B]
