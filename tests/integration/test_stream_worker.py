@@ -157,11 +157,6 @@ def test_day_flows_to_output_topics(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="known: Faust 0.15 records a fetch 'gap' after a hard kill and its commit can step "
-    "over ~100 never-delivered frames (about 1 run in 5); see stream/app/__init__.py",
-)
 def test_kill9_mid_day_and_restart_equals_uninterrupted_run(
     kafka: KafkaSettings, workers: list[Worker], tmp_path: Path
 ) -> None:
