@@ -50,20 +50,26 @@ def _min_jerk(tau: F64) -> F64:
     return t3 * (10.0 - 15.0 * tau + 6.0 * tau * tau)
 
 
-def _profile(ts: F64, t0: float, dur: float) -> tuple[F64, F64, F64]:
-    """(τ clipped to [0, 1], s = min-jerk(τ), τ²) at onset ``t0`` and duration ``dur``."""
-    tau = ts - t0
-    tau /= dur
+def _clip_min_jerk(tau: F64) -> F64:
+    """Clip τ to [0, 1] in place; return s = 10τ³ − 15τ⁴ + 6τ⁵ (a new array, any shape)."""
     np.maximum(tau, 0.0, out=tau)
     np.minimum(tau, 1.0, out=tau)
-    t2 = tau * tau
     s = tau * 6.0
     s -= 15.0
     s *= tau
     s += 10.0
-    s *= t2
     s *= tau
-    return tau, s, t2
+    s *= tau
+    s *= tau
+    return s
+
+
+def _profile(ts: F64, t0: float, dur: float) -> tuple[F64, F64, F64]:
+    """(τ clipped to [0, 1], s = min-jerk(τ), τ²) at onset ``t0`` and duration ``dur``."""
+    tau = ts - t0
+    tau /= dur
+    s = _clip_min_jerk(tau)
+    return tau, s, tau * tau
 
 
 def _grid(ts: F64, x: F64, t0s: F64, durs: F64) -> tuple[int, int, F64]:
@@ -72,15 +78,7 @@ def _grid(ts: F64, x: F64, t0s: F64, durs: F64) -> tuple[int, int, F64]:
     n = ts.shape[0]
     tau = np.subtract.outer(t0s, ts)  # (t0, k): t0 − t
     tau = tau[:, None, :] / (-durs)[None, :, None]  # (t0, T, k): τ unclipped
-    np.maximum(tau, 0.0, out=tau)
-    np.minimum(tau, 1.0, out=tau)
-    s = tau * 6.0
-    s -= 15.0
-    s *= tau
-    s += 10.0
-    s *= tau
-    s *= tau
-    s *= tau
+    s = _clip_min_jerk(tau)
     xc = x - x.mean()
     sum_s = s.sum(axis=-1)
     var = np.einsum("ijk,ijk->ij", s, s)
