@@ -16,11 +16,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 from stream.app.reorder import Inbox
 from stream.core.adherence import PatientState
 from stream.core.processor import MachineState
+
+orjson: ModuleType | None
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is in the stream extra
+    orjson = None
 
 S = TypeVar("S")
 Message = tuple[str, bytes, bytes, int | None]  # (topic, key, value, partition)
@@ -37,9 +44,15 @@ def plain(o: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    """Table keys/values: compact JSON. NaN/inf are allowed here (internal state, read
-    back by Python's json); output records go through ``codecs.encode_record`` instead."""
-    return json.dumps(value, separators=(",", ":"), default=plain).encode()
+    """Table keys/values: compact JSON, by orjson (~5x faster than ``json``; non-string
+    keys become strings as with ``json``). The values are NaN-free: core state is
+    checked when it is copied out (``stream.core.jsonstate``) and held inputs passed
+    the contract (orjson would write NaN as null). Output records go through
+    ``codecs.encode_record`` instead."""
+    if orjson is None:  # pragma: no cover - orjson is in the stream extra
+        return json.dumps(value, separators=(",", ":"), default=plain).encode()
+    encoded: bytes = orjson.dumps(value, default=plain, option=orjson.OPT_NON_STR_KEYS)
+    return encoded
 
 
 @dataclass(slots=True)

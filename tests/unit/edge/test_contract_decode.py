@@ -102,3 +102,19 @@ def test_fast_and_stdlib_decode_agree_on_mutated_frames() -> None:
 def test_orjson_is_used_in_the_dev_install() -> None:
     """The bridge and stream extras install orjson; without it decode is ~5x slower."""
     assert contract._orjson is not None
+
+
+@pytest.mark.parametrize("raw", CASES, ids=range(len(CASES)))
+def test_loads_equals_json_loads(raw: bytes) -> None:
+    import json
+
+    def reference(data: bytes) -> Any:
+        return json.loads(data)
+
+    def outcome_of(fn: Any) -> tuple[str, str]:
+        try:
+            return "ok", repr(fn(raw))
+        except (ValueError, RecursionError) as exc:
+            return "error", type(exc).__name__
+
+    assert outcome_of(contract.loads) == outcome_of(reference)
