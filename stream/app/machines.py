@@ -368,7 +368,8 @@ class MachineAgent:
             wall = time.monotonic()
             for partition, offset, payload in frames:
                 self._last_frame_wall[partition] = wall
-                self._next_offset[partition] = offset + 1
+                # never backwards: a late redelivery must not fake a hole in the next batch
+                self._next_offset[partition] = max(self._next_offset.get(partition, 0), offset + 1)
                 entry = self._entry(batch, payload["machine_id"], payload["clinic_id"], partition)
                 self._on_frame(batch, partition, entry, payload)
             c.batches += 1
@@ -395,7 +396,7 @@ class MachineAgent:
             frames.append((partition, offset, codecs.decode_input("telemetry", raw, self.validate)))
         except ContractError as err:
             batch.out.append(self.p.dead(self.p.topics.telemetry, raw, err))
-            self._next_offset[partition] = offset + 1
+            self._next_offset[partition] = max(self._next_offset.get(partition, 0), offset + 1)
 
     async def _skipped_frames(
         self, batch: _Batch, events: Sequence[Any]
