@@ -256,4 +256,9 @@ def create_app(
     app.page("/sledfleet/stats/")(stats)
     app.page("/sledfleet/tracebacks/")(tracebacks)
     app.page("/sledfleet/consumer/")(consumer_state)
+
+    async def close_side_readers(sender: Any, **kwargs: Any) -> None:
+        await machine_agent.close()
+
+    app.on_before_shutdown.connect(close_side_readers)
     return app

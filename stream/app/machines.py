@@ -490,6 +490,12 @@ class MachineAgent:
                 await self.p.app.crash(RuntimeError(f"stalled partition {tp}"))
                 return
 
+    async def close(self) -> None:
+        """Stop the side consumers (at shutdown), after any batch still using them."""
+        async with self.p.lock:
+            await self.sparse.stop()
+            await self.gaps.stop()
+
     async def on_idle_check(self) -> None:
         """Timer: partitions whose telemetry is read to the end and has gone quiet release
         everything held, then tick at their (now still) clock."""
