@@ -27,14 +27,14 @@ Faust 0.15 gotchas met on the way (each handled here, see the modules):
   consumer-state page ``/sledfleet/consumer/`` shows it). A restart clears it. The tests
   therefore let workers join before the backlog arrives; not fixed here.
 * After a kill -9 and restart, Faust's fetch loop can hand the agent a telemetry frame
-  far beyond the committed offset (a hole of ~30–190 frames per partition, seen in about
-  one test run in three). Faust then either records a "gap" and its offset commit steps
+  far beyond the committed offset (holes of 30–530 frames per partition, seen in 6 of 10
+  test runs). Faust then either records a "gap" and its offset commit steps
   over the never-delivered frames as if they had been handled (they were lost: ~114
   frames in an earlier run), or records nothing and never commits again (its committer
   refuses a missing head offset). The machine agent checks every delivered telemetry
   offset against the one expected (``stream.app.holes``), reads holes with a side
-  consumer, handles them in order before the frame after the hole, and marks them acked
-  in Faust's bookkeeping once outputs and state are acknowledged.
+  consumer, handles them in order before the frame after the hole, and once outputs and
+  state are acknowledged makes Faust's acked offsets exact (``holes.mark_acked``).
 * Web port 0 is refused (``create_app`` picks a free port for 0); ``datadir`` is created
   even with the memory store.
 """

@@ -1,14 +1,14 @@
 """Holes in the telemetry offsets Faust delivers: found, then filled by a side read.
 
 Telemetry offsets are contiguous (no compaction, no transactions), so a delivered frame
-further on than the next one expected means Faust's fetch loop stepped over frames. Faust
-0.15 then records a "gap" and its offset commit steps over it as if those frames had been
-handled: after a kill -9 and restart about one test run in five lost ~100 frames this
-way. The machine agent reads each hole with a side consumer and handles its frames just
-before the frame after it (``stream.app.machines``), and once the batch's outputs and
-state are acknowledged, marks the hole's offsets acked in Faust's bookkeeping: without
-that, a hole Faust did *not* record as a gap stops its commits for good (its committer
-refuses to commit past a missing head offset). Pure functions except ``mark_acked``.
+further on than the next one expected means Faust's fetch loop stepped over frames
+(after a kill -9 and restart: holes of 30–530 frames per partition in 6 of 10 test runs).
+Faust 0.15 then either records a "gap" and its offset commit steps over it as if those
+frames had been handled (before this module, ~100 frames were lost about one run in five),
+or records nothing and never commits past the missing head offset again. The machine
+agent reads each hole with a side consumer and handles its frames just before the frame
+after it (``stream.app.machines``); once the batch's outputs and state are acknowledged,
+``mark_acked`` makes Faust's acked offsets exact. Pure functions except ``mark_acked``.
 """
 
 from __future__ import annotations
