@@ -43,13 +43,6 @@ _STEP_MIN_DUR = 0.05
 # call). Same algorithm and results as the straightforward version to rounding noise.
 
 
-def _min_jerk(tau: F64) -> F64:
-    """Minimum-jerk profile 10τ³ − 15τ⁴ + 6τ⁵ of τ clipped to [0, 1]."""
-    tau = np.clip(tau, 0.0, 1.0)
-    t3 = tau * tau * tau
-    return t3 * (10.0 - 15.0 * tau + 6.0 * tau * tau)
-
-
 def _clip_min_jerk(tau: F64) -> F64:
     """Clip τ to [0, 1] in place; return s = 10τ³ − 15τ⁴ + 6τ⁵ (a new array, any shape)."""
     np.maximum(tau, 0.0, out=tau)
