@@ -17,6 +17,7 @@ from edge import contract
 from edge.settings import KafkaSettings, load
 from stream.app import codecs
 from stream.app.agents import Plumbing, TopicNames
+from stream.app.faust_port import check_version
 from stream.app.machines import MachineAgent, Timing
 from stream.app.patients import PatientAgent
 from stream.app.settings import StreamSettings
@@ -35,7 +36,7 @@ outputs are idempotent by natural key (see ``stream.app.agents``)."""
 def topic_names(kafka: KafkaSettings, app_id: str) -> TopicNames:
     p = kafka.topic_prefix
     return TopicNames(
-        telemetry=p + contract.KAFKA_TELEMETRY,
+        machines=p + contract.KAFKA_TELEMETRY,
         events=p + contract.KAFKA_EVENTS,
         state=p + contract.KAFKA_STATE,
         prescriptions=p + contract.KAFKA_PRESCRIPTIONS,
@@ -56,7 +57,7 @@ def wait_for_partitions(
 ) -> dict[str, int]:
     """Partition counts of ``topics``, waiting until all exist (``sledfleet topics``
     creates them; the broker does not auto-create)."""
-    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap, client_id="sledfleet-stream-meta")
+    consumer = KafkaConsumer(bootstrap_servers=kafka.servers, client_id="sledfleet-stream-meta")
     deadline = time.monotonic() + timeout_s
     try:
         while True:
@@ -78,7 +79,7 @@ def wait_for_partitions(
 
 def ensure_internal_topic(kafka: KafkaSettings, name: str, partitions: int) -> None:
     """Create the internal re-keying topic if missing (idempotent)."""
-    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap, client_id="sledfleet-stream")
+    admin = KafkaAdminClient(bootstrap_servers=kafka.servers, client_id="sledfleet-stream")
     try:
         result = admin.create_topics(
             {name: {"num_partitions": partitions, "replication_factor": 1}},
@@ -108,6 +109,7 @@ def create_app(
 ) -> Any:
     """Build the Faust app. Blocks until the input topics exist (their partition counts
     size the tables)."""
+    check_version()
     settings = settings or load(StreamSettings)
     kafka = kafka or load(KafkaSettings)
     core = core or load(CoreSettings)
@@ -121,7 +123,7 @@ def create_app(
     counts = wait_for_partitions(
         kafka,
         [
-            names.telemetry,
+            names.machines,
             names.events,
             names.state,
             names.prescriptions,
@@ -131,18 +133,13 @@ def create_app(
         ],
         settings.topic_wait_s,
     )
-    machine_partitions = counts[names.telemetry]
-    if counts[names.events] != machine_partitions or counts[names.state] != machine_partitions:
-        raise RuntimeError(
-            "telemetry, events and state topics must be co-partitioned: "
-            f"{counts[names.telemetry]}/{counts[names.events]}/{counts[names.state]} partitions"
-        )
+    machine_partitions = counts[names.machines]
     patient_partitions = counts[names.prescriptions]
     ensure_internal_topic(kafka, names.sessions_by_patient, patient_partitions)
 
     app: Any = faust.App(
         app_id,
-        broker=f"kafka://{kafka.bootstrap}",
+        broker=[f"kafka://{server}" for server in kafka.servers],
         store="memory://",
         datadir=settings.data_dir,
         autodiscover=False,
@@ -173,7 +170,7 @@ def create_app(
         "key_serializer": "raw",
         "value_serializer": "raw",
     }
-    machine_input = app.topic(names.telemetry, names.events, names.state, **raw)
+    machine_input = app.topic(names.machines, **raw)
     sessions_input = app.topic(names.sessions, **raw)
     patient_input = app.topic(names.prescriptions, names.sessions_by_patient, **raw)
 
@@ -184,9 +181,7 @@ def create_app(
             help=help_text,
         )
 
-    machines = table(
-        "machines", machine_partitions, "per input partition: clock and machines' core state"
-    )
+    machines = table("machines", machine_partitions, "per machine: core state and timeline (JSON)")
     patients = table("patients", patient_partitions, "per-patient adherence state (JSON)")
 
     plumbing = Plumbing(app, names)
@@ -200,6 +195,7 @@ def create_app(
             reorder_idle_s=settings.reorder_idle_s,
             stall_s=settings.stall_s,
         ),
+        bootstrap=kafka.servers,
         validate=settings.validate_input,
     )
 
@@ -229,21 +225,7 @@ def create_app(
         return web.json(asdict(plumbing.counters))
 
     async def consumer_state(web: Any, request: Any) -> Any:
-        consumer = app.consumer
-
-        def tps(items: Any) -> list[str]:
-            return sorted(f"{tp.topic}:{tp.partition}" for tp in items or ())
-
-        return web.json(
-            {
-                "assigned": tps(consumer.assignment()),
-                "active": tps(consumer._active_partitions),
-                "paused": tps(consumer._paused_partitions),
-                "buffered": tps(consumer._buffered_partitions),
-                "flow_active": consumer.flow_active,
-                "rebalancing": app.rebalancing,
-            }
-        )
+        return web.json(plumbing.port.consumer_snapshot())
 
     async def tracebacks(web: Any, request: Any) -> Any:
         return web.text(app.agents.human_tracebacks())
