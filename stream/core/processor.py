@@ -359,10 +359,15 @@ class MachineProcessor:
                 st.pipe_key = None
             out += st.sessions.finalize_key(sid, reason, s, now_ns)
         out += st.sessions.release_overdue(now_ns, s, now_ns)
+        out += self._status_if_changed(st, now_ns)
+        return out
+
+    def _status_if_changed(self, st: MachineState, now_ns: int) -> list[dict[str, Any]]:
+        """A machine_status record when its frame counters moved since the last one."""
         if st.frames and _counters(st) != st.emitted_counters:
             ts = st.next_t_ns or st.status["last_ts_ns"] or now_ns
-            out.append(self._status_record(st, int(ts), now_ns))
-        return out
+            return [self._status_record(st, int(ts), now_ns)]
+        return []
 
     def on_silence(
         self, state: MachineState, clock_ns: int, silent_ns: int, wall_ns: int
@@ -377,16 +382,20 @@ class MachineProcessor:
         * after the session gap (``session_idle_s``), the machine is ticked at
           ``clock_ns + silent_ns``: its open set and session are closed as they would be
           had its clock run on. Shorter silences (a network outage, a reconnect backlog)
-          close nothing: a set resumed after them stays one set.
+          close nothing: a set resumed after them stays one set;
+        * the machine's frame counters (duplicates, gaps, replayed) are reported when they
+          moved since its last status record.
         """
         st, s = state, self.s
         self._bind(st)
         out = machine_alerts.offline(st, wall_ns, s)
         if silent_ns >= s.session_idle_s * 1e9:
             out += self.on_tick(st, clock_ns + silent_ns)
-        elif st.seq.held and silent_ns >= s.reorder_hold_s * 1e9:
-            ready, gaps = st.seq.release_all()
-            self._after_seq(st, ready, gaps, clock_ns, out)
+        else:
+            if st.seq.held and silent_ns >= s.reorder_hold_s * 1e9:
+                ready, gaps = st.seq.release_all()
+                self._after_seq(st, ready, gaps, clock_ns, out)
+            out += self._status_if_changed(st, clock_ns)
         return out
 
     def _status_record(self, st: MachineState, ts_ns: int, now_ns: int) -> dict[str, Any]:

@@ -17,7 +17,7 @@ def test_the_installed_faust_is_the_pinned_one() -> None:
 
 def test_the_worker_refuses_another_faust_version(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(faust_port, "installed_version", lambda: "0.16.0")
-    with pytest.raises(RuntimeError, match="0.16.0 is installed"):
+    with pytest.raises(RuntimeError, match=r"0\.16\.0 is installed"):
         faust_port.check_version()
 
 
