@@ -70,6 +70,7 @@ class Counters:
     machine_ticks: int = 0
     silence_checks: int = 0  # machines given a liveness check (wall-clock silence)
     states_repeated: int = 0
+    state_max_bytes: int = 0  # the largest machine state value written to the changelog
     skipped_recovered: int = 0  # telemetry Faust stepped over, read by the side consumer
     read_ahead_ns: int = 0  # machine batches: reading telemetry Faust stepped over
     compute_ns: int = 0  # machine batches: decode, validate, core, encode, state JSON

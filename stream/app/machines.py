@@ -116,10 +116,13 @@ class MachineAgent:
         return entry
 
     def _changelog(self, batch: _Batch) -> list[Message]:
-        return [
+        out = [
             self.table.put(machine_id, entry, entry.to_json(), entry.partition)
             for machine_id, entry in sorted(batch.dirty.items())
         ]
+        c = self.p.counters
+        c.state_max_bytes = max(c.state_max_bytes, max((len(m[2]) for m in out), default=0))
+        return out
 
     def _new_generation(self) -> None:
         """After a (re)assignment: a partition may have been handled elsewhere meanwhile,

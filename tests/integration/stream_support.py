@@ -61,6 +61,7 @@ class DayPlan:
     rom_mm: float = 300.0
     seed: int = 7
     frame_samples: int = DEFAULT_FRAME_SAMPLES
+    start_spread_s: int = 600  # machines' first sessions start within this many seconds
 
 
 def _machine_day(plan: DayPlan, clinic: str, machine: str, rng: random.Random) -> list[Input]:
@@ -72,7 +73,7 @@ def _machine_day(plan: DayPlan, clinic: str, machine: str, rng: random.Random) -
         for o in items:
             out.append((o.kind, machine, o.payload))
 
-    t = DAY0_NS + rng.randrange(0, 600) * 10**9
+    t = DAY0_NS + rng.randrange(0, max(1, plan.start_spread_s)) * 10**9
     out.append(
         (
             "state",
