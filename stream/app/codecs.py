@@ -59,6 +59,17 @@ def kind_of(headers: Any, payload: Mapping[str, Any]) -> str:
     raise ContractError("unknown_kind", "neither a frame, an event nor a state message")
 
 
+def received_at_ns(headers: Any) -> int | None:
+    """The bridge's ``received_at_ns`` header (platform time), if present and valid."""
+    for key, value in headers or ():
+        if key == "received_at_ns" and value:
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
 def decode_machine_input(
     raw: bytes | None, headers: Any, validate: bool = True
 ) -> tuple[str, dict[str, Any]]:

@@ -188,7 +188,12 @@ class MachineAgent:
         entry = self._entry(batch, machine_id, payload["clinic_id"], partition)
         tl = entry.timeline
         if kind == "telemetry":
-            steps = tl.on_frame(payload, self.timing.tick_event_ns, self.timing.reorder_grace_ns)
+            steps = tl.on_frame(
+                payload,
+                self.timing.tick_event_ns,
+                self.timing.reorder_grace_ns,
+                codecs.received_at_ns(headers),
+            )
         elif kind == "event":
             batch.out.append((topics.events, machine_id.encode(), raw or b"", None))
             steps = tl.on_event(payload)

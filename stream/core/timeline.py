@@ -8,7 +8,13 @@ for :class:`stream.core.processor.MachineProcessor`:
 
 * **Time is the machine's own.** ``clock_ns`` is the device time its telemetry has
   reached (the end of the latest frame). Every step carries it as ``now_ns``; nothing
-  about another machine, the partition or the wall clock enters it. A machine a minute
+  about another machine, the partition or the wall clock enters it.
+* **Corrected by its clock offset where known.** A device's times are shifted to
+  platform time by the offset it reports in its births (``clock_offset_ms``); a device
+  whose births carry no such field at all gets an offset estimated from when its live
+  frames reached the bridge (only when it is a minute or more: a clock set wrong, not
+  transport delay). The correction changes only
+  when the offset moves by more than ``CLOCK_STEP_NS``, so jitter never breaks a rep. A machine a minute
   behind its neighbours, replaying yesterday's outbox or running at another rate gets
   exactly the steps it would get alone.
 * **Events wait for their frames.** An event is held until the machine's telemetry
@@ -43,6 +49,19 @@ Step = tuple[StepKind, dict[str, Any] | None, int]
 MAX_HELD: Final = 256
 """Held events per machine at most (a check-in/out pair per session needs two)."""
 
+CLOCK_STEP_NS: Final = 2 * 10**9
+"""A clock correction changes only when the device's offset moved by more than this
+(2 s, the core's ``clock_skew_bound_ms`` default): offset estimates jitter by
+milliseconds, and every change of the correction is a jump in the machine's time."""
+
+ESTIMATE_MIN_NS: Final = 60 * 10**9
+"""Without a reported offset, an offset estimated from arrival times is applied only
+when it is at least this large (a device clock minutes or hours off, not transport delay)."""
+
+ESTIMATE_WINDOW: Final = 32
+"""Live frames whose (device end − arrival) differences make the estimate (their maximum:
+transport delay is never negative, the NTP minimum-delay filter)."""
+
 
 def frame_end_ns(frame: dict[str, Any]) -> int:
     """Device time just after a frame's last sample."""
@@ -66,6 +85,13 @@ class Timeline:
     """(status, ts_ns) of the last state message applied: repeats are dropped."""
     repeats: int = 0
     """State messages dropped as repeats (at-least-once redelivery)."""
+    offset_ns: int = 0
+    """Correction applied to the machine's times: device clock minus platform time."""
+    reported: bool = False
+    """The machine's births carry ``clock_offset_ms`` (a value, or null from a replay
+    source that cannot know it): then no estimate is made."""
+    lags: list[int] = field(default_factory=list)
+    """Latest (device end − arrival) of live frames, ns (at most ``ESTIMATE_WINDOW``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +100,9 @@ class Timeline:
             "f": self.last_frame_t0,
             "ls": None if self.last_state is None else list(self.last_state),
             "r": self.repeats,
+            "o": self.offset_ns,
+            "or": self.reported,
+            "l": self.lags,
         }
 
     @classmethod
@@ -87,6 +116,9 @@ class Timeline:
             d.get("f"),
             None if ls is None else (ls[0], ls[1]),
             int(d.get("r", 0)),
+            int(d.get("o", 0)),
+            bool(d.get("or", False)),
+            list(d.get("l", [])),
         )
 
     @property
@@ -95,9 +127,21 @@ class Timeline:
 
     # --- arrivals ------------------------------------------------------------------------
 
-    def on_frame(self, frame: dict[str, Any], tick_ns: int, grace_ns: int) -> list[Step]:
+    def on_frame(
+        self,
+        frame: dict[str, Any],
+        tick_ns: int,
+        grace_ns: int,
+        received_ns: int | None = None,
+    ) -> list[Step]:
         """A frame arrived: held events before it, the frame, events its clock passed by
-        ``grace_ns``, and a tick when the clock crossed a multiple of ``tick_ns``."""
+        ``grace_ns``, and a tick when the clock crossed a multiple of ``tick_ns``.
+
+        ``received_ns`` (platform time the bridge received a live frame) feeds the clock
+        offset estimate for machines that report none."""
+        if received_ns is not None and not frame.get("replayed"):
+            self._estimate(frame_end_ns(frame) - received_ns)
+        frame = self._corrected(frame, "t0_ns")
         t0 = int(frame["t0_ns"])
         if self.last_frame_t0 is None or t0 > self.last_frame_t0:
             self.last_frame_t0 = t0
@@ -115,6 +159,7 @@ class Timeline:
     def on_event(self, event: dict[str, Any]) -> list[Step]:
         """An event arrived: applied now if the machine's frames are already past it (or
         it has no time), else held until they are."""
+        event = self._corrected(event, "ts_ns")
         ts = event_ts(event)
         if not self.queue and (
             ts is None or (self.last_frame_t0 is not None and ts <= self.last_frame_t0)
@@ -130,6 +175,11 @@ class Timeline:
         """A birth/death message: applied on arrival unless it repeats (or predates) the
         last one applied."""
         status, ts = msg.get("status"), event_ts(msg)
+        if "clock_offset_ms" in msg:  # null: the agent knows none (a replay source)
+            self.reported = True
+            offset_ms = msg["clock_offset_ms"]
+            if isinstance(offset_ms, (int, float)) and not isinstance(offset_ms, bool):
+                self._correct(round(offset_ms * 1e6))
         if self.last_state is not None:
             last_status, last_ts = self.last_state
             if (status, ts) == (last_status, last_ts) or (
@@ -151,6 +201,27 @@ class Timeline:
         """The machine's clock, or 0 before its first frame (the core then falls back to
         the message's own time)."""
         return self.clock_ns or 0
+
+    # --- clock correction ----------------------------------------------------------------
+
+    def _correct(self, offset_ns: int) -> None:
+        if abs(offset_ns - self.offset_ns) > CLOCK_STEP_NS:
+            self.offset_ns = offset_ns
+
+    def _estimate(self, lag_ns: int) -> None:
+        self.lags = [*self.lags[-(ESTIMATE_WINDOW - 1) :], lag_ns]
+        if self.reported or len(self.lags) < ESTIMATE_WINDOW // 4:
+            return
+        estimate = max(self.lags)
+        if abs(estimate) >= ESTIMATE_MIN_NS or self.offset_ns:
+            self._correct(estimate if abs(estimate) >= ESTIMATE_MIN_NS else 0)
+
+    def _corrected(self, payload: dict[str, Any], key: str) -> dict[str, Any]:
+        """``payload`` with its device time in platform time (a copy when corrected)."""
+        ts = payload.get(key)
+        if not self.offset_ns or not isinstance(ts, int) or isinstance(ts, bool):
+            return payload
+        return {**payload, key: ts - self.offset_ns}
 
     # --- internals -----------------------------------------------------------------------
 

@@ -254,3 +254,60 @@ def test_any_interleaving_gives_each_machine_its_own_results(
     together = drive(merged, MachineProcessor(CoreSettings()))
     for m in FLEET:
         assert comparable(together[m]) == alone[m], m
+
+
+# --- clock correction --------------------------------------------------------------------
+
+
+def test_a_reported_offset_moves_the_machines_times_to_platform_time() -> None:
+    tl = Timeline()
+    tl.on_state({"status": "online", "ts_ns": 1, "clock_offset_ms": 5 * 3600 * 1000.0})
+    steps = tl.on_frame(frame(1000 * S + 5 * HOUR, 0), TICK, GRACE)
+    assert steps[0][1] is not None and steps[0][1]["t0_ns"] == 1000 * S
+    assert tl.clock_ns == 1000 * S + S // 2
+    (step,) = tl.on_event(ev("late", 900 * S + 5 * HOUR))
+    assert step[1] is not None and step[1]["ts_ns"] == 900 * S
+
+
+def test_offset_jitter_below_the_step_changes_nothing() -> None:
+    tl = Timeline()
+    tl.on_state({"status": "online", "ts_ns": 1, "clock_offset_ms": 1500.0})
+    assert tl.offset_ns == 0  # 1.5 s: within the step, never corrected
+    tl.on_state({"status": "online", "ts_ns": 2, "clock_offset_ms": 7200_000.0})
+    tl.on_state({"status": "online", "ts_ns": 3, "clock_offset_ms": 7200_800.0})
+    assert tl.offset_ns == 7200 * S
+
+
+def test_without_a_report_a_large_offset_is_estimated_from_live_arrivals() -> None:
+    tl = Timeline()
+    base = 10_000 * S
+    for i in range(16):
+        t0 = base + 3 * HOUR + i * S // 2
+        received = base + i * S // 2 + S // 2 + (i % 3) * S // 10  # 0..0.2 s transport delay
+        tl.on_frame(frame(t0, i), TICK, GRACE, received_ns=received)
+    assert tl.offset_ns == 3 * HOUR
+    steps = tl.on_frame(frame(base + 3 * HOUR + 8 * S, 16), TICK, GRACE, base + 9 * S)
+    assert steps[0][1] is not None and steps[0][1]["t0_ns"] == base + 8 * S
+
+
+def test_small_lags_and_replayed_frames_never_make_an_estimate() -> None:
+    tl = Timeline()
+    for i in range(40):
+        t0 = 10_000 * S + i * S // 2
+        tl.on_frame(frame(t0, i), TICK, GRACE, received_ns=t0 + S)  # 0.5 s delay: no offset
+    assert tl.offset_ns == 0
+    old = Timeline()
+    for i in range(40):  # yesterday's outbox arriving now: replayed, not evidence
+        t0 = 10_000 * S + i * S // 2
+        old.on_frame({**frame(t0, i), "replayed": True}, TICK, GRACE, t0 + 26 * HOUR)
+    assert old.offset_ns == 0 and old.lags == []
+
+
+def test_a_replay_source_reporting_a_null_offset_is_never_estimated() -> None:
+    """A backfill source (weeks-old device times sent live) says it knows no offset."""
+    tl = Timeline()
+    tl.on_state({"status": "online", "ts_ns": 1, "clock_offset_ms": None})
+    for i in range(40):
+        t0 = 10_000 * S + i * S // 2
+        tl.on_frame(frame(t0, i), TICK, GRACE, received_ns=t0 + 28 * 24 * HOUR)
+    assert tl.offset_ns == 0
