@@ -8,15 +8,15 @@ for :class:`stream.core.processor.MachineProcessor`:
 
 * **Time is the machine's own.** ``clock_ns`` is the device time its telemetry has
   reached (the end of the latest frame). Every step carries it as ``now_ns``; nothing
-  about another machine, the partition or the wall clock enters it.
+  about another machine, the partition or the wall clock enters it. A machine a minute
+  behind its neighbours, replaying yesterday's outbox or running at another rate gets
+  exactly the steps it would get alone.
 * **Corrected by its clock offset where known.** A device's times are shifted to
   platform time by the offset it reports in its births (``clock_offset_ms``); a device
   whose births carry no such field at all gets an offset estimated from when its live
   frames reached the bridge (only when it is a minute or more: a clock set wrong, not
-  transport delay). The correction changes only
-  when the offset moves by more than ``CLOCK_STEP_NS``, so jitter never breaks a rep. A machine a minute
-  behind its neighbours, replaying yesterday's outbox or running at another rate gets
-  exactly the steps it would get alone.
+  transport delay). The correction changes only when the offset moves by more than
+  ``CLOCK_STEP_NS``, so jitter never breaks a rep.
 * **Events wait for their frames.** An event is held until the machine's telemetry
   reaches its device time: the first frame starting at or after it releases it (before
   that frame), or the machine's clock passing it by ``grace_ns``. Frames may precede

@@ -263,10 +263,12 @@ def test_a_reported_offset_moves_the_machines_times_to_platform_time() -> None:
     tl = Timeline()
     tl.on_state({"status": "online", "ts_ns": 1, "clock_offset_ms": 5 * 3600 * 1000.0})
     steps = tl.on_frame(frame(1000 * S + 5 * HOUR, 0), TICK, GRACE)
-    assert steps[0][1] is not None and steps[0][1]["t0_ns"] == 1000 * S
+    assert steps[0][1] is not None
+    assert steps[0][1]["t0_ns"] == 1000 * S
     assert tl.clock_ns == 1000 * S + S // 2
     (step,) = tl.on_event(ev("late", 900 * S + 5 * HOUR))
-    assert step[1] is not None and step[1]["ts_ns"] == 900 * S
+    assert step[1] is not None
+    assert step[1]["ts_ns"] == 900 * S
 
 
 def test_offset_jitter_below_the_step_changes_nothing() -> None:
@@ -287,7 +289,8 @@ def test_without_a_report_a_large_offset_is_estimated_from_live_arrivals() -> No
         tl.on_frame(frame(t0, i), TICK, GRACE, received_ns=received)
     assert tl.offset_ns == 3 * HOUR
     steps = tl.on_frame(frame(base + 3 * HOUR + 8 * S, 16), TICK, GRACE, base + 9 * S)
-    assert steps[0][1] is not None and steps[0][1]["t0_ns"] == base + 8 * S
+    assert steps[0][1] is not None
+    assert steps[0][1]["t0_ns"] == base + 8 * S
 
 
 def test_small_lags_and_replayed_frames_never_make_an_estimate() -> None:
@@ -300,7 +303,8 @@ def test_small_lags_and_replayed_frames_never_make_an_estimate() -> None:
     for i in range(40):  # yesterday's outbox arriving now: replayed, not evidence
         t0 = 10_000 * S + i * S // 2
         old.on_frame({**frame(t0, i), "replayed": True}, TICK, GRACE, t0 + 26 * HOUR)
-    assert old.offset_ns == 0 and old.lags == []
+    assert old.offset_ns == 0
+    assert old.lags == []
 
 
 def test_a_replay_source_reporting_a_null_offset_is_never_estimated() -> None:
