@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,12 +84,14 @@ class MachineAgent:
         timing: Timing,
         bootstrap: list[str],
         validate: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.p = plumbing
         self.table: StateTable[MachineEntry] = StateTable(machines, machine_from_json)
         self.processor = processor
         self.timing = timing
         self.validate = validate
+        self.clock = clock  # wall time for liveness only (monotonic seconds)
         self.side = SideReader(bootstrap)
         self._seen: dict[str, _Seen] = {}
         self._next_offset: dict[int, int] = {}  # partition -> next offset to handle
@@ -133,7 +135,7 @@ class MachineAgent:
         self._generation = generation
         self._next_offset.clear()
         owned = self.p.assigned(self.p.topics.machines)
-        now = time.monotonic()
+        now = self.clock()
         self._seen = {}
         for machine_id in self.table.snapshot_keys():
             partition = self.table.partition_of(machine_id)
@@ -178,7 +180,7 @@ class MachineAgent:
             batch.out.append(self.p.dead(topics.machines, raw, err))
             return
         machine_id = payload["machine_id"]
-        wall = time.monotonic()
+        wall = self.clock()
         self._last_wall[partition] = wall
         seen = self._seen.get(machine_id)
         if seen is None:
@@ -277,7 +279,7 @@ class MachineAgent:
         if not self.p.ready():
             return
         owned = self.p.assigned(self.p.topics.machines)
-        now = time.monotonic()
+        now = self.clock()
         quiet_partitions = {
             p
             for p in owned
