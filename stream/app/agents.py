@@ -70,6 +70,7 @@ class Counters:
     machine_ticks: int = 0
     silence_checks: int = 0  # machines given a liveness check (wall-clock silence)
     states_repeated: int = 0
+    historical_alerts: int = 0  # alerts about the past (replays), marked historical
     state_max_bytes: int = 0  # the largest machine state value written to the changelog
     skipped_recovered: int = 0  # telemetry Faust stepped over, read by the side consumer
     read_ahead_ns: int = 0  # machine batches: reading telemetry Faust stepped over
@@ -86,10 +87,13 @@ class Counters:
 class Plumbing:
     """One per worker; the machine and patient agents hold a reference."""
 
-    def __init__(self, app: Any, topics: TopicNames) -> None:
+    def __init__(
+        self, app: Any, topics: TopicNames, historical_alert_age_s: float = 3600.0
+    ) -> None:
         self.app = app
         self.port = FaustPort(app)
         self.topics = topics
+        self.historical_ns = int(historical_alert_age_s * 1e9)
         self.counters = Counters()
         self._lock: asyncio.Lock | None = None
 
@@ -135,6 +139,9 @@ class Plumbing:
             if kind == REJECTED:
                 self._rejected(record, out)
                 continue
+            if kind == "alert" and int(record["ts_ns"]) < now - self.historical_ns:
+                record["historical"] = True
+                c.historical_alerts += 1
             topic = self.topics.outputs.get(kind)
             if topic is None:
                 log.error("core emitted a record of unknown kind %r; dropped", kind)

@@ -184,7 +184,7 @@ def create_app(
     machines = table("machines", machine_partitions, "per machine: core state and timeline (JSON)")
     patients = table("patients", patient_partitions, "per-patient adherence state (JSON)")
 
-    plumbing = Plumbing(app, names)
+    plumbing = Plumbing(app, names, settings.historical_alert_age_s)
     machine_agent = MachineAgent(
         plumbing,
         machines,

@@ -31,6 +31,7 @@ from edge import contract
 from edge.framing import DEFAULT_FRAME_SAMPLES, Framer
 from edge.samples import Sample, SourceEvent
 from edge.settings import KafkaSettings
+from stream.app.settings import StreamSettings
 from stream.records import natural_key
 from stream.topics import TopicsSettings, ensure_topics
 
@@ -520,4 +521,8 @@ def reference(
     for s in sessions:
         st = patient(s["patient_id"], s["clinic_id"])
         out.extend(tracker.on_session(st, s, int(s["end_ns"])) or [])
+    historical = time.time_ns() - int(StreamSettings().historical_alert_age_s * 1e9)
+    for r in out:  # as the worker's router marks them (stream.app.agents)
+        if r["kind"] == "alert" and r["ts_ns"] < historical:
+            r["historical"] = True
     return out

@@ -256,3 +256,22 @@ def test_a_neighbour_hours_ahead_changes_nothing_for_a_machine(order: str) -> No
 
     for topic in ("t.reps", "t.sets", "t.sessions"):
         assert mine(app2, topic) == mine(app1, topic), topic
+
+
+def test_alerts_about_the_past_are_marked_historical_and_fresh_ones_are_not() -> None:
+    import time
+
+    clock = Clock()
+    a, app, _ = agent(clock)
+    now = time.time_ns()
+    old = synth.event("fault", now - 26 * 3600 * 10**9, code="load_cell_flat_left")
+    new = synth.event("fault", now - 10**9, seq=1, code="load_cell_flat_right")
+    asyncio.run(a.on_batch(batch([("event", old), ("event", new)], partition=0, start=0)))
+    app.consumer.ends[0] = 2  # no frames come: liveness releases the held events
+    clock.t += 3.0
+    asyncio.run(a.on_idle_check())
+    alerts = {
+        ("flat_left" in r["message"], r.get("historical", False)) for r in produced(app, "t.alerts")
+    }
+    assert alerts == {(True, True), (False, False)}  # the old fault is history, the new is news
+    assert a.p.counters.historical_alerts == 1
