@@ -124,31 +124,32 @@ def main() -> int:
     produce(kafka, inputs)
     print(f"produced to Kafka in {time.perf_counter() - t:.0f} s", flush=True)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        w = Worker(kafka, app_id="scale", workdir=Path(tmp), name="scale").start()
-        try:
+    workdir = Path(tempfile.mkdtemp(prefix="sledfleet-scale-"))
+    print(f"worker log: {workdir / 'scale.log'}", flush=True)
+    w = Worker(kafka, app_id="scale", workdir=workdir, name="scale").start()
+    try:
 
-            def done() -> bool:
-                assert w.alive(), f"worker died:\n{w.log_text()[-3000:]}"
-                try:
-                    seen = int(w.stats()["frames"])
-                except OSError:  # its web server is not up yet
-                    return False
-                return seen >= frames and caught_up(kafka, w.group)
+        def done() -> bool:
+            assert w.alive(), f"worker died:\n{w.log_text()[-3000:]}"
+            try:
+                seen = int(w.stats()["frames"])
+            except OSError:  # its web server is not up yet
+                return False
+            return seen >= frames and caught_up(kafka, w.group)
 
-            wait_until(done, 3600, "the worker to process the fleet", every=1.0)
+        wait_until(done, 3600, "the worker to process the fleet", every=1.0)
 
-            def complete() -> bool:
-                return dedup_all(read_outputs(kafka)).keys() >= {
-                    k for k in want if k[0] in ("rep", "set", "session")
-                }
+        def complete() -> bool:
+            return dedup_all(read_outputs(kafka)).keys() >= {
+                k for k in want if k[0] in ("rep", "set", "session")
+            }
 
-            wait_until(complete, 300, "every rep, set and session", every=2.0)
-            stats: dict[str, Any] = w.stats()
-            got = dedup_all(read_outputs(kafka))
-        finally:
-            code = w.stop(timeout=120)
-        log = w.log_text()
+        wait_until(complete, 300, "every rep, set and session", every=2.0)
+        stats: dict[str, Any] = w.stats()
+        got = dedup_all(read_outputs(kafka))
+    finally:
+        code = w.stop(timeout=120)
+    log = w.log_text()
     kinds = ("rep", "set", "session")
     mine = {k: v for k, v in got.items() if k[0] in kinds}
     theirs = {k: v for k, v in want.items() if k[0] in kinds}
@@ -158,17 +159,21 @@ def main() -> int:
     print()
     print(f"worker starts           : {log.count('===== start')} (1 = never restarted)")
     print(f"worker exit code        : {code}")
-    print(f"frames processed        : {stats['frames']:,} in {seconds:.0f} s "
-          f"({stats['frames'] / seconds:,.0f} frames/s)")
+    print(
+        f"frames processed        : {stats['frames']:,} in {seconds:.0f} s "
+        f"({stats['frames'] / seconds:,.0f} frames/s)"
+    )
     for kind in kinds:
         n_mine = sum(1 for k in mine if k[0] == kind)
         n_want = sum(1 for k in theirs if k[0] == kind)
         print(f"{kind + 's':<24}: {n_mine:,} stored of {n_want:,} expected")
     print(f"outputs equal reference : {exact}")
     print(f"dead letters / errors   : {stats['dead_letters']} / {stats['errors']}")
-    print(f"largest state value     : {stats['state_max_bytes']:,} B (worker), "
-          f"{largest:,} B (read back from {n_state:,} changelog records); "
-          f"{largest / KAFKA_DEFAULT_MAX_MESSAGE:.1%} of Kafka's 1 MiB default")
+    print(
+        f"largest state value     : {stats['state_max_bytes']:,} B (worker), "
+        f"{largest:,} B (read back from {n_state:,} changelog records); "
+        f"{largest / KAFKA_DEFAULT_MAX_MESSAGE:.1%} of Kafka's 1 MiB default"
+    )
     if not exact:
         print(diff_summary(mine, theirs))
     ok = exact and code == 0 and log.count("===== start") == 1 and not stats["errors"]

@@ -287,8 +287,13 @@ class MachineAgent:
         }
         if not quiet_partitions:
             return
-        await self._check_stalls(quiet_partitions, now)
         idle = self._caught_up(quiet_partitions)
+        busy = owned - quiet_partitions
+        if self._caught_up(busy) == busy:
+            # every busy partition is read to its end: only then can a quiet partition
+            # with a backlog be a stall (under load a partition's messages may sit in
+            # Faust's buffers behind other partitions' for longer than ``stall_s``)
+            await self._check_stalls(quiet_partitions - idle, now)
         if not idle:
             return
         async with self.p.lock:
@@ -334,7 +339,8 @@ class MachineAgent:
             batch.dirty[machine_id] = entry
 
     async def _check_stalls(self, quiet: set[int], now: float) -> None:
-        """A partition with messages waiting and none handled for ``stall_s``: exit.
+        """A partition with messages waiting and none handled for ``stall_s`` while every
+        other owned partition is read to its end: exit.
 
         Seen with Faust 0.15 after a rebalance in the middle of a backlog: the partition
         stays assigned and "active" but is never fetched again. A restart resumes it
