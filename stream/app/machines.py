@@ -274,39 +274,40 @@ class MachineAgent:
         return done
 
     async def on_idle_check(self) -> None:
-        """Timer: machines silent (wall clock) on partitions read to their end release
-        what their timelines hold; long silences reach the core's ``on_silence``."""
+        """Timer: each machine silent (wall clock) on a partition read to its end
+        releases what its timeline holds; longer silences reach the core's
+        ``on_silence``. Silence is the machine's own: its neighbours may stream on."""
         if not self.p.ready():
             return
         owned = self.p.assigned(self.p.topics.machines)
         now = self.clock()
-        quiet_partitions = {
+        caught_up = self._caught_up(owned)
+        quiet = {
             p
             for p in owned
             if now - self._last_wall.setdefault(p, now) >= self.timing.reorder_idle_s
         }
-        if not quiet_partitions:
-            return
-        idle = self._caught_up(quiet_partitions)
-        busy = owned - quiet_partitions
-        if self._caught_up(busy) == busy:
+        if caught_up >= owned - quiet:
             # every busy partition is read to its end: only then can a quiet partition
             # with a backlog be a stall (under load a partition's messages may sit in
             # Faust's buffers behind other partitions' for longer than ``stall_s``)
-            await self._check_stalls(quiet_partitions - idle, now)
-        if not idle:
+            await self._check_stalls(quiet - caught_up, now)
+        silent = [
+            (machine_id, seen)
+            for machine_id, seen in sorted(self._seen.items())
+            if seen.partition in caught_up
+            and any(seen.silence_done < mark <= now - seen.wall for mark in self._marks)
+        ]
+        if not silent:
             return
         async with self.p.lock:
             self._new_generation()
             batch = _Batch()
             wall_ns = time.time_ns()
-            for machine_id, seen in sorted(self._seen.items()):
-                if seen.partition not in idle:
-                    continue
-                silent = now - seen.wall
-                if any(seen.silence_done < mark <= silent for mark in self._marks):
-                    self._silence(batch, machine_id, seen, silent, wall_ns)
-            if batch.out:
+            for machine_id, seen in silent:
+                if self._seen.get(machine_id) is seen:  # not replaced by a rebalance
+                    self._silence(batch, machine_id, seen, now - seen.wall, wall_ns)
+            if batch.out or batch.dirty:
                 await self.p.flush(batch.out, self._changelog(batch))
 
     def _silence(
@@ -321,7 +322,6 @@ class MachineAgent:
         c.silence_checks += 1
         seen.silence_done = silent
         sub = _Batch()
-        out = sub.out
         steps = entry.timeline.release_quiet()
         c.held_released += len(steps)
         self._apply(sub, entry, steps)
@@ -333,9 +333,9 @@ class MachineAgent:
             log.exception("core liveness check failed for machine %s", machine_id)
             c.errors += 1
             records = []
-        self.p.route(records, out)
-        if out or steps:
-            batch.out += out
+        self.p.route(records, sub.out)
+        if sub.out or steps:
+            batch.out += sub.out
             batch.dirty[machine_id] = entry
 
     async def _check_stalls(self, quiet: set[int], now: float) -> None:

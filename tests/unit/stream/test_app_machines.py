@@ -275,3 +275,21 @@ def test_alerts_about_the_past_are_marked_historical_and_fresh_ones_are_not() ->
     }
     assert alerts == {(True, True), (False, False)}  # the old fault is history, the new is news
     assert a.p.counters.historical_alerts == 1
+
+
+def test_a_silent_machine_is_released_while_its_neighbours_keep_its_partition_busy() -> None:
+    clock = Clock()
+    a, app, _ = agent(clock)
+    items = session("m1", checkout_after_last_frame=True)
+    asyncio.run(a.on_batch(batch(items, partition=0, start=0)))
+    offset = len(items)
+    neighbour = session("m2", reps=2)
+    for k in range(0, len(neighbour), 3):  # m2 streams on, one batch every 0.5 s
+        chunk = neighbour[k : k + 3]
+        clock.t += 0.5
+        asyncio.run(a.on_batch(batch(chunk, partition=0, start=offset)))
+        offset += len(chunk)
+        app.consumer.ends[0] = offset
+        asyncio.run(a.on_idle_check())
+    assert clock.t - 1000.0 > 2.0  # m1 has been silent past the idle threshold
+    assert "m1-s" in {r["session_id"] for r in produced(app, "t.sessions")}
