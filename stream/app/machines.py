@@ -189,21 +189,15 @@ class MachineAgent:
             seen.partition, seen.wall, seen.silence_done = partition, wall, 0.0
         entry = self._entry(batch, machine_id, payload["clinic_id"], partition)
         tl = entry.timeline
-        if kind == "telemetry":
-            steps = tl.on_frame(
-                payload,
-                self.timing.tick_event_ns,
-                self.timing.reorder_grace_ns,
-                codecs.received_at_ns(headers),
-            )
-        elif kind == "event":
-            batch.out.append((topics.events, machine_id.encode(), raw or b"", None))
-            steps = tl.on_event(payload)
-        else:
-            batch.out.append((topics.state, machine_id.encode(), raw or b"", None))
-            repeats = tl.repeats
-            steps = tl.on_state(payload)
-            self.p.counters.states_repeated += tl.repeats - repeats
+        if kind != "telemetry":  # validated events and births/deaths, for the sink
+            topic = topics.events if kind == "event" else topics.state
+            batch.out.append((topic, machine_id.encode(), raw or b"", None))
+        repeats = tl.repeats
+        t = self.timing
+        steps = tl.admit(
+            kind, payload, t.tick_event_ns, t.reorder_grace_ns, codecs.received_at_ns(headers)
+        )
+        self.p.counters.states_repeated += tl.repeats - repeats
         self._apply(batch, entry, steps)
 
     async def on_batch(self, events: Sequence[Any]) -> None:

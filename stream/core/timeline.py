@@ -127,6 +127,21 @@ class Timeline:
 
     # --- arrivals ------------------------------------------------------------------------
 
+    def admit(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        tick_ns: int,
+        grace_ns: int,
+        received_ns: int | None = None,
+    ) -> list[Step]:
+        """Any message of the machine (``telemetry``, ``event`` or ``state``)."""
+        if kind == "telemetry":
+            return self.on_frame(payload, tick_ns, grace_ns, received_ns)
+        if kind == "event":
+            return self.on_event(payload)
+        return self.on_state(payload)
+
     def on_frame(
         self,
         frame: dict[str, Any],

@@ -468,13 +468,7 @@ def _reference_machine(
     for kind, machine, payload in items:
         if st is None:
             st = proc.new_state(payload["clinic_id"], machine)
-        if kind == "telemetry":
-            steps = tl.on_frame(payload, tick_event_ns, grace_ns)
-        elif kind == "event":
-            steps = tl.on_event(payload)
-        else:
-            steps = tl.on_state(payload)
-        for step in steps:
+        for step in tl.admit(kind, payload, tick_event_ns, grace_ns):
             out.extend(proc.on_step(st, step, 0))
     if st is not None:
         for step in tl.release_quiet():

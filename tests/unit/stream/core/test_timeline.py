@@ -177,13 +177,7 @@ def drive(
         m = payload["machine_id"]
         st = states.get(m) or processor.new_state("c1", m)
         tl = Timeline.from_json(lines.get(m))
-        if kind == "telemetry":
-            steps = tl.on_frame(payload, TICK, GRACE)
-        elif kind == "event":
-            steps = tl.on_event(payload)
-        else:
-            steps = tl.on_state(payload)
-        for step in steps:
+        for step in tl.admit(kind, payload, TICK, GRACE):
             out.setdefault(m, []).extend(processor.on_step(st, step, 0))
         states[m] = st if i % 7 else type(st).from_json(json.loads(json.dumps(st.to_json())))
         lines[m] = json.loads(json.dumps(tl.to_json()))
