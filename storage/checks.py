@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import zoneinfo
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -91,6 +92,17 @@ def _iso_week(field: str, v: Any) -> str:
     return v
 
 
+def _time_zone(field: str, v: Any) -> str:
+    """An IANA zone name the tz database knows (the clinic calendar of a record)."""
+    if not isinstance(v, str) or not v or len(v) > 64:
+        raise ContractError("bad_field", f"{field} must be an IANA time zone name")
+    try:
+        zoneinfo.ZoneInfo(v)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ContractError("bad_field", f"{field}: unknown IANA time zone {v!r}") from exc
+    return v
+
+
 NS = _int(*TS_NS_RANGE)
 INT = _int(0, I32)
 BIG = _int(0, I64)
@@ -101,5 +113,5 @@ BOOL, OPT_BOOL = _bool, _opt(_bool)
 OPT_TEXT = _opt(_text)
 
 # public names for the table specs
-DATE, ISO_WEEK, TEXT = _date, _iso_week, _text
+DATE, ISO_WEEK, TEXT, TIME_ZONE = _date, _iso_week, _text, _time_zone
 optional, enum = _opt, _enum
