@@ -6,11 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-import zoneinfo
 from collections.abc import Callable
 from typing import Any, Final
 
 from edge.contract import ID_PATTERN, TS_NS_RANGE, ContractError
+from stream.zones import check_zone
 
 MAX_TEXT: Final = 2000
 """Longest free text stored (alert messages, fault details); longer is truncated."""
@@ -94,13 +94,10 @@ def _iso_week(field: str, v: Any) -> str:
 
 def _time_zone(field: str, v: Any) -> str:
     """An IANA zone name the tz database knows (the clinic calendar of a record)."""
-    if not isinstance(v, str) or not v or len(v) > 64:
-        raise ContractError("bad_field", f"{field} must be an IANA time zone name")
     try:
-        zoneinfo.ZoneInfo(v)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ContractError("bad_field", f"{field}: unknown IANA time zone {v!r}") from exc
-    return v
+        return check_zone(v)
+    except ValueError as exc:
+        raise ContractError("bad_field", f"{field}: {exc}") from exc
 
 
 NS = _int(*TS_NS_RANGE)

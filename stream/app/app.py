@@ -17,6 +17,7 @@ from edge import contract
 from edge.settings import KafkaSettings, load
 from stream.app import codecs
 from stream.app.agents import Plumbing, TopicNames
+from stream.app.clinics import ClinicDirectory
 from stream.app.machines import MachineAgent, Timing
 from stream.app.patients import PatientAgent
 from stream.app.settings import StreamSettings
@@ -127,6 +128,7 @@ def create_app(
             names.prescriptions,
             names.sessions,
             names.deadletter,
+            kafka.topic_prefix + contract.KAFKA_CLINICS,
             *names.outputs.values(),
         ],
         settings.topic_wait_s,
@@ -203,7 +205,10 @@ def create_app(
         validate=settings.validate_input,
     )
 
-    patient_agent = PatientAgent(plumbing, patients, PatientTracker(core), machine_agent.today_ns)
+    clinics = ClinicDirectory(kafka.bootstrap, kafka.topic_prefix + contract.KAFKA_CLINICS)
+    patient_agent = PatientAgent(
+        plumbing, patients, PatientTracker(core), machine_agent.today_ns, clinics
+    )
     app.sledfleet = plumbing
     take = settings.take_max, settings.take_within_s
 
@@ -259,6 +264,7 @@ def create_app(
 
     async def close_side_readers(sender: Any, **kwargs: Any) -> None:
         await machine_agent.close()
+        await clinics.close()
 
     app.on_before_shutdown.connect(close_side_readers)
     return app

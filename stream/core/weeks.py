@@ -10,30 +10,13 @@ dates; a day starts at its first local instant, which around a DST change is not
 from __future__ import annotations
 
 import datetime as dt
-from functools import cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-UTC_NAME = "UTC"
-"""The zone of a clinic that has none configured (and of an unknown clinic)."""
+from stream.zones import UTC_NAME, check_zone, zone
+
+__all__ = ["UTC_NAME", "check_zone", "zone"]  # re-exported for the core's callers
+
 WEEK_NS = 7 * 86_400 * 1_000_000_000
 """Seven days of elapsed time: for durations (baselines), never for calendar weeks."""
-
-
-@cache
-def zone(name: str) -> ZoneInfo:
-    """The IANA zone ``name``; raises ValueError for a name the tz database lacks."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown IANA time zone {name!r}") from exc
-
-
-def check_zone(name: object) -> str:
-    """``name`` when it is a known IANA zone name, else ValueError."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"time zone must be a non-empty IANA name, not {name!r}")
-    zone(name)
-    return name
 
 
 def day_of(ns: int, tz: str = UTC_NAME) -> dt.date:
