@@ -24,6 +24,7 @@ from stream_support import SLEDFLEET, Worker, produce, read_topic, setup_topics,
 
 from edge import contract
 from edge.settings import KafkaSettings
+from storage import tenants
 from storage.rows import record_row
 from storage.writer import Batch, Writer
 from stream.clinic_zones import parse
@@ -163,6 +164,38 @@ def test_set_clinic_tz_writes_the_registry_then_the_topic(
         ("c1", SYDNEY),
     ]
     assert got[0]["updated_at_ns"] < got[1]["updated_at_ns"]
+
+
+def test_add_clinic_with_a_zone_creates_role_registry_row_and_topic_record(
+    db: Any, kafka_settings: KafkaSettings
+) -> None:
+    setup_topics(kafka_settings)
+    clinic = f"tz{uuid.uuid4().hex[:8]}"  # roles are cluster-wide: a unique id
+    env = {
+        "SLEDFLEET_DATABASE_URL": db.admin,  # creating roles needs CREATEROLE
+        "SLEDFLEET_KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
+        "SLEDFLEET_KAFKA_TOPIC_PREFIX": kafka_settings.topic_prefix,
+        "SLEDFLEET_ROLE_PASSWORD": "not-a-secret-test-only",
+    }
+    assert cli(env, "add-clinic", clinic, "--tz", "Nowhere/Atlantis").returncode == 2
+    try:
+        done = cli(env, "add-clinic", clinic, "--tz", "Europe/Berlin")
+        assert done.returncode == 0, done.stderr
+        again = cli(env, "add-clinic", clinic)  # no --tz: an existing clinic keeps its zone
+        assert again.returncode == 0, again.stderr
+        with psycopg.connect(db.admin) as conn:
+            assert conn.execute(
+                "SELECT time_zone FROM sledfleet.clinics WHERE clinic_id = %s", (clinic,)
+            ).fetchone() == ("Europe/Berlin",)
+        topic = kafka_settings.topic_prefix + contract.KAFKA_CLINICS
+        got = [parse(k, v) for k, v in read_topic(kafka_settings, topic)]
+        assert [(r["clinic_id"], r["time_zone"]) for r in got] == [(clinic, "Europe/Berlin")] * 2
+    finally:
+        role = tenants.clinic_role_name(clinic)
+        with psycopg.connect(db.admin, autocommit=True) as admin:
+            if admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+                admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
 # --- through the real worker ------------------------------------------------------------------
