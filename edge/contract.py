@@ -53,6 +53,9 @@ KAFKA_ADHERENCE: Final = "sledfleet.adherence"
 KAFKA_ALERTS: Final = "sledfleet.alerts"
 KAFKA_MACHINE_STATUS: Final = "sledfleet.machine-status"
 KAFKA_DEADLETTER: Final = "sledfleet.deadletter"
+KAFKA_CLINICS: Final = "sledfleet.clinics"
+"""Compacted, one partition: clinic_id → {v, clinic_id, time_zone, updated_at_ns}
+(``sledfleet db add-clinic|set-clinic-tz`` write it, the stream worker reads it whole)."""
 KAFKA_BY_KIND: Final[Mapping[str, str]] = {
     "telemetry": KAFKA_TELEMETRY,
     "event": KAFKA_TELEMETRY,

@@ -35,6 +35,7 @@ from storage.checks import (
     OPT_ID,
     OPT_TEXT,
     TEXT,
+    TIME_ZONE,
     VERSION,
     Check,
     enum,
@@ -206,6 +207,8 @@ ADHERENCE: Final = TableSpec(
         C("rolling4_adherence", "float8", OPT_FLOAT),
         C("rolling4_compliance", "float8", OPT_FLOAT),
         C("emitted_at_ns", "int8", BIG),
+        # the clinic zone the week was counted in (records before it existed: UTC)
+        C("time_zone", "text", TIME_ZONE, "UTC"),
     ),
     (),
     ("patient_id", "iso_week"),

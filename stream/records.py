@@ -132,7 +132,8 @@ class Adherence(TypedDict):
     clinic_id: str
     prescription_id: str | None
     iso_week: str  # e.g. "2026-W47"
-    week_start: str  # ISO date of that week's Monday
+    week_start: str  # ISO date of that week's Monday, in the clinic's local calendar
+    time_zone: str  # the clinic's IANA zone the week was counted in (e.g. "Australia/Sydney")
     prescribed: int
     attended: int
     completed: int

@@ -17,6 +17,7 @@ from edge import contract
 from edge.settings import KafkaSettings, load
 from stream.app import codecs
 from stream.app.agents import Plumbing, TopicNames
+from stream.app.clinics import ClinicDirectory
 from stream.app.faust_port import check_version
 from stream.app.machines import MachineAgent, Timing
 from stream.app.patients import PatientAgent
@@ -129,6 +130,7 @@ def create_app(
             names.prescriptions,
             names.sessions,
             names.deadletter,
+            kafka.topic_prefix + contract.KAFKA_CLINICS,
             *names.outputs.values(),
         ],
         settings.topic_wait_s,
@@ -199,7 +201,10 @@ def create_app(
         validate=settings.validate_input,
     )
 
-    patient_agent = PatientAgent(plumbing, patients, PatientTracker(core), machine_agent.today_ns)
+    clinics = ClinicDirectory(kafka.servers, kafka.topic_prefix + contract.KAFKA_CLINICS)
+    patient_agent = PatientAgent(
+        plumbing, patients, PatientTracker(core), machine_agent.today_ns, clinics
+    )
     app.sledfleet = plumbing
     take = settings.take_max, settings.take_within_s
 
@@ -241,6 +246,7 @@ def create_app(
 
     async def close_side_readers(sender: Any, **kwargs: Any) -> None:
         await machine_agent.close()
+        await clinics.close()
 
     app.on_before_shutdown.connect(close_side_readers)
     return app
