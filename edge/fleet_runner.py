@@ -151,6 +151,8 @@ class FleetRunner:
             gate = self.gates[i]
             if not self._started[i] and (force or gate is None or gate.is_set()):
                 self._started[i] = True
+                if gate is not None:
+                    agent.pump()  # frames taken while offline go to the outbox: the backlog
                 agent.start()
 
     def _pump_loop(self) -> None:
