@@ -7,7 +7,9 @@ offset and one hours behind without) through real edge agents, the bridge, one s
 worker and the sink on the local servers (``services/start``), into a fresh database,
 and prints the score against the ground truth (``tests/integration/disorder_support.py``):
 reps exact, sets exact, sessions attributed, adherence rows exact per clinic-local ISO
-week. ``--kill`` kill -9s the worker once a third of the reps are stored.
+week. ``--kill`` kill -9s the worker once a third of the reps are stored. ``--calm`` runs
+the same clinics, machines and patients without any disorder (the control: it checks the
+harness and the truth, and should come out exact on any working pipeline).
 
     nice -n 10 .venv/bin/python benchmarks/disorder_score.py [--kill] [--json out.json]
 
@@ -47,7 +49,7 @@ from psycopg.conninfo import make_conninfo  # noqa: E402
 
 from edge.settings import KafkaSettings, load  # noqa: E402
 from edge.simulator import build_fleet  # noqa: E402
-from edge.simulator.scenarios import disordered_fleet  # noqa: E402
+from edge.simulator.scenarios import calm, disordered_fleet  # noqa: E402
 
 ADMIN_DSN = os.environ.get(
     "SLEDFLEET_DATABASE_ADMIN_URL", "postgresql://postgres:postgres@127.0.0.1:5433/postgres"
@@ -58,6 +60,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--kill", action="store_true", help="kill -9 the worker mid-stream")
     p.add_argument("--seed", type=int, default=12)
+    p.add_argument("--calm", action="store_true", help="the same fleet without disorder")
     p.add_argument("--json", type=Path, help="write the score here too")
     p.add_argument("--drop", action="store_true", help="drop the database afterwards")
     args = p.parse_args()
@@ -70,7 +73,8 @@ def main() -> int:
     owner = make_conninfo(ADMIN_DSN, dbname=name, user="sledfleet", password="sledfleet")
     admin = make_conninfo(ADMIN_DSN, dbname=name)
     now = dt.datetime.now(dt.UTC)
-    fleet = build_fleet(disordered_fleet(now, id_prefix=f"b{run[:6]}", seed=args.seed))
+    config = disordered_fleet(now, id_prefix=f"b{run[:6]}", seed=args.seed)
+    fleet = build_fleet(calm(config) if args.calm else config)
     truth = fleet.truth()
     log(
         f"fleet: {len(fleet.machines)} machines, {len(truth['sessions'])} sessions,"
@@ -106,7 +110,7 @@ def main() -> int:
                 )
     total_s = time.monotonic() - started
     kill_note = f", kill -9 at {killed[0]} reps" if killed else ""
-    print(f"disordered fleet (seed {args.seed}{kill_note})")
+    print(f"{'calm' if args.calm else 'disordered'} fleet (seed {args.seed}{kill_note})")
     print(
         f"  reps exact            {result.reps_exact:>5} / {result.truth_reps}"
         f"   (missing {result.reps_missing}, extra {result.reps_extra})"

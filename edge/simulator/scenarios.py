@@ -88,3 +88,24 @@ def demo_disorder(config: FleetConfig) -> FleetConfig:
         lockstep_s=60.0 if config.mode == "backfill" else None,
         network_delay_max_s=120.0 if config.mode == "backfill" else 0.0,
     )
+
+
+def calm(config: FleetConfig) -> FleetConfig:
+    """The same clinics, machines, patients and days without any disorder: UTC clinics
+    open daily, 100 Hz, the agents' frame size, exact clocks, no delays or backlogs, each
+    machine as fast as its agent drains (the control run of a disorder benchmark)."""
+    return replace(
+        config,
+        time_zones=("UTC",),
+        late_session_prob=0.0,
+        rates_hz=(),
+        frame_sizes=(),
+        clock_offset_max_h=0.0,
+        clock_drift_max_ppm=0.0,
+        clocks=(),
+        lockstep_s=None,
+        network_delay_max_s=0.0,
+        reconnect_prob=0.0,
+        offline_fraction=0.0,
+        offline_machines=(),
+    )
