@@ -92,8 +92,8 @@ def demo_disorder(config: FleetConfig) -> FleetConfig:
 
 def calm(config: FleetConfig) -> FleetConfig:
     """The same clinics, machines, patients and days without any disorder: UTC clinics
-    open daily, 100 Hz, the agents' frame size, exact clocks, no delays or backlogs, each
-    machine as fast as its agent drains (the control run of a disorder benchmark)."""
+    open daily, 100 Hz, the agents' frame size, exact clocks, no delays or backlogs, the
+    machines streaming together in true time (the control run of a disorder benchmark)."""
     return replace(
         config,
         time_zones=("UTC",),
@@ -103,7 +103,7 @@ def calm(config: FleetConfig) -> FleetConfig:
         clock_offset_max_h=0.0,
         clock_drift_max_ppm=0.0,
         clocks=(),
-        lockstep_s=None,
+        lockstep_s=config.lockstep_s or 20.0,
         network_delay_max_s=0.0,
         reconnect_prob=0.0,
         offline_fraction=0.0,
