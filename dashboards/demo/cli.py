@@ -33,6 +33,13 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     p.add_argument("--live-s", type=float, default=d.live_s, help="seconds of live streaming")
     p.add_argument("--workers", type=int, default=d.workers, help="stream worker processes")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--disorder",
+        action=argparse.BooleanOptionalAction,
+        default=d.disorder,
+        help="a disordered fleet: clinics in three time zones, 50/100/200 Hz, clock offsets,"
+        " network delays (edge.simulator.scenarios.demo_disorder)",
+    )
     p.add_argument("--out", type=Path, default=d.out_dir, help="reports, logs, summary.json")
     p.add_argument("--database", default=d.database, help="demo database (recreated)")
     p.add_argument(
@@ -54,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         live_s=args.live_s,
         workers=args.workers,
         seed=args.seed,
+        disorder=args.disorder,
         out_dir=args.out,
         database=args.database,
         start_services=not args.no_services,
