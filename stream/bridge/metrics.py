@@ -44,6 +44,7 @@ class BridgeMetrics:
         self.mqtt_connects = 0
         self._answered = 0  # records Kafka acknowledged or refused
         self.mqtt_connected = False
+        self.mqtt_subscribed = False
         self._buckets = [0] * len(LATENCY_BUCKETS_S)
         self._latency_count = 0
         self._latency_sum = 0.0
@@ -89,8 +90,13 @@ class BridgeMetrics:
     def on_connection(self, connected: bool, dropped_acks: int = 0) -> None:
         with self._lock:
             self.mqtt_connected = connected
+            self.mqtt_subscribed = False  # a new connection subscribes again
             self.mqtt_connects += int(connected)
             self.acks_dropped += dropped_acks
+
+    def on_subscribed(self) -> None:
+        with self._lock:
+            self.mqtt_subscribed = self.mqtt_connected
 
     # --- reads ----------------------------------------------------------------------------
     def forwarded_total(self) -> int:

@@ -109,6 +109,8 @@ class Bridge:
             return False, f"fatal: {self.fatal_reason}"
         if not self.metrics.mqtt_connected:
             return False, "mqtt disconnected"
+        if not self.metrics.mqtt_subscribed:
+            return False, "mqtt subscribing"  # healthy once the broker granted the filters
         return True, "ok"
 
     def stop(self) -> bool:
@@ -159,6 +161,7 @@ class Bridge:
         client.reconnect_delay_set(*RECONNECT_DELAY_S)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         client.on_raw_message = self._on_raw_message
         return client
@@ -179,6 +182,20 @@ class Bridge:
         options = SubscribeOptions(qos=1)
         filters = subscriptions(self.settings.share_group, self.settings.clinic_filter)
         client.subscribe([(f, options) for f in filters])
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused:
+            self._stop_fatally(f"MQTT subscription refused: {', '.join(refused)}")
+            return
+        self.metrics.on_subscribed()
 
     def _on_disconnect(
         self,
