@@ -9,8 +9,9 @@ import sys
 import threading
 from typing import Any
 
+from edge.metrics_http import MetricsServer
 from edge.settings import KafkaSettings, MqttSettings, describe, load
-from stream.bridge.metrics import BridgeMetrics, MetricsServer
+from stream.bridge.metrics import BridgeMetrics
 from stream.bridge.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,9 @@ def serve(mqtt_settings: MqttSettings, kafka: KafkaSettings, settings: BridgeSet
 
     metrics = BridgeMetrics()
     bridge = Bridge(mqtt_settings, kafka, settings, metrics)
-    server = MetricsServer(metrics, bridge.health, settings.metrics_host, settings.metrics_port)
+    server = MetricsServer(
+        metrics.registry(), bridge.health, settings.metrics_host, settings.metrics_port, "bridge"
+    )
     server.start()
     log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.port)
     try:
