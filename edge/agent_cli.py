@@ -24,6 +24,14 @@ from edge.settings import MqttSettings, load
 
 log = logging.getLogger(__name__)
 
+DESCRIPTION = (
+    "Run the edge agent beside one sled, or a simulated fleet in one process. Settings come "
+    "from the SLEDFLEET_EDGE_* and SLEDFLEET_MQTT_* environment variables; options given "
+    "here override them. SIGTERM or Ctrl-C stops the agent cleanly: the tail is framed and "
+    "stored, delivery is tried for a few seconds and the retained offline state is "
+    "published. What is not delivered stays in the outbox for the next start."
+)
+
 _OVERRIDES = {
     "machine_id": "machine_id",
     "clinic_id": "clinic_id",
@@ -37,7 +45,7 @@ _OVERRIDES = {
 
 
 def register(subparsers: Any, name: str, help_text: str) -> None:
-    p = subparsers.add_parser(name, help=help_text, description=__doc__)
+    p = subparsers.add_parser(name, help=help_text, description=DESCRIPTION)
     sub = p.add_subparsers(dest="edge_command", metavar="ACTION", required=True)
     run = sub.add_parser("run", help="run the agent (see SLEDFLEET_EDGE_* variables)")
     run.add_argument("--machine-id", help="machine id (SLEDFLEET_EDGE_MACHINE_ID)")

@@ -25,6 +25,7 @@ without acknowledging; the broker redelivers to the next session.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -32,6 +33,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from kafka import KafkaProducer
+from kafka.errors import KafkaTimeoutError
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -51,6 +53,9 @@ log = logging.getLogger(__name__)
 SLOT_WAIT_S = 0.5
 """How often a blocked MQTT thread re-checks for shutdown while the in-flight bound is full."""
 RECONNECT_DELAY_S = (1, 5)
+SHUTDOWN_STALL_S = 3.0
+"""At shutdown, give up waiting for Kafka after this long without a single answer."""
+FLUSH_STEP_S = 0.5
 
 
 class Bridge:
@@ -81,10 +86,12 @@ class Bridge:
         self.topics = [prefix + t for t in (*KAFKA_BY_KIND.values(), KAFKA_DEADLETTER)]
 
     # --- lifecycle ----------------------------------------------------------------------
-    def start(self) -> None:
-        """Connect to Kafka first (topics must exist), then open the MQTT session."""
+    def start(self, stop: threading.Event | None = None) -> None:
+        """Connect to Kafka first (topics must exist), then open the MQTT session.
+
+        Raises KafkaUnavailable when Kafka is not ready in time or ``stop`` was set."""
         self._producer = connect_producer(
-            self.kafka_settings, self.settings, self.client_id, self.topics
+            self.kafka_settings, self.settings, self.client_id, self.topics, stop
         )
         self._client = self._make_client()
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -121,11 +128,7 @@ class Bridge:
         self._stopping = True
         drained = True
         if self._producer is not None and not self.fatal.is_set():
-            try:
-                self._producer.flush(timeout=self.settings.shutdown_timeout_s)
-            except Exception:  # a timeout here: what Kafka did not ack stays unacked
-                log.exception("flush did not finish; unacknowledged messages will be redelivered")
-                drained = False
+            drained = self._flush()
         with self._lock:
             left = len(self._window)
         if left:
@@ -140,6 +143,29 @@ class Bridge:
             self._producer.close(timeout=0 if self.fatal.is_set() else 5)
         log.info("bridge %s stopped (drained=%s)", self.client_id, drained)
         return drained
+
+    def _flush(self) -> bool:
+        """Wait for Kafka to answer what is in flight: at most shutdown_timeout_s, and no
+        longer than SHUTDOWN_STALL_S without any answer (Kafka unreachable: stop now, the
+        broker redelivers what was not acknowledged)."""
+        assert self._producer is not None
+        deadline = time.monotonic() + self.settings.shutdown_timeout_s
+        last, last_change = self.metrics.in_flight, time.monotonic()
+        while self.metrics.in_flight > 0:
+            now = time.monotonic()
+            if now >= deadline or now - last_change >= SHUTDOWN_STALL_S:
+                log.warning(
+                    "Kafka answered nothing for %.0f s at shutdown; %d messages stay "
+                    "unacknowledged and will be redelivered",
+                    now - last_change,
+                    self.metrics.in_flight,
+                )
+                return False
+            with contextlib.suppress(KafkaTimeoutError):  # progress is checked above
+                self._producer.flush(timeout=FLUSH_STEP_S)
+            if self.metrics.in_flight != last:
+                last, last_change = self.metrics.in_flight, time.monotonic()
+        return True
 
     # --- paho callbacks (network thread) ---------------------------------------------------
     def _make_client(self) -> BufferedClient:
