@@ -14,13 +14,14 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.partitioner import DefaultPartitioner
 
-from edge.settings import KafkaSettings
+from edge.settings import ConfigError, KafkaSettings
+from stream.bridge.core import Record
 from stream.bridge.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,63 @@ def make_producer(kafka: KafkaSettings, bridge: BridgeSettings, client_id: str) 
     return BridgeProducer(**producer_config(kafka, bridge, client_id))
 
 
+class Flight(Protocol):
+    def ok(self, metadata: object) -> None: ...
+    def err(self, exc: BaseException) -> None: ...
+
+
+class Out(Protocol):
+    """What the bridge needs of a producer (kafka-python's or confluent-kafka's)."""
+
+    def produce(self, record: Record, flight: Any) -> None: ...
+    def has_topic(self, topic: str) -> bool: ...
+    def flush(self, timeout_s: float) -> int: ...
+    def close(self, timeout_s: float = 5.0) -> None: ...
+
+
+class KafkaPythonOut:
+    """kafka-python's producer behind ``Out``: callbacks run on its I/O thread."""
+
+    def __init__(self, kafka: KafkaSettings, bridge: BridgeSettings, client_id: str) -> None:
+        self.producer = make_producer(kafka, bridge, client_id)
+
+    def produce(self, record: Record, flight: Flight) -> None:
+        future = self.producer.send(
+            record.topic, value=record.value, key=record.key, headers=record.headers
+        )
+        future.add_callback(flight.ok)
+        future.add_errback(flight.err)
+
+    def has_topic(self, topic: str) -> bool:
+        return _has_partitions(self.producer, topic)
+
+    def flush(self, timeout_s: float) -> int:
+        """0 when everything was answered, else 1 (kafka-python does not say how many)."""
+        try:
+            self.producer.flush(timeout=timeout_s)
+        except KafkaTimeoutError:
+            return 1
+        return 0
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        self.producer.close(timeout=timeout_s)
+
+
+def make_out(kafka: KafkaSettings, bridge: BridgeSettings, client_id: str) -> Out:
+    """The producer named by SLEDFLEET_BRIDGE_PRODUCER."""
+    if bridge.producer == "confluent":
+        from stream.bridge.kafka_confluent import ConfluentOut
+
+        return ConfluentOut(kafka, bridge, client_id)
+    if bridge.producer == "kafka-python":
+        return KafkaPythonOut(kafka, bridge, client_id)
+    raise ConfigError(
+        "SLEDFLEET_BRIDGE_PRODUCER",
+        f"{bridge.producer!r} is not a producer",
+        "set it to confluent or kafka-python",
+    )
+
+
 class KafkaUnavailable(RuntimeError):
     """Kafka or a topic still missing at the start deadline, or the start was interrupted."""
 
@@ -126,7 +184,7 @@ def connect_producer(
     client_id: str,
     topics: Iterable[str],
     stop: threading.Event | None = None,
-) -> KafkaProducer:
+) -> Out:
     """A producer that has seen Kafka and the metadata of every topic; waits up to kafka_wait_s.
 
     A broker must first accept a TCP connection (probed here, cheaply, so the wait ends
@@ -137,7 +195,7 @@ def connect_producer(
     stop = stop or threading.Event()
     started = time.monotonic()
     deadline = started + bridge.kafka_wait_s
-    producer: KafkaProducer | None = None
+    producer: Out | None = None
     missing: list[str] = list(topics)
     cause = ""
     said = RateLimited(log, KAFKA_WAIT_LOG_EVERY_S)
@@ -147,8 +205,8 @@ def connect_producer(
             if reachable:
                 try:
                     if producer is None:
-                        producer = make_producer(kafka, bridge, client_id)
-                    missing = [t for t in missing if not _has_partitions(producer, t)]
+                        producer = make_out(kafka, bridge, client_id)
+                    missing = [t for t in missing if not producer.has_topic(t)]
                     if not missing:
                         return producer
                     cause = f"topics missing: {', '.join(missing)}"
@@ -166,7 +224,7 @@ def connect_producer(
                 raise KafkaUnavailable(f"stopped while waiting for Kafka at {kafka.bootstrap}")
     except BaseException:
         if producer is not None:
-            producer.close(timeout=1)
+            producer.close(0)
         raise
 
 

@@ -5,9 +5,11 @@ Threads and who touches what:
 * paho's network thread (``loop_start``) runs ``_on_raw_message`` (plain PUBLISH packets
   parsed by ``BufferedClient``'s fast path) or ``_on_message`` (the rest, parsed by paho):
   it validates and routes the message (pure ``core.route``), registers it in the
-  ``AckWindow`` and hands the record to ``producer.send`` (non-blocking once topic
-  metadata is known).
-* kafka-python's I/O thread completes the futures: ``_InFlight.ok`` marks the message done
+  ``AckWindow`` and hands the record to the producer (``kafka_out.Out.produce``,
+  non-blocking).
+* The producer's own thread reports Kafka's answers: confluent-kafka's poll thread
+  (``kafka_confluent``, the default) calls ``_InFlight.delivered``, kafka-python's I/O
+  thread completes futures with ``_InFlight.ok``/``err``. Either marks the message done
   and sends the PUBACKs that are now due, in arrival order.
 * PUBACKs are queued with ``BufferedClient.ack_many`` (a list under its own lock, plus one
   wake-up byte on paho's socket pair); the network thread alone writes them, in one
@@ -25,15 +27,13 @@ without acknowledging; the broker redelivers to the next session.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from kafka import KafkaProducer
-from kafka.errors import KafkaTimeoutError
+from confluent_kafka import KafkaError
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -43,7 +43,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge.contract import KAFKA_BY_KIND, KAFKA_DEADLETTER
 from edge.settings import KafkaSettings, MqttSettings
 from stream.bridge.core import AckWindow, Record, route, subscriptions
-from stream.bridge.kafka_out import connect_producer
+from stream.bridge.kafka_confluent import DeliveryFailed
+from stream.bridge.kafka_out import Out, connect_producer
 from stream.bridge.metrics import BridgeMetrics
 from stream.bridge.paho_buffered import BufferedClient
 from stream.bridge.settings import BridgeSettings
@@ -80,7 +81,7 @@ class Bridge:
         self._window = AckWindow()
         self._room = threading.Condition(self._lock)
         self._in_flight = 0
-        self._producer: KafkaProducer | None = None
+        self._producer: Out | None = None
         self._client: BufferedClient | None = None
         prefix = kafka_settings.topic_prefix
         self.topics = [prefix + t for t in (*KAFKA_BY_KIND.values(), KAFKA_DEADLETTER)]
@@ -140,7 +141,7 @@ class Bridge:
             self._client.loop_stop()
             log.info("%d messages parsed on the fast path", self._client.fast_messages)
         if self._producer is not None:
-            self._producer.close(timeout=0 if self.fatal.is_set() else 5)
+            self._producer.close(0 if self.fatal.is_set() else 5)
         log.info("bridge %s stopped (drained=%s)", self.client_id, drained)
         return drained
 
@@ -161,8 +162,7 @@ class Bridge:
                     self.metrics.in_flight,
                 )
                 return False
-            with contextlib.suppress(KafkaTimeoutError):  # progress is checked above
-                self._producer.flush(timeout=FLUSH_STEP_S)
+            self._producer.flush(FLUSH_STEP_S)  # progress is checked above
             if self.metrics.in_flight != last:
                 last, last_change = self.metrics.in_flight, time.monotonic()
         return True
@@ -279,14 +279,9 @@ class Bridge:
         flight = _InFlight(self, token, record, started)
         assert self._producer is not None
         try:
-            future = self._producer.send(
-                record.topic, value=record.value, key=record.key, headers=record.headers
-            )
+            self._producer.produce(record, flight)
         except Exception as exc:
             flight.err(exc)
-            return
-        future.add_callback(flight.ok)
-        future.add_errback(flight.err)
 
     # --- Kafka completions (producer I/O thread) -------------------------------------------
     def _acked(self, flight: _InFlight) -> None:
@@ -306,7 +301,7 @@ class Bridge:
         with self._room:
             self._in_flight -= 1
             self._room.notify()
-        self.metrics.on_kafka_error(type(exc).__name__)
+        self.metrics.on_kafka_error(str(getattr(exc, "name", None) or type(exc).__name__))
         self._stop_fatally(f"Kafka refused a record for {flight.record.topic}: {exc!r}")
 
     def _stop_fatally(self, reason: str) -> None:
@@ -331,3 +326,10 @@ class _InFlight:
 
     def err(self, exc: BaseException) -> None:
         self.bridge._failed(self, exc)
+
+    def delivered(self, error: KafkaError | None, _msg: object) -> None:
+        """confluent-kafka's delivery report (on its poll thread)."""
+        if error is None:
+            self.bridge._acked(self)
+        else:
+            self.bridge._failed(self, DeliveryFailed(error))

@@ -29,12 +29,13 @@ class FakeProducer:
         self.sent: list[tuple[str, bytes, bytes, Future]] = []
         self.raise_on_send = raise_on_send
 
-    def send(self, topic: str, value: bytes, key: bytes, headers: Any) -> Future:
+    def produce(self, record: Any, flight: Any) -> None:
         if self.raise_on_send:
             raise self.raise_on_send
         fut = Future()
-        self.sent.append((topic, key, value, fut))
-        return fut
+        fut.add_callback(flight.ok)
+        fut.add_errback(flight.err)
+        self.sent.append((record.topic, record.key, record.value, fut))
 
 
 class FakeClient:
