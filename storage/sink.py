@@ -281,6 +281,7 @@ class Sink:
         try:
             consumer.commit()
             self.metrics.set("last_commit_unix", time.time())
+            self.metrics.record_lag(consumer)  # this thread owns the consumer
         except CommitFailedError as exc:  # rebalanced meanwhile: the batch is replayed, harmlessly
             log.warning("offset commit failed (%s); records will be redelivered", exc)
             self.metrics.inc("commit_failures_total")
