@@ -20,6 +20,8 @@ from stream.app.agents import Plumbing, TopicNames
 from stream.app.clinics import ClinicDirectory
 from stream.app.faust_port import check_version
 from stream.app.machines import MachineAgent, Timing
+from stream.app.metrics import WorkerMetrics
+from stream.app.metrics import page as metrics_page
 from stream.app.patients import PatientAgent
 from stream.app.settings import StreamSettings
 from stream.core.adherence import PatientTracker
@@ -240,6 +242,8 @@ def create_app(
     app.agent(patient_input, name="patient-agent")(patient_stream)
     app.timer(settings.release_interval_s, name="idle-partitions")(idle_check)
     app.timer(settings.tick_interval_s, name="patient-tick")(daily_tick)
+    metrics = WorkerMetrics(lambda: plumbing.counters, plumbing.port.lag)
+    app.page("/metrics")(metrics_page(metrics))
     app.page("/sledfleet/stats/")(stats)
     app.page("/sledfleet/tracebacks/")(tracebacks)
     app.page("/sledfleet/consumer/")(consumer_state)

@@ -102,6 +102,24 @@ class FaustPort:
         """Assigned, not rebalancing, and table recovery complete."""
         return bool(not self.app.rebalancing and self.app.tables.recovery.completed.is_set())
 
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records behind the end, per assigned (topic, partition), from what the consumer
+        already knows (no network round trip): the committed offset (the next one to read)
+        against the high water of the latest fetch. Partitions without either are left
+        out rather than guessed."""
+        consumer = self.app.consumer
+        out: dict[tuple[str, int], int] = {}
+        for tp in consumer.assignment():
+            committed = consumer._committed_offset.get(tp)
+            try:
+                high = consumer.highwater(tp)
+            except (AssertionError, KeyError):  # aiokafka: not fetched or assigned yet
+                continue
+            if committed is None or high is None:
+                continue
+            out[(tp.topic, tp.partition)] = max(0, int(high) - int(committed))
+        return out
+
     def consumer_snapshot(self) -> dict[str, Any]:
         consumer = self.app.consumer
 

@@ -42,6 +42,7 @@ from stream_support import (
 
 from edge import contract
 from edge.settings import KafkaSettings
+from tests.promtext import check_names, scrape, value
 
 pytestmark = pytest.mark.integration
 
@@ -165,6 +166,12 @@ def test_day_flows_to_output_topics(
     assert c["set"] == n_sessions * plan.sets
     assert c["rep"] == n_sessions * plan.sets * plan.reps
     assert dedup_all(got) == dedup(want), diff_summary(dedup_all(got), dedup(want))
+    families, samples = scrape(w.web_port)  # /metrics, parsed by prometheus_client
+    check_names(families, "worker")
+    frames = sum(1 for kind, _, _ in inputs if kind == "telemetry")
+    assert value(samples, "sledfleet_worker_frames_total") == frames
+    assert value(samples, "sledfleet_worker_dead_letters_total") == 0
+    assert 0 < value(samples, "sledfleet_worker_state_max_bytes") < 1024 * 1024
     assert w.stop() == 0, w.log_text()[-3000:]
 
 
