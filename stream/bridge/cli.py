@@ -68,7 +68,11 @@ def serve(mqtt_settings: MqttSettings, kafka: KafkaSettings, settings: BridgeSet
     signal.signal(signal.SIGINT, on_signal)
 
     metrics = BridgeMetrics()
-    bridge = Bridge(mqtt_settings, kafka, settings, metrics)
+    try:
+        bridge = Bridge(mqtt_settings, kafka, settings, metrics)
+    except RuntimeError as exc:  # secure mode without a readable device registry
+        log.error("bridge cannot start: %s", exc)
+        return 1
     server = MetricsServer(metrics, bridge.health, settings.metrics_host, settings.metrics_port)
     server.start()
     log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.port)
