@@ -8,9 +8,11 @@ import os
 import sys
 from typing import Any
 
+from edge.contract import ContractError, check_id
 from storage import migrate as migrations
 from storage import queries, tenants
 from storage.db import connect, default_dsn, detect_flavour, installed_flavour
+from storage.registry import MOVE_MACHINE
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,14 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     sub.add_parser("ops-role", help="create/update the operations role").set_defaults(
         func=_ops_role
     )
+    mv = sub.add_parser(
+        "move-machine",
+        help="move a machine to another clinic (audited; the sink never does it on its own)",
+    )
+    mv.add_argument("machine_id")
+    mv.add_argument("clinic_id", help="the clinic it belongs to from now on (must exist)")
+    mv.add_argument("--reason", required=True, help="why (kept in sledfleet.machine_moves)")
+    mv.set_defaults(func=_move_machine)
 
 
 def _dsn(args: argparse.Namespace) -> str:
@@ -112,4 +122,43 @@ def _ops_role(args: argparse.Namespace) -> int:
         given = os.environ.get(PASSWORD_ENV)
         password = tenants.ensure_ops_role(conn, given)
     print(f"role {tenants.OPS_ROLE}" + ("" if given else f" password {password}"))
+    return 0
+
+
+def _move_machine(args: argparse.Namespace) -> int:
+    try:
+        check_id("machine_id", args.machine_id)
+        check_id("clinic_id", args.clinic_id)
+    except ContractError as exc:
+        print(f"sledfleet db move-machine: {exc}", file=sys.stderr)
+        return 2
+    reason = args.reason.strip()
+    if not 1 <= len(reason) <= 500:
+        print("sledfleet db move-machine: --reason must be 1 to 500 characters", file=sys.stderr)
+        return 2
+    moved = None
+    with connect(_dsn(args), autocommit=True) as conn, conn.transaction():
+        row = conn.execute(
+            "SELECT m.clinic_id, c.clinic_id FROM sledfleet.machines m "
+            "LEFT JOIN sledfleet.clinics c ON c.clinic_id = %s WHERE m.machine_id = %s",
+            (args.clinic_id, args.machine_id),
+        ).fetchone()
+        problem = (
+            f"no machine {args.machine_id}"
+            if row is None
+            else f"no clinic {args.clinic_id} (sledfleet db add-clinic first)"
+            if row[1] is None
+            else f"machine {args.machine_id} is already in clinic {args.clinic_id}"
+            if row[0] == args.clinic_id
+            else None
+        )
+        if problem is None:
+            params = {"machine": args.machine_id, "clinic": args.clinic_id, "reason": reason}
+            moved = conn.execute(MOVE_MACHINE, params).fetchone()
+            if moved is None:
+                problem = f"machine {args.machine_id} changed concurrently; nothing moved"
+    if problem is not None or moved is None:
+        print(f"sledfleet db move-machine: {problem}", file=sys.stderr)
+        return 1
+    print(f"machine {args.machine_id} moved from clinic {moved[0]} to {args.clinic_id}")
     return 0
