@@ -15,6 +15,7 @@ import pytest
 from bridge_support import BridgeProcess, Topics, frame, kafka_topics, read_topic, wait_until
 from servers import PrivateMosquitto
 
+from edge.contract import encode
 from edge.settings import KafkaSettings, MqttSettings
 
 pytestmark = pytest.mark.integration
@@ -27,6 +28,17 @@ SIMULATOR_PASSWORD = "sim-" + uuid.uuid4().hex
 def topics(kafka_settings: KafkaSettings) -> Iterator[Topics]:
     with kafka_topics(kafka_settings) as t:
         yield t
+
+
+def _with_a_name(clinic: str, machine: str) -> bytes:
+    return encode(
+        {
+            "v": 1, "clinic_id": clinic, "machine_id": machine, "type": "session_started",
+            "event_id": str(uuid.uuid4()), "seq": 0, "ts_ns": 1_763_900_000 * 10**9,
+            "session_id": "s1", "patient_id": "p1", "replayed": False,
+            "patient_name": "Jane Doe", "date_of_birth": "1970-01-01",
+        }
+    )  # fmt: skip
 
 
 def _service_client(port: int, user: str, password: str) -> mqtt.Client:
@@ -68,14 +80,16 @@ def test_unregistered_or_cross_clinic_machines_are_dead_lettered(
                 (f"sledfleet/v1/{ca}/ma/telemetry", frame(ca, "ma", 0)),  # registered: passes
                 (f"sledfleet/v1/{cb}/ma/telemetry", frame(cb, "ma", 1)),  # H1 via a service
                 (f"sledfleet/v1/{cb}/mz/telemetry", frame(cb, "mz", 0)),  # never provisioned
+                (f"sledfleet/v1/{ca}/ma/event", _with_a_name(ca, "ma")),  # M3: personal data
             ]
             for topic, payload in sent:
                 sim.publish(topic, payload, qos=1).wait_for_publish(20)
-            letters = read_topic(kafka_settings, topics.deadletter, 2, timeout=120)
+            letters = read_topic(kafka_settings, topics.deadletter, 3, timeout=120)
             reasons = {json.loads(r.value)["origin"]: r.headers["reason"] for r in letters}
             assert reasons == {
                 sent[1][0]: b"clinic_mismatch",
                 sent[2][0]: b"unregistered_machine",
+                sent[3][0]: b"personal_data",
             }
             # provisioning mz into cb lets it through without restarting the bridge
             broker.add_device(cb, "mz", "device-" + uuid.uuid4().hex)
