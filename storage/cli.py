@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from typing import Any
 
@@ -16,8 +15,13 @@ from storage.registry import MOVE_MACHINE
 
 log = logging.getLogger(__name__)
 
-PASSWORD_ENV = "SLEDFLEET_ROLE_PASSWORD"  # noqa: S105 (a variable name)
-"""Password for add-clinic / ops-role; a random one is generated and printed when unset."""
+MIN_ROLE_PASSWORD_CHARS = 16
+"""A role password given on stdin must be at least this long."""
+
+_STDIN_HELP = (
+    "read the role's password from stdin; otherwise a new one is generated and printed "
+    "once on stdout. Either way the server receives only its SCRAM-SHA-256 verifier."
+)
 
 
 def register(subparsers: Any, name: str, help_text: str) -> None:
@@ -36,10 +40,11 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     )
     a = sub.add_parser("add-clinic", help="create a clinic and its read-only database role")
     a.add_argument("clinic_id")
+    a.add_argument("--password-stdin", action="store_true", help=_STDIN_HELP)
     a.set_defaults(func=_add_clinic)
-    sub.add_parser("ops-role", help="create/update the operations role").set_defaults(
-        func=_ops_role
-    )
+    o = sub.add_parser("ops-role", help="create/update the operations role")
+    o.add_argument("--password-stdin", action="store_true", help=_STDIN_HELP)
+    o.set_defaults(func=_ops_role)
     mv = sub.add_parser(
         "move-machine",
         help="move a machine to another clinic (audited; the sink never does it on its own)",
@@ -110,19 +115,40 @@ def _add_clinic(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"sledfleet db add-clinic: {exc}", file=sys.stderr)
         return 2
-    with connect(_dsn(args), autocommit=True) as conn:
-        given = os.environ.get(PASSWORD_ENV)
-        role, password = tenants.add_clinic(conn, args.clinic_id, given)
-    print(f"role {role}" + ("" if given else f" password {password}"))
+    given = _stdin_password(args)
+    try:
+        with connect(_dsn(args), autocommit=True) as conn:
+            role, password = tenants.add_clinic(conn, args.clinic_id, given)
+    except tenants.RoleError as exc:
+        print(f"sledfleet db add-clinic: {exc}", file=sys.stderr)
+        return 2
+    print(f"role {role} ready for clinic {args.clinic_id}", file=sys.stderr)
+    if given is None:
+        print(password)  # shown once, on stdout only
     return 0
 
 
 def _ops_role(args: argparse.Namespace) -> int:
-    with connect(_dsn(args), autocommit=True) as conn:
-        given = os.environ.get(PASSWORD_ENV)
-        password = tenants.ensure_ops_role(conn, given)
-    print(f"role {tenants.OPS_ROLE}" + ("" if given else f" password {password}"))
+    given = _stdin_password(args)
+    try:
+        with connect(_dsn(args), autocommit=True) as conn:
+            password = tenants.ensure_ops_role(conn, given)
+    except tenants.RoleError as exc:
+        print(f"sledfleet db ops-role: {exc}", file=sys.stderr)
+        return 2
+    print(f"role {tenants.OPS_ROLE} ready", file=sys.stderr)
+    if given is None:
+        print(password)
     return 0
+
+
+def _stdin_password(args: argparse.Namespace) -> str | None:
+    if not args.password_stdin:
+        return None
+    password = sys.stdin.readline().rstrip("\n")
+    if len(password) < MIN_ROLE_PASSWORD_CHARS:
+        raise SystemExit(f"password too short (at least {MIN_ROLE_PASSWORD_CHARS} characters)")
+    return password
 
 
 def _move_machine(args: argparse.Namespace) -> int:
