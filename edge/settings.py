@@ -48,9 +48,11 @@ def load(cls: type[T], environ: Mapping[str, str] | None = None, **overrides: An
 
 
 def _coerce(default: Any, raw: str, name: str) -> Any:
+    if isinstance(default, Secret):
+        if "change-me" in raw.lower():  # a template value nobody replaced (issue #13)
+            raise ValueError(f"environment variable {name} is still a change-me placeholder")
+        return Secret(raw)
     try:
-        if isinstance(default, Secret):
-            return Secret(raw)
         if isinstance(default, bool):
             if raw.lower() not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
                 raise ValueError(raw)
