@@ -17,6 +17,8 @@ from edge.settings import ConfigError
 # name -> (module that defines `register(subparsers)`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "edge": ("edge.agent_cli", "run the edge agent beside one sled (or a simulated fleet)"),
+    "device": ("edge.devices_cli", "provision, list and revoke broker accounts (secure mode)"),
+    "secrets": ("edge.secrets_check", "refuse placeholder secrets before a deployment starts"),
     "simulate": ("edge.simulator.cli", "simulate a multi-clinic fleet, live or backfilled"),
     "bridge": ("stream.bridge.cli", "move MQTT messages into Kafka, dead-lettering bad input"),
     "stream": ("stream.app.cli", "run the Faust stream worker (reps, sets, sessions, alerts)"),

@@ -62,6 +62,12 @@ MAX_PORT = 65535
 
 def _coerce(default: Any, raw: str, name: str) -> Any:
     if isinstance(default, Secret):
+        if "change-me" in raw.lower():  # a template value nobody replaced (issue #13)
+            raise ConfigError(
+                f"environment variable {name}",
+                "is still a change-me placeholder",
+                "set a real secret (see docs/security.md)",
+            )
         return Secret(raw)
     if isinstance(default, bool):
         if raw.strip().lower() not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
