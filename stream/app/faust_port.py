@@ -200,3 +200,31 @@ class FaustPort:
     def changelog_topic(table: Any) -> str:
         name: str = table.changelog_topic.get_topic_name()
         return name
+
+
+# --- web server --------------------------------------------------------------------------
+
+BUILT_IN_PAGES: Final = "faust.web.apps."
+"""Module prefix of Faust's own blueprints (tables, router, graph, stats, metrics, index)."""
+
+
+def harden_web(app: Any) -> None:
+    """Drop every Faust built-in blueprint still enabled (the production index at ``/``,
+    any the flags do not cover). Call after ``faust.App(...)``, before the worker starts."""
+    blueprints = app.web.blueprints
+    if blueprints.applied:
+        raise RuntimeError("harden_web must run before the web server starts")
+    blueprints._enabled = [
+        (prefix, bp)
+        for prefix, bp in blueprints._enabled
+        if not (isinstance(bp, str) and bp.startswith(BUILT_IN_PAGES))
+    ]
+
+
+def built_in_routes(app: Any) -> list[str]:
+    """The Faust built-in blueprints the web server would mount (empty once hardened)."""
+    return [
+        bp
+        for _, bp in app.web.blueprints._enabled
+        if isinstance(bp, str) and bp.startswith(BUILT_IN_PAGES)
+    ]
