@@ -87,7 +87,7 @@ def _connect(dsn: str) -> Iterator[Any]:
     try:
         conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
-        first = (str(exc).strip().splitlines() or ["no reason given"])[-1]
+        first = (str(exc).strip().splitlines() or ["no reason given"])[0].strip()
         raise ReportError(f"cannot reach the database at {_where(dsn)}: {first}") from None
     try:
         with conn:
@@ -197,24 +197,27 @@ def _clinic(args: argparse.Namespace) -> None:
                 f"no clinic {args.clinic_id!r} in {_where(dsn)} (unknown id, or not visible to "
                 "this database role); nothing written"
             )
-        patients = [
-            r[0]
-            for r in conn.execute(
-                "SELECT patient_id FROM v_patients WHERE clinic_id = %s ORDER BY patient_id",
-                (args.clinic_id,),
-            ).fetchall()
-        ]
-        reports = []
-        for pid in patients:
-            rep, paths = _render(conn, pid, period, out, not args.no_pdf, settings)
-            reports.append((rep, paths))
+        paths = write_clinic(conn, args.clinic_id, period, out, not args.no_pdf, settings)
+    for p in paths:
+        print(p)
+
+
+def write_clinic(
+    conn: Any, clinic_id: str, period: Any, out: Path, pdf: bool, settings: ReportSettings
+) -> list[Path]:
+    """Every patient's report of ``clinic_id`` in ``out`` plus ``index.html`` (first)."""
+    patients = [
+        r[0]
+        for r in conn.execute(
+            "SELECT patient_id FROM v_patients WHERE clinic_id = %s ORDER BY patient_id",
+            (clinic_id,),
+        ).fetchall()
+    ]
+    reports = [_render(conn, pid, period, out, pdf, settings) for pid in patients]
     index = out / "index.html"
     out.mkdir(parents=True, exist_ok=True)
-    index.write_text(clinic_index(args.clinic_id, reports), encoding="utf-8")
-    print(index)
-    for _, paths in reports:
-        for p in paths:
-            print(p)
+    index.write_text(clinic_index(clinic_id, reports), encoding="utf-8")
+    return [index, *(p for _, paths in reports for p in paths)]
 
 
 def clinic_index(clinic_id: str, reports: list[tuple[Any, list[Path]]]) -> str:
