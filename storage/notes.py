@@ -53,8 +53,9 @@ def note_event(
         "session_id": session_id,
         "patient_id": patient_id,
         "phase": phase,
-        "relapse_suspected": relapse_suspected,
     }
+    if relapse_suspected:
+        payload["relapse_suspected"] = True
     for key, value in (("rpe", rpe), ("fatigue", fatigue), ("symptoms", symptoms),
                        ("recorded_by", recorded_by)):  # fmt: skip
         if value is not None:
