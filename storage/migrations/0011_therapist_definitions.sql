@@ -2,8 +2,8 @@
 -- (docs/report.md, "Definitions"). Both read these views through dashboards/sql/*.sql, so a
 -- number cannot mean one thing in the report and another in Grafana.
 --
--- Calendars are the clinic's: sledfleet.clinics.time_zone (IANA name). Migration 0010 may
--- already have added the column; this one adds it only if it is missing.
+-- Calendars are the clinic's: sledfleet.clinics.time_zone (IANA name, migration 0010; the
+-- ALTER below is a no-op after it and keeps this file valid on its own).
 
 ALTER TABLE sledfleet.clinics ADD COLUMN IF NOT EXISTS time_zone text NOT NULL DEFAULT 'UTC';
 
@@ -100,7 +100,8 @@ SELECT a.week_start, a.iso_week, a.clinic_id, a.patient_id, a.prescription_id, a
        a.rolling4_prescribed, a.rolling4_attended, w.rolling4_completed,
        a.rolling4_adherence,
        w.rolling4_completed::double precision / nullif(a.rolling4_prescribed, 0)
-           AS rolling4_compliance
+           AS rolling4_compliance,
+       a.time_zone
 FROM sledfleet.adherence_weekly a
 JOIN LATERAL (
     SELECT (count(*) FILTER (WHERE c.as_prescribed AND c.local_date >= a.week_start
@@ -196,9 +197,6 @@ WHERE e.type = 'patient_note' AND e.patient_id IS NOT NULL;
 CREATE INDEX machine_events_patient_note_idx ON sledfleet.machine_events (patient_id, ts)
     WHERE type = 'patient_note';
 
-CREATE VIEW sledfleet.v_clinic_time_zone AS
-SELECT clinic_id, time_zone FROM sledfleet.clinics;
-
 -- ---------------------------------------------------------------- clinic roles
 CREATE VIEW clinic.v_patient_care WITH (security_barrier) AS
 SELECT * FROM sledfleet.v_patient_care
@@ -214,7 +212,4 @@ SELECT * FROM sledfleet.v_session_sides
 WHERE clinic_id IN (SELECT clinic_id FROM sledfleet.clinic_roles WHERE role_name = current_user);
 CREATE VIEW clinic.v_patient_notes WITH (security_barrier) AS
 SELECT * FROM sledfleet.v_patient_notes
-WHERE clinic_id IN (SELECT clinic_id FROM sledfleet.clinic_roles WHERE role_name = current_user);
-CREATE VIEW clinic.v_clinic_time_zone WITH (security_barrier) AS
-SELECT * FROM sledfleet.v_clinic_time_zone
 WHERE clinic_id IN (SELECT clinic_id FROM sledfleet.clinic_roles WHERE role_name = current_user);
