@@ -5,11 +5,13 @@ included."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 from rehearsal import netns
@@ -44,6 +46,32 @@ def cmd_teardown(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from rehearsal.deploy import Deployment, FleetSpec
+    from rehearsal.faults import FAULTS
+    from rehearsal.rehearse import run, table
+    from rehearsal.topology import Shape
+
+    faults = [f for f in args.faults.split(",") if f]
+    unknown = [f for f in faults if f not in FAULTS]
+    if unknown:
+        print(f"unknown faults {unknown}; known: {', '.join(FAULTS)}", file=sys.stderr)
+        return 2
+    shape = Shape(brokers=3, bridges=args.bridges, workers=args.workers, sinks=args.sinks)
+    fleet = FleetSpec(args.clinics, args.machines, args.patients, args.weeks, args.seed)
+    result = run(Deployment(args.prefix, shape, fleet), faults, args.scale)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, default=str))
+    print(table(result))
+    lb = result["loopback"]
+    print(f"loopback check: {'PASS' if lb['ok'] else 'FAIL ' + json.dumps(lb)}")
+    print(f"deploy {result['timings']['deploy_s']:.0f} s; full result in {out}")
+    passed = all(r["score"]["passed"] and r["score"]["missing_reps"] == 0
+                 and r["score"]["extra_reps"] == 0 for r in result["segments"])  # fmt: skip
+    return 0 if passed and lb["ok"] else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="services/rehearse", description=__doc__)
     p.add_argument("--prefix", default="sfr", help="name prefix of every namespace (default sfr)")
@@ -53,6 +81,21 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument("--hosts", default="a,b,c", help="comma-separated host names")
     h.add_argument("--hold", action="store_true", help="keep them until Ctrl-C / SIGTERM")
     h.set_defaults(func=cmd_hosts)
+    r = sub.add_parser("run", help="deploy, stream the fleet, score (faults: see --faults)")
+    r.add_argument("--bridges", type=int, default=2)
+    r.add_argument("--workers", type=int, default=3)
+    r.add_argument("--sinks", type=int, default=2)
+    r.add_argument("--faults", default="baseline,kafka-leader,worker-link,bridge,mosquitto,"
+                   "postgres,clock-skew", help="comma-separated, one segment each")  # fmt: skip
+    r.add_argument("--no-scale", dest="scale", action="store_false",
+                   help="skip the 1 bridge + 1 worker vs full scale-out segments")
+    r.add_argument("--clinics", type=int, default=1, help="per segment")
+    r.add_argument("--machines", type=int, default=2, help="per clinic")
+    r.add_argument("--patients", type=int, default=2, help="per machine")
+    r.add_argument("--weeks", type=int, default=2)
+    r.add_argument("--seed", type=int, default=7)
+    r.add_argument("--out", default="out/rehearse/result.json")
+    r.set_defaults(func=cmd_run)
     t = sub.add_parser("teardown", help="remove every namespace named <prefix>-*")
     t.set_defaults(func=cmd_teardown)
     return p

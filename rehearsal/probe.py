@@ -128,6 +128,180 @@ def kafka_consume(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _demo_config(args: argparse.Namespace) -> Any:
+    from dashboards.demo.pipeline import DemoConfig
+
+    return DemoConfig(
+        clinics=args.clinics, machines_per_clinic=args.machines,
+        patients_per_machine=args.patients, weeks=args.weeks, seed=args.seed,
+        database="sledfleet",
+    )  # fmt: skip
+
+
+def _fleet(args: argparse.Namespace) -> Any:
+    """The demo's backfill fleet; ``--id-prefix`` makes a segment's clinics and machines its
+    own, ``--skew-s`` puts the first machine's clock that many seconds ahead (truth too)."""
+    from dataclasses import replace
+
+    from dashboards.demo.pipeline import fleet_config
+    from edge.simulator import build_fleet
+
+    config = replace(fleet_config(_demo_config(args), "backfill"), id_prefix=args.id_prefix)
+    fleet = build_fleet(config)
+    if args.skew_s:
+        fleet.machines[0].t0_ns += int(args.skew_s * 1e9)
+    return fleet
+
+
+def setup(args: argparse.Namespace) -> dict[str, Any]:
+    """Application role, fresh migrated database with clinic roles, topics, prescriptions."""
+    import os
+    from dataclasses import replace
+
+    import psycopg
+    from psycopg import sql
+
+    from dashboards.demo.pipeline import ADMIN_DSN_ENV, DemoRun, prepare_database
+    from edge.settings import KafkaSettings
+    from stream.topics import TopicsSettings, ensure_topics
+
+    deadline = time.monotonic() + args.timeout
+    while True:
+        try:
+            conn = psycopg.connect(args.admin_dsn, autocommit=True, connect_timeout=3)
+            break
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    with conn:
+        password = psycopg.conninfo.conninfo_to_dict(args.dsn).get("password", "")
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'sledfleet'").fetchone():
+            conn.execute(
+                sql.SQL("CREATE ROLE sledfleet LOGIN PASSWORD {}").format(sql.Literal(password))
+            )
+    os.environ[ADMIN_DSN_ENV] = args.admin_dsn
+    config = replace(_demo_config(args), clinics=0)  # clinics come with their segment
+    run = DemoRun(config, "rehearsal", KafkaSettings(args.bootstrap, ""), args.dsn)
+    prepare_database(config, run)
+    created, existing = ensure_topics(
+        run.kafka, replace(TopicsSettings(), replication_factor=args.replication)
+    )
+    return {"topics": len(created) + len(existing)}
+
+
+def prepare_segment(args: argparse.Namespace) -> dict[str, Any]:
+    """A segment's clinics (with their roles) and its patients' prescriptions."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    from edge.settings import KafkaSettings
+    from storage import tenants
+    from stream.prescribe import publish
+
+    fleet = _fleet(args)
+    clinics = sorted({m.clinic_id for m in fleet.machines})
+    admin = make_conninfo(args.admin_dsn, dbname="sledfleet")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        for clinic in clinics:
+            tenants.add_clinic(conn, clinic)
+    kafka = KafkaSettings(args.bootstrap, "")
+    for rx in fleet.prescriptions:
+        publish({**rx, "end_date": None}, kafka)  # type: ignore[typeddict-item]
+    return {"clinics": clinics, "prescriptions": len(fleet.prescriptions)}
+
+
+def score(args: argparse.Namespace) -> dict[str, Any]:
+    """The database scored against the simulator's ground truth (the demo's scoring)."""
+    from dataclasses import asdict, replace
+
+    import psycopg
+
+    from dashboards.demo.summary import score_against_truth
+
+    fleet = _fleet(args)
+    t0 = min(m.t0_ns for m in fleet.machines)
+    window = (t0, t0 + args.weeks * 7 * 86_400 * 10**9)
+    truth = fleet.truth()
+    with psycopg.connect(args.dsn, autocommit=True) as conn:
+        result = score_against_truth(conn, truth, window)
+        # other segments' reps are not this segment's extras
+        keys = {(r["machine_id"], r["session_id"], int(r["set_no"]), int(r["rep_no"]))
+                for r in truth["reps"]}  # fmt: skip
+        mine = conn.execute(
+            "SELECT machine_id, session_id, set_no, rep_no FROM sledfleet.reps"
+            " WHERE start_ns >= %s AND start_ns < %s AND machine_id = ANY(%s)",
+            (window[0], window[1], [m.machine_id for m in fleet.machines]),
+        ).fetchall()
+        extra = sum(1 for r in mine if (r[0], r[1], int(r[2]), int(r[3])) not in keys)
+        result = replace(result, extra_reps=extra)
+        sessions = conn.execute(
+            "SELECT count(*) FROM sledfleet.sessions WHERE machine_id = ANY(%s)",
+            ([m.machine_id for m in fleet.machines],),
+        ).fetchone()
+    return {
+        "truth_sessions": len(truth["sessions"]),
+        "sessions": int(sessions[0]) if sessions else 0,
+        **asdict(result),
+        "sets_exact_fraction": result.sets_exact_fraction,
+        "passed": result.passed(),
+    }
+
+
+def counts(dsn: str) -> dict[str, Any]:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=3) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM sledfleet.reps), (SELECT count(*) FROM sledfleet.sets),"
+            " (SELECT count(*) FROM sledfleet.sessions)"
+        ).fetchone()
+    assert row is not None
+    return {"reps": int(row[0]), "sets": int(row[1]), "sessions": int(row[2])}
+
+
+def monitor(args: argparse.Namespace) -> dict[str, Any]:
+    """Append the database's row counts every ``--every`` seconds to ``--out`` until killed."""
+    out = open(args.out, "a")  # noqa: SIM115 (held for the life of the process)
+    while True:
+        t = time.time()
+        try:
+            row: dict[str, Any] = {"t": t, **counts(args.dsn)}
+        except Exception as e:  # a database restart is one of the faults: record, go on
+            row = {"t": t, "error": type(e).__name__}
+        out.write(json.dumps(row) + "\n")
+        out.flush()
+        time.sleep(max(0.0, args.every - (time.time() - t)))
+
+
+def wait_http(args: argparse.Namespace) -> dict[str, Any]:
+    import urllib.request
+
+    deadline = time.monotonic() + args.timeout
+    pending = list(args.url)
+    while pending and time.monotonic() < deadline:
+        for url in list(pending):
+            try:
+                with urllib.request.urlopen(url, timeout=2.0) as resp:  # noqa: S310
+                    if 200 <= int(resp.status) < 300:
+                        pending.remove(url)
+            except OSError:
+                pass
+        if pending:
+            time.sleep(0.5)
+    return {"ok": not pending, "unhealthy": pending}
+
+
+def _add_fleet_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--clinics", type=int, default=3)
+    s.add_argument("--machines", type=int, default=2)
+    s.add_argument("--patients", type=int, default=3)
+    s.add_argument("--weeks", type=int, default=4)
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--id-prefix", default="")
+    s.add_argument("--skew-s", type=float, default=0.0)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m rehearsal.probe")
     sub = p.add_subparsers(dest="command", required=True)
@@ -150,13 +324,39 @@ def parser() -> argparse.ArgumentParser:
         if name == "kafka-produce":
             s.add_argument("--start", type=int, default=0)
             s.add_argument("--count", type=int, default=1000)
+    st = sub.add_parser("setup")
+    st.add_argument("--admin-dsn", required=True)
+    st.add_argument("--dsn", required=True)
+    st.add_argument("--bootstrap", required=True)
+    st.add_argument("--replication", type=int, default=3)
+    st.add_argument("--timeout", type=float, default=120.0)
+    _add_fleet_args(st)
+    st.set_defaults(func=setup)
+    ps = sub.add_parser("prepare-segment")
+    ps.add_argument("--admin-dsn", required=True)
+    ps.add_argument("--bootstrap", required=True)
+    _add_fleet_args(ps)
+    ps.set_defaults(func=prepare_segment)
+    sc = sub.add_parser("score")
+    sc.add_argument("--dsn", required=True)
+    _add_fleet_args(sc)
+    sc.set_defaults(func=score)
+    mo = sub.add_parser("monitor")
+    mo.add_argument("--dsn", required=True)
+    mo.add_argument("--out", required=True)
+    mo.add_argument("--every", type=float, default=1.0)
+    mo.set_defaults(func=monitor)
+    wh = sub.add_parser("wait-http")
+    wh.add_argument("--url", action="append", required=True)
+    wh.add_argument("--timeout", type=float, default=120.0)
+    wh.set_defaults(func=wait_http)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     result = args.func(args)
-    json.dump(result, sys.stdout)
+    json.dump(result, sys.stdout, default=str)
     sys.stdout.write("\n")
     return 0
 

@@ -13,7 +13,8 @@ from typing import Final
 
 CTL: Final = "ctl"
 """The operator's host: creates topics, prepares the database, scores the run."""
-EDGE: Final = "edge"
+EDGE: Final = "simulator"
+"""The edge host (compose's simulator service): a simulated fleet through real edge agents."""
 MOSQUITTO: Final = "mosquitto"
 DATABASE: Final = "timescaledb"
 
