@@ -53,11 +53,19 @@ KAFKA_ADHERENCE: Final = "sledfleet.adherence"
 KAFKA_ALERTS: Final = "sledfleet.alerts"
 KAFKA_MACHINE_STATUS: Final = "sledfleet.machine-status"
 KAFKA_DEADLETTER: Final = "sledfleet.deadletter"
+KAFKA_CLINICS: Final = "sledfleet.clinics"
+"""Compacted, one partition: clinic_id → {v, clinic_id, time_zone, updated_at_ns}
+(``sledfleet db add-clinic|set-clinic-tz`` write it, the stream worker reads it whole)."""
 KAFKA_BY_KIND: Final[Mapping[str, str]] = {
     "telemetry": KAFKA_TELEMETRY,
-    "event": KAFKA_EVENTS,
-    "state": KAFKA_STATE,
+    "event": KAFKA_TELEMETRY,
+    "state": KAFKA_TELEMETRY,
 }
+"""Where the bridge writes each MQTT message kind: all of a machine's messages go to one
+topic, keyed by machine, so one partition carries them in the order the bridge received
+them (a Kafka header ``kind`` names each message's kind). The stream worker forwards
+validated events and state messages to ``KAFKA_EVENTS`` and ``KAFKA_STATE``."""
+KIND_HEADER: Final = "kind"
 
 # --- Limits (physical ranges and sizes) ---------------------------------------------------
 MAX_PAYLOAD_BYTES: Final = 64 * 1024

@@ -94,6 +94,11 @@ class KafkaSettings:
     topic_prefix: str = env("SLEDFLEET_KAFKA_TOPIC_PREFIX", "")
     """Prepended to every contract topic name; tests use it to isolate themselves."""
 
+    @property
+    def servers(self) -> list[str]:
+        """``bootstrap`` as a list of ``host:port`` (it may name several brokers)."""
+        return [s.strip() for s in self.bootstrap.split(",") if s.strip()]
+
 
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:

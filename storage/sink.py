@@ -36,7 +36,7 @@ from edge.settings import KafkaSettings, env, load
 from storage import queries
 from storage.db import Flavour, connect, installed_flavour
 from storage.metrics import Metrics, serve
-from storage.routing import STATE, Parsed, parse, topics
+from storage.routing import OTHER_KIND, STATE, Parsed, parse, topics
 from storage.writer import Batch, WriteMode, Writer
 
 log = logging.getLogger(__name__)
@@ -220,6 +220,9 @@ class Sink:
                         self.metrics.inc("dead_letters_unreadable_total")
                         continue
                     self._dead(producer, tp.topic, msg.value, exc.reason, exc.detail)
+                    continue
+                if parsed.kind == OTHER_KIND:
+                    self.metrics.inc("machine_topic_other_kinds_total")
                     continue
                 if parsed.kind == "frame" and parsed.row[4] < oldest_frame:
                     self.metrics.inc("frames_expired_total")

@@ -78,7 +78,8 @@ class Bridge:
         self._producer: KafkaProducer | None = None
         self._client: BufferedClient | None = None
         prefix = kafka_settings.topic_prefix
-        self.topics = [prefix + t for t in (*KAFKA_BY_KIND.values(), KAFKA_DEADLETTER)]
+        targets = (*dict.fromkeys(KAFKA_BY_KIND.values()), KAFKA_DEADLETTER)
+        self.topics = [prefix + t for t in targets]
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
