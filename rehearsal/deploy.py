@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any, Final
 from rehearsal import compose, netns, servers, topology
 from rehearsal.kafka_cluster import KafkaCluster
 from rehearsal.procs import Proc
-from rehearsal.run_on import probe
+from rehearsal.run_on import ProbeFailed, probe
 from rehearsal.topology import CTL, DATABASE, EDGE, MOSQUITTO, Shape
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class Deployment:
         shutil.rmtree(self.work, ignore_errors=True)
         self.work.mkdir(parents=True)
         self.logs.mkdir(parents=True, exist_ok=True)
+        (self.logs / "tripwire").mkdir(exist_ok=True)
         self.net.up()
         for host in self.shape.hosts():
             if host != CTL:
@@ -120,10 +122,9 @@ class Deployment:
         self.start_roles()
 
     def tripwire_log(self, host: str) -> Path:
-        return self.work / "tripwire" / f"{host}.jsonl"
+        return self.logs / "tripwire" / f"{host}.jsonl"
 
     def start_servers(self) -> None:
-        (self.work / "tripwire").mkdir(exist_ok=True)
         self.roles[MOSQUITTO] = servers.mosquitto(
             self.net, MOSQUITTO, self.mqtt_port, self.work, self.logs
         ).start(self.net)
@@ -136,10 +137,23 @@ class Deployment:
         self.kafka.format()
         self.kafka.start_all()
         self.roles.update(self.kafka.nodes)
-        ready = self.probe("kafka-ready", "--bootstrap", self.kafka.bootstrap,
-                           "--brokers", str(self.shape.brokers), "--timeout", "300")  # fmt: skip
-        if not ready["ok"]:
-            raise RuntimeError(f"Kafka cluster not ready: {ready}")
+        self.wait_kafka()
+
+    def wait_kafka(self, timeout_s: float = 300.0) -> None:
+        """Fresh probe processes with their own deadline: a kafka-python client created
+        before the brokers listened has been seen to hang past any timeout it was given."""
+        deadline = time.monotonic() + timeout_s
+        last: object = None
+        while time.monotonic() < deadline:
+            try:
+                last = self.probe("kafka-ready", "--bootstrap", self.kafka.bootstrap,
+                                  "--brokers", str(self.shape.brokers), "--timeout", "10",
+                                  timeout_s=30.0)  # fmt: skip
+                if last["ok"]:
+                    return
+            except (subprocess.TimeoutExpired, ProbeFailed) as e:
+                last = e
+        raise RuntimeError(f"Kafka cluster not ready after {timeout_s:.0f} s: {last}")
 
     def restart_postgres(self) -> Proc:
         self.roles[DATABASE] = servers.postgres(
@@ -216,7 +230,7 @@ class Deployment:
             name, EDGE, [sys.executable, "-m", "rehearsal.fleet", *args],
             env, self.logs / f"edge-{name}.log", cwd=compose.REPO,
         )  # fmt: skip
-        self.roles[EDGE] = proc.start(self.net)
+        self.roles[name] = proc.start(self.net)
         return proc
 
     def check_alive(self) -> list[str]:

@@ -27,7 +27,7 @@ class Monitor:
     proc: Proc | None = None
 
     def start(self) -> None:
-        self.path = self.dep.work / "counts.jsonl"
+        self.path = self.dep.logs / "counts.jsonl"
         self.proc = Proc(
             "monitor", CTL,
             [sys.executable, "-m", "rehearsal.probe", "monitor", "--dsn", self.dep.dsn,
@@ -81,6 +81,12 @@ def loopback_report(dep: Deployment) -> dict[str, Any]:
             seen[host] = bad
     return {"tripwire": trips, "ss": seen, "ok": not trips and not seen}
 
+
+
+INJECT_WHILE_PUBLISHING = frozenset({"mosquitto", "bridge"})
+"""Faults on the MQTT side are injected while the edge agents publish, the others once a
+fifth of the segment's reps are stored (the stream and the sink are busy)."""
+PUBLISH_FAULT_AFTER_S = 8.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +159,14 @@ def run_segment(
     t_start = time.time()
     fleet = dep.start_fleet(args, name=f"fleet-{seg.name}")
     deadline = time.monotonic() + timeout_s
-    while mon.latest_reps() < r0 + inject_frac * truth and time.monotonic() < deadline:
-        _check_roles(dep)
-        time.sleep(0.5)
+    if seg.name in INJECT_WHILE_PUBLISHING:
+        # at the edge: the agents must still be publishing when the fault hits
+        while time.time() < t_start + PUBLISH_FAULT_AFTER_S and fleet.alive():
+            time.sleep(0.2)
+    else:
+        while mon.latest_reps() < r0 + inject_frac * truth and time.monotonic() < deadline:
+            _check_roles(dep)
+            time.sleep(0.5)
     t_fault = time.time()
     what = fault(dep)
     t_restored = time.time()
