@@ -85,8 +85,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--bridges", type=int, default=2)
     r.add_argument("--workers", type=int, default=3)
     r.add_argument("--sinks", type=int, default=2)
-    r.add_argument("--faults", default="baseline,kafka-leader,worker-link,bridge,mosquitto,"
-                   "postgres,clock-skew", help="comma-separated, one segment each")  # fmt: skip
+    r.add_argument(
+        "--faults",
+        default="baseline,kafka-leader,worker-link,bridge,mosquitto,mosquitto-queued,"
+        "postgres,clock-skew",
+        help="comma-separated, one segment each",
+    )
     r.add_argument("--no-scale", dest="scale", action="store_false",
                    help="skip the 1 bridge + 1 worker vs full scale-out segments")
     r.add_argument("--clinics", type=int, default=1, help="per segment")

@@ -20,6 +20,9 @@ LINK_DOWN_S: Final = 60.0
 BRIDGE_RESTART_AFTER_S: Final = 20.0
 MOSQUITTO_RESTART_AFTER_S: Final = 5.0
 BROKER_RESTART_AFTER_S: Final = 30.0
+QUEUE_S: Final = 10.0
+"""How long agents publish into the stopped bridges' queues before Mosquitto is killed
+(under ``autosave_interval`` 30 s, so most of it was never written to disk)."""
 SKEW_S: Final = 300.0
 """The clock-skew segment's first machine runs this many seconds ahead of the others."""
 
@@ -74,6 +77,25 @@ def kill_mosquitto(dep: Deployment) -> str:
     return f"kill -9 mosquitto, restarted after {MOSQUITTO_RESTART_AFTER_S:.0f} s"
 
 
+def kill_mosquitto_with_queue(dep: Deployment) -> str:
+    """The worst case for broker-side loss: the bridges are away (SIGTERM, persistent
+    sessions kept), agents publish into their queues and get PUBACKs, then Mosquitto dies
+    before its next autosave. Whatever only Mosquitto's memory held is gone."""
+    from rehearsal import servers
+
+    for host in dep.shape.bridge_hosts:
+        dep.roles[host].stop()
+    time.sleep(QUEUE_S)
+    dep.roles[MOSQUITTO].kill9()
+    dep.roles[MOSQUITTO] = servers.mosquitto(
+        dep.net, MOSQUITTO, dep.mqtt_port, dep.work, dep.logs
+    ).start(dep.net)
+    for host in dep.shape.bridge_hosts:
+        dep.start_bridge(host)
+    return (f"bridges stopped, agents publish {QUEUE_S:.0f} s into their queues, "
+            "kill -9 mosquitto, restart all")  # fmt: skip
+
+
 def restart_postgres(dep: Deployment) -> str:
     dep.roles[DATABASE].stop(grace_s=60.0)  # SIGTERM: PostgreSQL's smart/fast shutdown path
     dep.restart_postgres()
@@ -90,6 +112,7 @@ FAULTS: Final[dict[str, Fault]] = {
     "worker-link": cut_worker_link,
     "bridge": kill_bridge,
     "mosquitto": kill_mosquitto,
+    "mosquitto-queued": kill_mosquitto_with_queue,
     "postgres": restart_postgres,
     "clock-skew": nothing,  # the segment itself runs one machine's clock SKEW_S ahead
 }

@@ -302,6 +302,37 @@ def _add_fleet_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--skew-s", type=float, default=0.0)
 
 
+def kafka_seqs(args: argparse.Namespace) -> dict[str, Any]:
+    """Distinct telemetry frames ``(machine_id, seq)`` in Kafka for machines whose id starts
+    with ``--machine-prefix``: what the edge published minus this is what was lost."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from edge import contract
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=_servers(args.bootstrap), enable_auto_commit=False, group_id=None,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )  # fmt: skip
+    parts = [TopicPartition(args.topic, p) for p in consumer.partitions_for_topic(args.topic)]
+    consumer.assign(parts)
+    consumer.seek_to_beginning()
+    end = consumer.end_offsets(parts)
+    prefix = args.machine_prefix.encode()
+    seen: Counter[tuple[bytes, int]] = Counter()
+    deadline = time.monotonic() + args.timeout
+    while any(consumer.position(tp) < end[tp] for tp in parts) and time.monotonic() < deadline:
+        for records in consumer.poll(1000).values():
+            for r in records:
+                if r.key is None or not r.key.startswith(prefix):
+                    continue
+                kind = dict(r.headers or []).get(contract.KIND_HEADER, b"telemetry")
+                if kind != b"telemetry":
+                    continue
+                seen[(r.key, int(json.loads(r.value)["seq"]))] += 1
+    consumer.close()
+    return {"frames": len(seen), "duplicates": sum(n - 1 for n in seen.values())}
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m rehearsal.probe")
     sub = p.add_subparsers(dest="command", required=True)
@@ -324,6 +355,12 @@ def parser() -> argparse.ArgumentParser:
         if name == "kafka-produce":
             s.add_argument("--start", type=int, default=0)
             s.add_argument("--count", type=int, default=1000)
+    ks = sub.add_parser("kafka-seqs")
+    ks.add_argument("--bootstrap", required=True)
+    ks.add_argument("--topic", default="sledfleet.telemetry")
+    ks.add_argument("--machine-prefix", required=True)
+    ks.add_argument("--timeout", type=float, default=300.0)
+    ks.set_defaults(func=kafka_seqs)
     st = sub.add_parser("setup")
     st.add_argument("--admin-dsn", required=True)
     st.add_argument("--dsn", required=True)

@@ -83,10 +83,10 @@ def loopback_report(dep: Deployment) -> dict[str, Any]:
 
 
 
-INJECT_WHILE_PUBLISHING = frozenset({"mosquitto", "bridge"})
+INJECT_WHILE_PUBLISHING = frozenset({"mosquitto", "mosquitto-queued", "bridge"})
 """Faults on the MQTT side are injected while the edge agents publish, the others once a
 fifth of the segment's reps are stored (the stream and the sink are busy)."""
-PUBLISH_FAULT_AFTER_S = 8.0
+PUBLISH_FAULT_AFTER_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +100,9 @@ class Segment:
     def args(self, fleet: FleetSpec) -> list[str]:
         spec = replace(fleet, seed=fleet.seed + self.index)
         return [*spec.args(), "--id-prefix", f"s{self.index}", "--skew-s", str(self.skew_s)]
+
+
+WINDOW_S = 10.0
 
 
 def count_at(samples: list[dict[str, Any]], t: float) -> int:
@@ -116,17 +119,20 @@ def count_at(samples: list[dict[str, Any]], t: float) -> int:
 def recovery(samples: list[dict[str, Any]], t_fault: float, t_end: float) -> dict[str, float]:
     """Rates around a fault from the monitor's samples (one a second).
 
-    ``recovery_s``: from the injection until the 5-s rep rate is back to half the rate of
-    the 15 s before it, after having dropped below that (0 when it never dropped);
+    ``recovery_s``: from the injection until the 10-s rep rate is back to half the rate of
+    the 15 s before it, after having dropped below that (0 when it never dropped; the
+    segment's last 10 s, where the rate falls because the data ends, are not a dip);
     ``stall_s``: the longest time after the injection with no new rep stored."""
     pre = (count_at(samples, t_fault) - count_at(samples, t_fault - 15.0)) / 15.0
     good = [s for s in samples if "reps" in s and t_fault <= s["t"] <= t_end]
     dipped, rec_t = False, t_fault
     for s in good:
-        rate5 = (int(s["reps"]) - count_at(samples, s["t"] - 5.0)) / 5.0
-        if rate5 < 0.5 * pre and s["t"] - t_fault >= 5.0:
+        if s["t"] > t_end - WINDOW_S:
+            break  # the segment's own end is not a fault's dip
+        rate = (int(s["reps"]) - count_at(samples, s["t"] - WINDOW_S)) / WINDOW_S
+        if rate < 0.5 * pre and s["t"] - t_fault >= WINDOW_S:
             dipped = True
-        elif dipped and rate5 >= 0.5 * pre:
+        elif dipped and rate >= 0.5 * pre:
             rec_t = s["t"]
             break
     else:
@@ -187,12 +193,29 @@ def run_segment(
     t_last = max((s["t"] for s in samples if s.get("reps", -1) == mon.latest_reps()),
                  default=time.time())  # fmt: skip
     score = dep.probe("score", "--dsn", dep.dsn, *args)
+    published = _fleet_stats(fleet).get("frames", -1)
+    kafka = dep.probe("kafka-seqs", "--bootstrap", dep.kafka.bootstrap,
+                      "--machine-prefix", f"s{seg.index}c")  # fmt: skip
     return {
+        "frames_published": published, "frames_in_kafka": kafka["frames"],
+        "frames_lost": published - kafka["frames"], "frames_duplicated": kafka["duplicates"],
         "segment": seg.name, "fault": what, "truth_reps": truth, "score": score,
         "t_start": t_start, "t_fault": t_fault, "t_restored": t_restored, "t_last": t_last,
         "throughput": truth / max(1e-9, t_last - t_start),
         **recovery(samples, t_fault, t_last),
     }  # fmt: skip
+
+
+def _fleet_stats(fleet: Proc) -> dict[str, Any]:
+    """The fleet's last output line: FleetStats as JSON (frames the broker acknowledged)."""
+    for line in reversed(fleet.log_path.read_text().splitlines()):
+        if line.startswith("{"):
+            try:
+                stats: dict[str, Any] = json.loads(line)
+                return stats
+            except json.JSONDecodeError:
+                break
+    return {}
 
 
 def _check_roles(dep: Deployment) -> None:
@@ -266,14 +289,16 @@ def _brief(r: dict[str, Any]) -> str:
 
 def table(result: dict[str, Any]) -> str:
     """The fault table: what was lost, duplicated, how long recovery took, throughput."""
-    head = (f"{'segment':<14} {'lost':>5} {'extra':>5} {'sets':>6} {'adh':>7} "
+    head = (f"{'segment':<14} {'frames lost':>11} {'dup':>5} {'reps miss':>9} "
+            f"{'extra':>5} {'sets':>6} {'adh':>7} "
             f"{'recov s':>7} {'stall s':>7} {'rate pre':>8} {'during':>7} {'after':>7} "
             f"{'reps/s':>7}  fault")  # fmt: skip
     lines = [head, "-" * len(head)]
     for r in result["segments"]:
         sc = r["score"]
         lines.append(
-            f"{r['segment']:<14} {sc['missing_reps']:>5} {sc['extra_reps']:>5} "
+            f"{r['segment']:<14} {r['frames_lost']:>11} {r['frames_duplicated']:>5} "
+            f"{sc['missing_reps']:>9} {sc['extra_reps']:>5} "
             f"{sc['sets_exact_fraction']:>6.3f} "
             f"{sc['adherence_exact']:>3}/{sc['adherence_rows']:<3} "
             f"{r['recovery_s']:>7.1f} {r['stall_s']:>7.1f} {r['pre_rate']:>8.1f} "
