@@ -16,14 +16,16 @@ import yaml
 
 REPO: Final = Path(__file__).resolve().parents[1]
 COMPOSE_FILE: Final = REPO / "docker-compose.yml"
-ENV_EXAMPLE: Final = REPO / ".env.example"
+ENV_EXAMPLE: Final = REPO / "services" / "docker" / "env.example" / "sink.env"
+"""The sink's secrets template: compose gives each service its own env file (docs/security.md);
+the database's host and port are read from it."""
 
 OVERRIDES: Final = {
     "SLEDFLEET_KAFKA_BOOTSTRAP": "three brokers (kafka-1..3) instead of compose's one",
     "SLEDFLEET_MQTT_USERNAME": "anonymous MQTT on the rehearsal's private switch",
     "SLEDFLEET_MQTT_PASSWORD": "anonymous MQTT on the rehearsal's private switch",
-    "SLEDFLEET_DATABASE_URL": "same host and port as .env.example; dev password",
-    "SLEDFLEET_DATABASE_ADMIN_URL": "same host and port as .env.example; dev password",
+    "SLEDFLEET_DATABASE_URL": "same host and port as the sink's env template; dev password",
+    "SLEDFLEET_DATABASE_ADMIN_URL": "same host and port as the sink's env template; dev password",
     "SLEDFLEET_STREAM_DATA_DIR": "a directory per worker host under the rehearsal's scratch dir",
     "SLEDFLEET_EDGE_OUTBOX_DIR": "a directory under the rehearsal's scratch dir",
 }
