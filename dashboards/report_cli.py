@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from edge.contract import ContractError, check_id
 from edge.settings import DatabaseSettings, env, load
 
 
@@ -155,7 +156,14 @@ def _guard(fn: Any, args: argparse.Namespace) -> int:
     from dashboards.report_pdf import PdfError
 
     try:
+        # ids go into SQL parameters and output file names: the contract's id rule first
+        for field in ("patient_id", "clinic_id"):
+            if getattr(args, field, None) is not None:
+                check_id(field, getattr(args, field))
         fn(args)
+    except ContractError as exc:
+        print(f"sledfleet report: {exc}", file=sys.stderr)
+        return 2
     except (ReportError, PdfError) as exc:
         print(f"sledfleet report: {exc}", file=sys.stderr)
         return 2

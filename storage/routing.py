@@ -116,3 +116,33 @@ def parse(
         raise
     except (TypeError, ValueError, AttributeError, KeyError) as exc:  # belt and braces
         raise ContractError("bad_record", f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+
+
+# --- clinic ownership (issue #13: the sink never moves a machine or patient between clinics)
+
+
+def claims(parsed: Parsed) -> tuple[str | None, str | None, str | None]:
+    """(clinic_id, machine_id, patient_id) a parsed row claims; None where it has none."""
+    if parsed.spec is None:  # machine birth/death: (machine_id, clinic_id, ...)
+        return parsed.row[1], parsed.row[0], None
+    names = parsed.spec.names
+    row = parsed.row
+
+    def get(name: str) -> str | None:
+        return row[names.index(name)] if name in names else None
+
+    return get("clinic_id"), get("machine_id"), get("patient_id")
+
+
+def foreign(parsed: Parsed, machines: Mapping[str, str], patients: Mapping[str, str]) -> str | None:
+    """Why ``parsed`` claims a machine or patient registered to another clinic, else None.
+    ``machines`` / ``patients`` map ids to their registered clinic (absent: not yet known,
+    the row registers it)."""
+    clinic, machine, patient = claims(parsed)
+    if clinic is None:
+        return None
+    if machine is not None and machines.get(machine, clinic) != clinic:
+        return f"machine {machine} is registered to clinic {machines[machine]}, not {clinic}"
+    if patient is not None and patients.get(patient, clinic) != clinic:
+        return f"patient {patient} is registered to clinic {patients[patient]}, not {clinic}"
+    return None

@@ -25,14 +25,30 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
         "history, streams live sessions, then prints a fleet summary scored against the "
         "simulator's ground truth and writes patient reports. Ctrl-C stops everything.",
     )
-    p.add_argument("--clinics", type=int, default=d.clinics)
-    p.add_argument("--machines-per-clinic", type=int, default=d.machines_per_clinic)
-    p.add_argument("--patients-per-machine", type=int, default=d.patients_per_machine)
+    p.add_argument("--clinics", type=int, default=d.clinics, help="clinics to simulate")
+    p.add_argument(
+        "--machines-per-clinic", type=int, default=d.machines_per_clinic, help="sleds per clinic"
+    )
+    p.add_argument(
+        "--patients-per-machine",
+        type=int,
+        default=d.patients_per_machine,
+        help="patients training on each sled",
+    )
     p.add_argument("--weeks", type=int, default=d.weeks, help="weeks of backfilled history")
-    p.add_argument("--live-machines", type=int, default=d.live_machines)
+    p.add_argument(
+        "--live-machines", type=int, default=d.live_machines, help="sleds streaming live at the end"
+    )
     p.add_argument("--live-s", type=float, default=d.live_s, help="seconds of live streaming")
     p.add_argument("--workers", type=int, default=d.workers, help="stream worker processes")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed of the simulation")
+    p.add_argument(
+        "--disorder",
+        action=argparse.BooleanOptionalAction,
+        default=d.disorder,
+        help="a disordered fleet: clinics in three time zones, 50/100/200 Hz, clock offsets,"
+        " network delays (edge.simulator.scenarios.demo_disorder)",
+    )
     p.add_argument("--out", type=Path, default=d.out_dir, help="reports, logs, summary.json")
     p.add_argument("--database", default=d.database, help="demo database (recreated)")
     p.add_argument(
@@ -54,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         live_s=args.live_s,
         workers=args.workers,
         seed=args.seed,
+        disorder=args.disorder,
         out_dir=args.out,
         database=args.database,
         start_services=not args.no_services,

@@ -18,10 +18,13 @@ from edge.settings import KafkaSettings, load
 from stream.app import codecs
 from stream.app.agents import Plumbing, TopicNames
 from stream.app.clinics import ClinicDirectory
-from stream.app.faust_port import check_version
+from stream.app.faust_port import check_version, harden_web
 from stream.app.machines import MachineAgent, Timing
+from stream.app.metrics import WorkerMetrics
+from stream.app.metrics import page as metrics_page
 from stream.app.patients import PatientAgent
 from stream.app.settings import StreamSettings
+from stream.app.web import web_options
 from stream.core.adherence import PatientTracker
 from stream.core.processor import MachineProcessor
 from stream.core.settings import CoreSettings
@@ -160,12 +163,12 @@ def create_app(
         stream_recovery_delay=0.0,
         table_standby_replicas=0,
         web_enabled=settings.web_enabled,
-        web_host=settings.web_host,
-        web_port=settings.web_port or free_port(settings.web_host),
+        **web_options(settings.web_host, settings.web_port or free_port(settings.web_host)),
         web_in_thread=False,
         worker_redirect_stdouts=False,
     )
 
+    harden_web(app)  # loopback by default, no /table or /router pages (docs/security.md)
     raw: dict[str, Any] = {
         "key_type": bytes,
         "value_type": bytes,
@@ -240,6 +243,8 @@ def create_app(
     app.agent(patient_input, name="patient-agent")(patient_stream)
     app.timer(settings.release_interval_s, name="idle-partitions")(idle_check)
     app.timer(settings.tick_interval_s, name="patient-tick")(daily_tick)
+    metrics = WorkerMetrics(lambda: plumbing.counters, plumbing.port.lag)
+    app.page("/metrics")(metrics_page(metrics))
     app.page("/sledfleet/stats/")(stats)
     app.page("/sledfleet/tracebacks/")(tracebacks)
     app.page("/sledfleet/consumer/")(consumer_state)

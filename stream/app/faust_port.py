@@ -102,6 +102,24 @@ class FaustPort:
         """Assigned, not rebalancing, and table recovery complete."""
         return bool(not self.app.rebalancing and self.app.tables.recovery.completed.is_set())
 
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records behind the end, per assigned (topic, partition), from what the consumer
+        already knows (no network round trip): the committed offset (the next one to read)
+        against the high water of the latest fetch. Partitions without either are left
+        out rather than guessed."""
+        consumer = self.app.consumer
+        out: dict[tuple[str, int], int] = {}
+        for tp in consumer.assignment():
+            committed = consumer._committed_offset.get(tp)
+            try:
+                high = consumer.highwater(tp)
+            except (AssertionError, KeyError):  # aiokafka: not fetched or assigned yet
+                continue
+            if committed is None or high is None:
+                continue
+            out[(tp.topic, tp.partition)] = max(0, int(high) - int(committed))
+        return out
+
     def consumer_snapshot(self) -> dict[str, Any]:
         consumer = self.app.consumer
 
@@ -182,3 +200,31 @@ class FaustPort:
     def changelog_topic(table: Any) -> str:
         name: str = table.changelog_topic.get_topic_name()
         return name
+
+
+# --- web server --------------------------------------------------------------------------
+
+BUILT_IN_PAGES: Final = "faust.web.apps."
+"""Module prefix of Faust's own blueprints (tables, router, graph, stats, metrics, index)."""
+
+
+def harden_web(app: Any) -> None:
+    """Drop every Faust built-in blueprint still enabled (the production index at ``/``,
+    any the flags do not cover). Call after ``faust.App(...)``, before the worker starts."""
+    blueprints = app.web.blueprints
+    if blueprints.applied:
+        raise RuntimeError("harden_web must run before the web server starts")
+    blueprints._enabled = [
+        (prefix, bp)
+        for prefix, bp in blueprints._enabled
+        if not (isinstance(bp, str) and bp.startswith(BUILT_IN_PAGES))
+    ]
+
+
+def built_in_routes(app: Any) -> list[str]:
+    """The Faust built-in blueprints the web server would mount (empty once hardened)."""
+    return [
+        bp
+        for _, bp in app.web.blueprints._enabled
+        if isinstance(bp, str) and bp.startswith(BUILT_IN_PAGES)
+    ]

@@ -42,6 +42,7 @@ from stream_support import (
 
 from edge import contract
 from edge.settings import KafkaSettings
+from tests.promtext import check_names, scrape, value
 
 pytestmark = pytest.mark.integration
 
@@ -165,6 +166,12 @@ def test_day_flows_to_output_topics(
     assert c["set"] == n_sessions * plan.sets
     assert c["rep"] == n_sessions * plan.sets * plan.reps
     assert dedup_all(got) == dedup(want), diff_summary(dedup_all(got), dedup(want))
+    families, samples = scrape(w.web_port)  # /metrics, parsed by prometheus_client
+    check_names(families, "worker")
+    frames = sum(1 for kind, _, _ in inputs if kind == "telemetry")
+    assert value(samples, "sledfleet_worker_frames_total") == frames
+    assert value(samples, "sledfleet_worker_dead_letters_total") == 0
+    assert 0 < value(samples, "sledfleet_worker_state_max_bytes") < 1024 * 1024
     assert w.stop() == 0, w.log_text()[-3000:]
 
 
@@ -268,10 +275,10 @@ def test_duplicates_are_dropped_and_bad_input_is_dead_lettered(
 
 
 def test_worker_dials_only_the_configured_kafka(tmp_path: Path) -> None:
-    """A private Kafka on another port, named by host name: the worker (Faust, its side
-    reader, the metadata and admin clients) must find it there. The stall check is made
-    eager so the side reader is asked for end offsets on every quiet partition; a client
-    that dialled the default 127.0.0.1:9092 would find none of this run's topics."""
+    """A private Kafka on another port, named by host name: the worker (Faust, the clinic
+    directory's consumer, the metadata and admin clients) must find it there; a client
+    that dialled the default 127.0.0.1:9092 would find none of this run's topics. (The
+    side reader's address is checked in tests/unit/stream/test_app_machines.py.)"""
     from servers import PrivateKafka
 
     with PrivateKafka() as private:
@@ -288,7 +295,7 @@ def test_worker_dials_only_the_configured_kafka(tmp_path: Path) -> None:
             app_id="sfstream",
             workdir=tmp_path,
             name="elsewhere",
-            extra_env={"SLEDFLEET_STREAM_STALL_S": "1", "SLEDFLEET_STREAM_REORDER_IDLE_S": "0.5"},
+            extra_env={"SLEDFLEET_STREAM_REORDER_IDLE_S": "0.5"},
         ).start()
         try:
             settle(kafka, [w], dedup(reference(inputs, rx, TEST_TOPICS.partitions)))

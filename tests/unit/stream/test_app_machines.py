@@ -175,6 +175,7 @@ def test_a_batch_becomes_records_forwarded_events_and_one_state_value_per_machin
         "session_ended",
     ]
     assert set(table.data) == {"m1", "m2"}  # one value per machine, never per partition
+    assert a.side.bootstrap == ["kafka-a:19092"]  # the side reader dials what it was given
     changelog = [(k, p) for t, k, _, p in app.producer.sent if t == "t.machines-changelog"]
     assert sorted(changelog) == [(b'"m1"', 0), (b'"m2"', 0)]
     assert a.p.counters.state_max_bytes > 0
