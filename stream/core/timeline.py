@@ -15,8 +15,8 @@ for :class:`stream.core.processor.MachineProcessor`:
   platform time by the offset it reports in its births (``clock_offset_ms``); a device
   whose births carry no such field at all (seen a birth without it: no guess before)
   gets an offset estimated from when its live frames reached the bridge (only when it
-  is a minute or more: a clock set wrong, not transport delay). The correction changes only when the offset moves by more than
-  ``CLOCK_STEP_NS``, so jitter never breaks a rep.
+  is a minute or more: a clock set wrong, not transport delay). The correction changes
+  only when the offset moves by more than ``CLOCK_STEP_NS``, so jitter never breaks a rep.
 * **Events wait for their frames.** An event is held until the machine's telemetry
   reaches its device time: the first frame starting at or after it releases it (before
   that frame), or the machine's clock passing it by ``grace_ns``. Frames may precede
