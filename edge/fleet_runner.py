@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from edge.agent import EdgeAgent
@@ -53,7 +53,10 @@ class FleetRunner:
         mqtt_settings: MqttSettings,
         exit_when_done: bool = True,
         drain_timeout_s: float = 10.0,
+        mqtt_for: Callable[[EdgeSettings], MqttSettings] | None = None,
     ) -> None:
+        """``mqtt_for`` gives each machine its own connection settings (secure mode: its
+        own account on the TLS listener); without it every agent uses ``mqtt_settings``."""
         if not machines:
             raise ValueError("no machines to run")
         ids = [s.machine_id for s, _ in machines]
@@ -61,7 +64,12 @@ class FleetRunner:
             raise ValueError("machine ids must be unique (each is an MQTT client id)")
         self.sources = [src for _, src in machines]
         self.agents = [
-            EdgeAgent(s, mqtt_settings, src.rate_hz, live=bool(getattr(src, "live", True)))
+            EdgeAgent(
+                s,
+                mqtt_for(s) if mqtt_for else mqtt_settings,
+                src.rate_hz,
+                live=bool(getattr(src, "live", True)),
+            )
             for s, src in machines
         ]
         self.settings = machines[0][0]

@@ -63,6 +63,8 @@ class DemoConfig:
     out_dir: Path = Path("out/demo")
     database: str = "sledfleet_demo"
     start_services: bool = True
+    secure: bool = False
+    """Private secure-mode broker: devices over TLS with their own accounts (demo/secure.py)."""
     catchup_timeout_s: float = 420.0
 
 
@@ -78,6 +80,7 @@ class DemoRun:
     backfill_window_ns: tuple[int, int] = (0, 0)
     live_since_ns: int | None = None
     clinic_passwords: dict[str, str] = field(default_factory=dict)
+    secure: Any = None  # dashboards.demo.secure.SecureBroker in --secure runs
 
     @property
     def work_dir(self) -> Path:
@@ -172,6 +175,7 @@ def start_roles(run: DemoRun) -> None:
                 "SLEDFLEET_BRIDGE_CLINIC_FILTER": ",".join(
                     f"c{i:02d}" for i in range(1, run.config.clinics + 1)
                 ),
+                **(run.secure.bridge_env() if run.secure else {}),
             },
             logs / "bridge.log",
             f"http://127.0.0.1:{bridge_port}/healthz",
@@ -257,9 +261,13 @@ def run_fleet(
     base = replace(load(EdgeSettings), outbox_dir=str(outbox))
     if frame_samples is not None:
         base = replace(base, frame_samples=frame_samples)
+    mqtt = load(MqttSettings)
+    if run.secure:
+        run.secure.provision([(m.clinic_id, m.machine_id) for m in machines])
     runner = FleetRunner(
         [(base.for_machine(m.clinic_id, m.machine_id), m.source()) for m in machines],
-        load(MqttSettings),
+        mqtt,
+        mqtt_for=run.secure.mqtt_for(mqtt) if run.secure else None,
     )
     result: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: result.update(stats=runner.run()), daemon=True)

@@ -21,6 +21,10 @@ BUILT_IN_PREFIX: Final = "faust.web.apps."
 """Module prefix of Faust's own blueprints (tables, router, graph, stats, metrics, index)."""
 
 
+HEALTH_PATH: Final = "/"
+"""A plain health page where Faust's production index was (the demo and supervisors poll it)."""
+
+
 def web_options(host: str, port: int) -> dict[str, Any]:
     """``faust.App`` keyword arguments: listen on ``host`` only, no built-in pages."""
     return {
@@ -37,7 +41,8 @@ def web_options(host: str, port: int) -> dict[str, Any]:
 
 def harden_web(app: Any) -> None:
     """Drop every Faust built-in blueprint still enabled (the production index at ``/``,
-    any the flags do not cover). Call after ``faust.App(...)``, before the worker starts."""
+    any the flags do not cover) and serve a plain health page at ``/`` instead. Call after
+    ``faust.App(...)``, before the worker starts."""
     blueprints = app.web.blueprints
     if blueprints.applied:
         raise RuntimeError("harden_web must run before the web server starts")
@@ -46,6 +51,11 @@ def harden_web(app: Any) -> None:
         for prefix, bp in blueprints._enabled
         if not (isinstance(bp, str) and bp.startswith(BUILT_IN_PREFIX))
     ]
+
+    async def health(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    app.page(HEALTH_PATH)(health)  # replaces Faust's index at "/" (what health checks poll)
 
 
 def built_in_routes(app: Any) -> list[str]:
