@@ -16,7 +16,7 @@ import pytest
 
 from tests.integration.conftest import dsn_with
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(900)]
 
 CLINICS, MACHINES = 1, 2
 DEMO_ARGS = [
