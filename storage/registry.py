@@ -171,6 +171,37 @@ def columns(rows: Sequence[tuple[Any, ...]], idx: Sequence[int]) -> list[list[An
     return [[r[i] for r in rows] for i in idx]
 
 
+# --- clinic time zones (``sledfleet db add-clinic --tz`` / ``set-clinic-tz``) ------------------
+# The registry is the source of truth; the CLI publishes what these return to the
+# ``sledfleet.clinics`` topic (stream/clinic_zones.py). The CHECK on clinics.time_zone refuses
+# names missing from the server's tz database (pg_timezone_names).
+SET_CLINIC_TIME_ZONE: Final = sql.SQL(
+    "INSERT INTO sledfleet.clinics (clinic_id, time_zone, time_zone_updated_at) "
+    "VALUES (%s, %s, clock_timestamp()) ON CONFLICT (clinic_id) DO UPDATE "
+    "SET time_zone = EXCLUDED.time_zone, time_zone_updated_at = EXCLUDED.time_zone_updated_at"
+)
+CLINIC_ZONES: Final = sql.SQL(
+    "SELECT clinic_id, time_zone, "
+    "(extract(epoch FROM coalesce(time_zone_updated_at, first_seen)) * 1000000)::int8 * 1000 "
+    "FROM sledfleet.clinics WHERE %s::text[] IS NULL OR clinic_id = ANY(%s::text[]) "
+    "ORDER BY clinic_id"
+)
+
+
+def set_clinic_time_zone(conn: Any, clinic_id: str, time_zone: str) -> None:
+    """Create the clinic if needed and set its zone (psycopg.errors.CheckViolation when the
+    server does not know the zone)."""
+    with conn.transaction():
+        conn.execute(SET_CLINIC_TIME_ZONE, (clinic_id, time_zone))
+
+
+def clinic_zones(conn: Any, clinic_ids: Sequence[str] | None = None) -> list[tuple[str, str, int]]:
+    """(clinic_id, time_zone, updated_at_ns) of the given clinics (all when None)."""
+    ids = None if clinic_ids is None else list(clinic_ids)
+    rows = conn.execute(CLINIC_ZONES, (ids, ids)).fetchall()
+    return [(r[0], r[1], int(r[2])) for r in rows]
+
+
 MOVE_MACHINE: Final = sql.SQL(
     "WITH old AS (SELECT machine_id, clinic_id FROM sledfleet.machines "
     "WHERE machine_id = %(machine)s FOR UPDATE), "

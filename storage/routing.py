@@ -72,6 +72,18 @@ def _state(payload: Mapping[str, Any]) -> Parsed:
     return Parsed(STATE, None, state_row(payload))
 
 
+OTHER_KIND = "other_kind"
+"""Parsed kind of an event or state message met on the machine topic (which carries a
+machine's frames, events and state together): the frames table skips it; the sink
+stores those from the topics the stream worker forwards them to."""
+
+
+def _frame(payload: Mapping[str, Any]) -> Parsed:
+    if "t0_ns" not in payload and ("type" in payload or "status" in payload):
+        return Parsed(OTHER_KIND, None, ())
+    return Parsed(FRAME.kind, FRAME, frame_row(payload))
+
+
 def topics(
     prefix: str, *, frames: bool, events: bool, state: bool, dead_letters: bool
 ) -> dict[str, Callable[[Mapping[str, Any]], Parsed]]:
@@ -80,7 +92,7 @@ def topics(
         prefix + t: _record for t in RECORD_TOPICS
     }
     if frames:
-        out[prefix + KAFKA_TELEMETRY] = _fixed(FRAME, frame_row)
+        out[prefix + KAFKA_TELEMETRY] = _frame
     if events:
         out[prefix + KAFKA_EVENTS] = _fixed(EVENT, event_row)
     if state:

@@ -37,7 +37,7 @@ from storage import queries
 from storage.db import Flavour, connect, installed_flavour
 from storage.metrics import Metrics, serve
 from storage.registry import REGISTERED_MACHINES, REGISTERED_PATIENTS
-from storage.routing import STATE, Parsed, claims, foreign, parse, topics
+from storage.routing import OTHER_KIND, STATE, Parsed, claims, foreign, parse, topics
 from storage.writer import Batch, WriteMode, Writer
 
 log = logging.getLogger(__name__)
@@ -251,6 +251,9 @@ class Sink:
                         continue
                     self._dead(producer, tp.topic, msg.value, exc.reason, exc.detail)
                     continue
+                if parsed.kind == OTHER_KIND:
+                    self.metrics.inc("machine_topic_other_kinds_total")
+                    continue
                 if parsed.kind == "frame" and parsed.row[4] < oldest_frame:
                     self.metrics.inc("frames_expired_total")
                     continue
@@ -308,6 +311,7 @@ class Sink:
         try:
             consumer.commit()
             self.metrics.set("last_commit_unix", time.time())
+            self.metrics.record_lag(consumer)  # this thread owns the consumer
         except CommitFailedError as exc:  # rebalanced meanwhile: the batch is replayed, harmlessly
             log.warning("offset commit failed (%s); records will be redelivered", exc)
             self.metrics.inc("commit_failures_total")

@@ -11,18 +11,21 @@ Used by ``stream/app/app.py``::
 
     app = faust.App(app_id, ..., **web_options(settings.web_host, port))
     harden_web(app)
+
+``harden_web`` touches Faust's blueprint list, so it lives with the other Faust internals
+in ``stream.app.faust_port`` and is re-exported here.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-BUILT_IN_PREFIX: Final = "faust.web.apps."
+from stream.app.faust_port import BUILT_IN_PAGES, built_in_routes, harden_web
+
+__all__ = ["BUILT_IN_PREFIX", "built_in_routes", "harden_web", "web_options"]
+
+BUILT_IN_PREFIX: Final = BUILT_IN_PAGES
 """Module prefix of Faust's own blueprints (tables, router, graph, stats, metrics, index)."""
-
-
-HEALTH_PATH: Final = "/"
-"""A plain health page where Faust's production index was (the demo and supervisors poll it)."""
 
 
 def web_options(host: str, port: int) -> dict[str, Any]:
@@ -37,31 +40,3 @@ def web_options(host: str, port: int) -> dict[str, Any]:
         "web_stats_enabled": False,
         "web_metrics_enabled": False,
     }
-
-
-def harden_web(app: Any) -> None:
-    """Drop every Faust built-in blueprint still enabled (the production index at ``/``,
-    any the flags do not cover) and serve a plain health page at ``/`` instead. Call after
-    ``faust.App(...)``, before the worker starts."""
-    blueprints = app.web.blueprints
-    if blueprints.applied:
-        raise RuntimeError("harden_web must run before the web server starts")
-    blueprints._enabled = [
-        (prefix, bp)
-        for prefix, bp in blueprints._enabled
-        if not (isinstance(bp, str) and bp.startswith(BUILT_IN_PREFIX))
-    ]
-
-    async def health(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok"})
-
-    app.page(HEALTH_PATH)(health)  # replaces Faust's index at "/" (what health checks poll)
-
-
-def built_in_routes(app: Any) -> list[str]:
-    """The Faust built-in blueprints the web server would mount (empty once hardened)."""
-    return [
-        bp
-        for _, bp in app.web.blueprints._enabled
-        if isinstance(bp, str) and bp.startswith(BUILT_IN_PREFIX)
-    ]

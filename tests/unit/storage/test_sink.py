@@ -60,6 +60,9 @@ class FakeConsumer:
     def commit(self) -> None:
         self.log.append("commit")
 
+    def assignment(self) -> set[Any]:
+        return set()  # lag: nothing assigned, nothing to report
+
     def close(self, autocommit: bool) -> None:
         pass
 
