@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from edge.agent import EdgeAgent
@@ -89,14 +89,19 @@ class FleetRunner:
         mqtt_settings: MqttSettings,
         exit_when_done: bool = True,
         drain_timeout_s: float = 10.0,
+        mqtt_for: Callable[[EdgeSettings], MqttSettings] | None = None,
     ) -> None:
+        """``mqtt_for`` gives each machine its own connection settings (secure mode: its
+        own account on the TLS listener); without it every agent uses ``mqtt_settings``."""
         if not machines:
             raise ValueError("no machines to run")
         ids = [s.machine_id for s, _ in machines]
         if len(set(ids)) != len(ids):
             raise ValueError("machine ids must be unique (each is an MQTT client id)")
         self.sources = [src for _, src in machines]
-        self.agents = [_make_agent(s, mqtt_settings, src) for s, src in machines]
+        self.agents = [
+            _make_agent(s, mqtt_for(s) if mqtt_for else mqtt_settings, src) for s, src in machines
+        ]
         self.paced = [bool(getattr(src, "live", True)) for src in self.sources]
         self.gates: list[threading.Event | None] = [
             getattr(src, "connect_gate", None) for src in self.sources

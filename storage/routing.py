@@ -125,13 +125,19 @@ def claims(parsed: Parsed) -> tuple[str | None, str | None, str | None]:
     """(clinic_id, machine_id, patient_id) a parsed row claims; None where it has none."""
     if parsed.spec is None:  # machine birth/death: (machine_id, clinic_id, ...)
         return parsed.row[1], parsed.row[0], None
-    names = parsed.spec.names
+    idx = _CLAIM_INDEX.get(parsed.spec.kind)
+    if idx is None:
+        names = parsed.spec.names
+        idx = tuple(names.index(n) if n in names else None for n in _CLAIMED)
+        _CLAIM_INDEX[parsed.spec.kind] = idx
     row = parsed.row
+    c, m, p = (None if i is None else row[i] for i in idx)
+    return c, m, p
 
-    def get(name: str) -> str | None:
-        return row[names.index(name)] if name in names else None
 
-    return get("clinic_id"), get("machine_id"), get("patient_id")
+_CLAIMED: Final = ("clinic_id", "machine_id", "patient_id")
+_CLAIM_INDEX: dict[str, tuple[int | None, ...]] = {}
+"""Per table kind, where the claimed ids sit in its rows (computed once)."""
 
 
 def foreign(parsed: Parsed, machines: Mapping[str, str], patients: Mapping[str, str]) -> str | None:

@@ -52,6 +52,12 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     p.add_argument("--out", type=Path, default=d.out_dir, help="reports, logs, summary.json")
     p.add_argument("--database", default=d.database, help="demo database (recreated)")
     p.add_argument(
+        "--secure",
+        action="store_true",
+        help="a private secure-mode Mosquitto: provisioned devices over TLS, device ACLs, "
+        "bridge registry check (docs/security.md)",
+    )
+    p.add_argument(
         "--no-services", action="store_true", help="do not run services/start (use env config)"
     )
     p.set_defaults(func=run)
@@ -74,12 +80,17 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out,
         database=args.database,
         start_services=not args.no_services,
+        secure=args.secure,
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
     started = time.monotonic()
     if config.start_services:
         pipeline.start_services()
     run_ = pipeline.new_run(config)
+    if config.secure:
+        from dashboards.demo.secure import SecureBroker
+
+        run_.secure = SecureBroker(run_.work_dir / "secure-broker").start()
     try:
         pipeline.prepare_database(config, run_)
         pipeline.create_topics(run_)
@@ -87,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         pipeline.backfill(run_)
         pipeline.live(run_)
         result = report(run_)
+        if run_.secure:
+            result["secure"] = run_.secure.summary()
     except KeyboardInterrupt:
         print("\ninterrupted: stopping the pipeline", file=sys.stderr)
         return 130
@@ -95,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         run_.roles.stop()
+        if run_.secure:
+            run_.secure.stop()
     result["elapsed_s"] = round(time.monotonic() - started, 1)
     (config.out_dir / "summary.json").write_text(json.dumps(result, indent=2, default=str))
     print(f"\nwhole demo: {result['elapsed_s']} s; summary: {config.out_dir / 'summary.json'}")

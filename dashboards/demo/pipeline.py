@@ -66,6 +66,8 @@ class DemoConfig:
     out_dir: Path = Path("out/demo")
     database: str = "sledfleet_demo"
     start_services: bool = True
+    secure: bool = False
+    """Private secure-mode broker: devices over TLS with their own accounts (demo/secure.py)."""
     catchup_timeout_s: float = 420.0
 
 
@@ -81,6 +83,7 @@ class DemoRun:
     backfill_window_ns: tuple[int, int] = (0, 0)
     live_since_ns: int | None = None
     clinic_passwords: dict[str, str] = field(default_factory=dict)
+    secure: Any = None  # dashboards.demo.secure.SecureBroker in --secure runs
 
     @property
     def work_dir(self) -> Path:
@@ -175,6 +178,7 @@ def start_roles(run: DemoRun) -> None:
                 "SLEDFLEET_BRIDGE_CLINIC_FILTER": ",".join(
                     f"c{i:02d}" for i in range(1, run.config.clinics + 1)
                 ),
+                **(run.secure.bridge_env() if run.secure else {}),
             },
             logs / "bridge.log",
             f"http://127.0.0.1:{bridge_port}/healthz",
@@ -193,7 +197,7 @@ def start_roles(run: DemoRun) -> None:
                     "SLEDFLEET_STREAM_WEB_PORT": str(web_port),
                 },
                 logs / f"stream-worker-{i + 1}.log",
-                f"http://127.0.0.1:{web_port}/",
+                f"http://127.0.0.1:{web_port}/sledfleet/stats/",  # "/" is off (hardened)
             ),
             timeout_s=120.0,
         )
@@ -262,8 +266,13 @@ def run_fleet(
     base = replace(load(EdgeSettings), outbox_dir=str(outbox))
     if frame_samples is not None:
         base = replace(base, frame_samples=frame_samples)
+    mqtt = load(MqttSettings)
+    if run.secure:
+        run.secure.provision([(m.clinic_id, m.machine_id) for m in machines])
     runner = FleetRunner(
-        [(m.edge_settings(base), m.source()) for m in machines], load(MqttSettings)
+        [(m.edge_settings(base), m.source()) for m in machines],
+        mqtt,
+        mqtt_for=run.secure.mqtt_for(mqtt) if run.secure else None,
     )
     result: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: result.update(stats=runner.run()), daemon=True)

@@ -5,6 +5,7 @@ kept out of the ops role's views."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -16,8 +17,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from edge.settings import KafkaSettings, load
 from storage import tenants
-from tests.integration.storage_support import REPO, migrated_database
+from tests.integration.storage_support import REPO, kafka_topics, migrated_database
 
 pytestmark = pytest.mark.integration
 
@@ -26,9 +28,18 @@ CREATED: list[str] = []
 """Clinic ids this module made roles for (roles are cluster-wide: dropped at the end)."""
 
 
+KAFKA_ENV: dict[str, str] = {}
+"""add-clinic publishes the clinic's time zone to Kafka: the CLI gets topics of its own."""
+
+
 @pytest.fixture(scope="module")
 def db(admin_dsn: str) -> Iterator[Any]:
-    with migrated_database(admin_dsn) as d:
+    kafka = load(KafkaSettings, topic_prefix=f"t{uuid.uuid4().hex[:10]}.")
+    with migrated_database(admin_dsn) as d, kafka_topics(kafka):
+        KAFKA_ENV.update(
+            SLEDFLEET_KAFKA_BOOTSTRAP=kafka.bootstrap,
+            SLEDFLEET_KAFKA_TOPIC_PREFIX=kafka.topic_prefix,
+        )
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute(f"ALTER DATABASE \"{d.name}\" SET log_statement = 'all'")
         yield d
@@ -47,7 +58,8 @@ def _new_clinic(stem: str) -> str:
 def _cli(dsn: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "edge.cli", "db", "--dsn", dsn, *args],
-        input=stdin, capture_output=True, text=True, timeout=60, check=False, cwd=REPO,
+        input=stdin, capture_output=True, text=True, timeout=120, check=False, cwd=REPO,
+        env={**os.environ, **KAFKA_ENV},
     )  # fmt: skip
 
 
