@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 import psycopg  # noqa: E402
 from disorder_support import (  # noqa: E402
+    LIVE_BACKLOG_ROWS,
     db_counts,
     log,
     pipeline,
@@ -61,6 +62,10 @@ def main() -> int:
     p.add_argument("--kill", action="store_true", help="kill -9 the worker mid-stream")
     p.add_argument("--seed", type=int, default=12)
     p.add_argument("--calm", action="store_true", help="the same fleet without disorder")
+    p.add_argument("--lockstep-s", type=float, help="override the fleet's lockstep window")
+    p.add_argument(
+        "--backlog-rows", type=int, default=LIVE_BACKLOG_ROWS, help="agents' unsent/in-flight rows"
+    )
     p.add_argument("--json", type=Path, help="write the score here too")
     p.add_argument("--drop", action="store_true", help="drop the database afterwards")
     args = p.parse_args()
@@ -74,7 +79,10 @@ def main() -> int:
     admin = make_conninfo(ADMIN_DSN, dbname=name)
     now = dt.datetime.now(dt.UTC)
     config = disordered_fleet(now, id_prefix=f"b{run[:6]}", seed=args.seed)
-    fleet = build_fleet(calm(config) if args.calm else config)
+    config = calm(config) if args.calm else config
+    if args.lockstep_s is not None:
+        config = replace(config, lockstep_s=args.lockstep_s)
+    fleet = build_fleet(config)
     truth = fleet.truth()
     log(
         f"fleet: {len(fleet.machines)} machines, {len(truth['sessions'])} sessions,"
@@ -98,7 +106,7 @@ def main() -> int:
                             killed.append(reps)
                             pipe.worker.start()
 
-                stats = run_fleet(pipe, fleet, during=maybe_kill)
+                stats = run_fleet(pipe, fleet, during=maybe_kill, backlog_rows=args.backlog_rows)
                 delivered_s = time.monotonic() - started
                 counts = settle(pipe, truth)
                 result = score(owner, truth, pipe.zones_registered)
@@ -110,7 +118,10 @@ def main() -> int:
                 )
     total_s = time.monotonic() - started
     kill_note = f", kill -9 at {killed[0]} reps" if killed else ""
-    print(f"{'calm' if args.calm else 'disordered'} fleet (seed {args.seed}{kill_note})")
+    print(
+        f"{'calm' if args.calm else 'disordered'} fleet (seed {args.seed}{kill_note},"
+        f" lockstep {config.lockstep_s} s, agents' backlog {args.backlog_rows} rows)"
+    )
     print(
         f"  reps exact            {result.reps_exact:>5} / {result.truth_reps}"
         f"   (missing {result.reps_missing}, extra {result.reps_extra})"

@@ -296,6 +296,7 @@ def run_fleet(
     fleet: Fleet,
     during: Callable[[], None] | None = None,
     timeout_s: float = 900.0,
+    backlog_rows: int = LIVE_BACKLOG_ROWS,
 ) -> FleetStats:
     """Every machine through its own edge agent until all is acknowledged by the broker;
     ``during`` is called about once a second meanwhile (e.g. to kill the worker)."""
@@ -304,9 +305,9 @@ def run_fleet(
         outbox_dir=str(pipe.workdir / "outbox"),
         connect_wait_s=10.0,
         state_interval_s=5.0,
-        backpressure_rows=LIVE_BACKLOG_ROWS,
+        backpressure_rows=backlog_rows,
     )
-    mqtt = replace(load(MqttSettings), max_inflight=LIVE_BACKLOG_ROWS)
+    mqtt = replace(load(MqttSettings), max_inflight=backlog_rows)
     runner = FleetRunner(fleet.edge_machines(base), mqtt, drain_timeout_s=60.0)
     result: dict[str, FleetStats] = {}
     thread = threading.Thread(target=lambda: result.update(stats=runner.run()), daemon=True)

@@ -54,11 +54,7 @@ def database(admin_dsn: str) -> Iterator[tuple[str, str]]:
     name = f"test_dis_{uuid.uuid4().hex[:10]}"
     ident = sql.Identifier(name)
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                ident, sql.Identifier(DB_OWNER)
-            )
-        )
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(ident, sql.Identifier(DB_OWNER)))
     try:
         owner = dsn_with(admin_dsn, dbname=name, user=DB_OWNER, password=DB_OWNER_PASSWORD)
         yield owner, dsn_with(admin_dsn, dbname=name)
