@@ -13,7 +13,8 @@ harness and the truth, and should come out exact on any working pipeline).
 
     nice -n 10 .venv/bin/python benchmarks/disorder_score.py [--kill] [--json out.json]
 
-The database and the topics are left for inspection (names printed); ``--drop`` drops
+The database, the topics and the work directory (role logs, outboxes) are left for
+inspection (names printed); ``--drop`` drops
 the database afterwards.
 """
 
@@ -92,24 +93,25 @@ def main() -> int:
     started = time.monotonic()
     killed: list[int] = []
     try:
-        with tempfile.TemporaryDirectory(prefix="disorder-") as tmp:
-            clinics = sorted(fleet.clinic_time_zones)
-            with pipeline(kafka, owner, admin, Path(tmp), clinics) as pipe:
-                register_clinics(pipe, fleet.clinic_time_zones)
-                publish_prescriptions(pipe, fleet)
+        tmp = tempfile.mkdtemp(prefix="disorder-")
+        log(f"work directory (logs, outboxes): {tmp}")
+        clinics = sorted(fleet.clinic_time_zones)
+        with pipeline(kafka, owner, admin, Path(tmp), clinics) as pipe:
+            register_clinics(pipe, fleet.clinic_time_zones)
+            publish_prescriptions(pipe, fleet)
 
-                def maybe_kill() -> None:
-                    if args.kill and not killed:
-                        reps = db_counts(owner)[1]
-                        if reps >= len(truth["reps"]) / 3:
-                            pipe.worker.kill9()
-                            killed.append(reps)
-                            pipe.worker.start()
+            def maybe_kill() -> None:
+                if args.kill and not killed:
+                    reps = db_counts(owner)[1]
+                    if reps >= len(truth["reps"]) / 3:
+                        pipe.worker.kill9()
+                        killed.append(reps)
+                        pipe.worker.start()
 
-                stats = run_fleet(pipe, fleet, during=maybe_kill, backlog_rows=args.backlog_rows)
-                delivered_s = time.monotonic() - started
-                counts = settle(pipe, truth)
-                result = score(owner, truth, pipe.zones_registered)
+            stats = run_fleet(pipe, fleet, during=maybe_kill, backlog_rows=args.backlog_rows)
+            delivered_s = time.monotonic() - started
+            counts = settle(pipe, truth)
+            result = score(owner, truth, pipe.zones_registered)
     finally:
         if args.drop:
             with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:

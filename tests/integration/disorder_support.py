@@ -194,7 +194,8 @@ class Pipeline:
     def check(self) -> None:
         self.roles.check()
         if not self.worker.alive():
-            raise AssertionError(f"stream worker exited; see {self.worker.log_path}")
+            tail = "\n".join(self.worker.log_text().splitlines()[-30:])
+            raise AssertionError(f"stream worker exited; {self.worker.log_path}:\n{tail}")
 
 
 def _has_tz_option() -> bool:
