@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from edge.contract import ContractError, check_id
 from edge.settings import DatabaseSettings, load
 
 
@@ -31,6 +33,11 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
 
 
 def run_patient(args: argparse.Namespace) -> int:
+    try:  # the id goes into SQL parameters and the output file name (issue #13)
+        check_id("patient_id", args.patient_id)
+    except ContractError as exc:
+        print(f"sledfleet report: {exc}", file=sys.stderr)
+        return 2
     import psycopg
 
     from dashboards import report

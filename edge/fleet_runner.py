@@ -203,6 +203,9 @@ class FleetRunner:
             if self.stop_event.wait(agent.settings.pump_interval_s):
                 return
 
+    def source_errors(self) -> list[str]:
+        return list(self._errors)
+
     def _stats(self) -> FleetStats:
         st = FleetStats(machines=len(self.agents), source_errors=list(self._errors))
         if self._delivered_at is not None:

@@ -25,14 +25,23 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
         "history, streams live sessions, then prints a fleet summary scored against the "
         "simulator's ground truth and writes patient reports. Ctrl-C stops everything.",
     )
-    p.add_argument("--clinics", type=int, default=d.clinics)
-    p.add_argument("--machines-per-clinic", type=int, default=d.machines_per_clinic)
-    p.add_argument("--patients-per-machine", type=int, default=d.patients_per_machine)
+    p.add_argument("--clinics", type=int, default=d.clinics, help="clinics to simulate")
+    p.add_argument(
+        "--machines-per-clinic", type=int, default=d.machines_per_clinic, help="sleds per clinic"
+    )
+    p.add_argument(
+        "--patients-per-machine",
+        type=int,
+        default=d.patients_per_machine,
+        help="patients training on each sled",
+    )
     p.add_argument("--weeks", type=int, default=d.weeks, help="weeks of backfilled history")
-    p.add_argument("--live-machines", type=int, default=d.live_machines)
+    p.add_argument(
+        "--live-machines", type=int, default=d.live_machines, help="sleds streaming live at the end"
+    )
     p.add_argument("--live-s", type=float, default=d.live_s, help="seconds of live streaming")
     p.add_argument("--workers", type=int, default=d.workers, help="stream worker processes")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed of the simulation")
     p.add_argument(
         "--disorder",
         action=argparse.BooleanOptionalAction,

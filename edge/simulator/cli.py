@@ -22,8 +22,18 @@ from edge.simulator.fleet import DEFAULT_START, Fleet, FleetConfig, build_fleet
 log = logging.getLogger(__name__)
 
 
+DESCRIPTION = (
+    "Plan a simulated fleet, write its ground truth, optionally publish it. Without "
+    "--publish it writes the ground truth (JSON Lines) to --out and prints a summary. With "
+    "--publish every machine gets a real edge agent (own MQTT client id and outbox) fed by "
+    "its simulated source: --mode backfill as fast as the agents drain, --mode live paced "
+    "to the wall clock. MQTT and outbox settings come from SLEDFLEET_MQTT_* and "
+    "SLEDFLEET_EDGE_*, as for sledfleet edge run."
+)
+
+
 def register(subparsers: Any, name: str, help_text: str) -> None:
-    p = subparsers.add_parser(name, help=help_text, description=__doc__)
+    p = subparsers.add_parser(name, help=help_text, description=DESCRIPTION)
     p.add_argument("--clinics", type=int, default=3)
     p.add_argument("--machines-per-clinic", type=int, default=3)
     p.add_argument("--patients-per-machine", type=int, default=5)

@@ -59,9 +59,18 @@ def test_many_machines_deliver_everything_and_exit(tmp_path: Path) -> None:
         assert tele[0]["machine_id"] == agent.machine_id
 
 
-def test_replay_source_is_paced_by_the_backlog(tmp_path: Path) -> None:
-    # window 50 in flight + at most ~10 waiting + one chunk: always within 100 rows
-    r = runner(tmp_path, [SineSource(20_000)], backpressure_rows=10, outbox_max_rows=100)
+@pytest.mark.parametrize("pump_interval_s", [0.005, 0.05])
+def test_replay_source_is_paced_by_the_backlog(tmp_path: Path, pump_interval_s: float) -> None:
+    # window 50 in flight + at most 10 waiting (stored or buffered) + one chunk of 5 frames:
+    # always within 100 rows, however late the pump runs (a slow pump made it drop frames
+    # while buffered frames did not count as backlog)
+    r = runner(
+        tmp_path,
+        [SineSource(20_000)],
+        backpressure_rows=10,
+        outbox_max_rows=100,
+        pump_interval_s=pump_interval_s,
+    )
     stats = r.run()
     assert stats.frames == 400
     assert stats.dropped_frames == 0  # paced, never over the bound

@@ -62,12 +62,15 @@ def test_topic_specs_cover_the_contract_with_deliberate_configs():
             "alerts",
             "machine-status",
             "deadletter",
+            "clinics",
         ]
     }
     for name in ("telemetry", "events", "state", "reps", "sets", "sessions", "machine-status"):
         assert specs[f"p.sledfleet.{name}"].partitions == 12
     assert specs["p.sledfleet.state"].configs["cleanup.policy"] == "compact"
     assert specs["p.sledfleet.prescriptions"].configs["cleanup.policy"] == "compact"
+    clinics = specs["p.sledfleet.clinics"]
+    assert (clinics.partitions, clinics.configs["cleanup.policy"]) == (1, "compact")
     assert specs["p.sledfleet.telemetry"].configs["retention.ms"] == str(7 * 24 * 3600 * 1000)
     dlq = specs["p.sledfleet.deadletter"].configs
     assert dlq["max.message.bytes"] == str(DEADLETTER_MAX_MESSAGE_BYTES) == str(16 * 1024 * 1024)
@@ -114,3 +117,17 @@ def test_bridge_producer_str_is_kafka_pythons_formatted_once():
     assert str(p) == expected == "<KafkaProducer client_id=bridge-x-0 transactional_id=None>"
     p.config = {}
     assert str(p) == expected
+
+
+def test_confluent_producer_is_configured_for_no_loss_and_kafka_python_placement():
+    from stream.bridge.kafka_confluent import confluent_config
+
+    cfg = confluent_config(KafkaSettings(bootstrap="a:1, b:2"), BridgeSettings(), "bridge-x")
+    assert cfg["bootstrap.servers"] == "a:1,b:2"
+    assert cfg["acks"] == "all"
+    assert cfg["enable.idempotence"] is True
+    assert cfg["max.in.flight.requests.per.connection"] <= 5
+    assert cfg["partitioner"] == "murmur2_random"
+    assert cfg["message.timeout.ms"] == BridgeSettings().delivery_timeout_ms
+    assert cfg["message.max.bytes"] == BridgeSettings().max_request_bytes
+    assert BridgeSettings().producer == "confluent"
