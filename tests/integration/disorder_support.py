@@ -167,15 +167,17 @@ def score(dsn: str, truth: dict[str, list[dict[str, Any]]], zones: bool = True) 
     )
 
 
-def db_counts(dsn: str) -> tuple[int, int, int]:
-    """Stored sessions, reps and weekly adherence rows."""
+def db_counts(dsn: str) -> tuple[int, int, int, int]:
+    """Stored sessions, reps, and the sums of attended and completed sessions over the
+    weekly adherence rows."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(
             "SELECT (SELECT count(*) FROM sledfleet.sessions),"
             " (SELECT count(*) FROM sledfleet.reps),"
-            " (SELECT count(*) FROM sledfleet.v_patient_adherence)"
+            " (SELECT coalesce(sum(attended), 0) FROM sledfleet.v_patient_adherence),"
+            " (SELECT coalesce(sum(completed), 0) FROM sledfleet.v_patient_adherence)"
         ).fetchone()
-    return (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
+    return (int(row[0]), int(row[1]), int(row[2]), int(row[3])) if row else (0, 0, 0, 0)
 
 
 # --- the pipeline ---------------------------------------------------------------------------
@@ -328,16 +330,23 @@ def run_fleet(
     return result["stats"]
 
 
-def settle(pipe: Pipeline, truth: dict[str, list[dict[str, Any]]]) -> tuple[int, int, int]:
-    """Wait until the database holds the truth's sessions, reps and adherence rows, or
-    its counts stop changing for ``STABLE_S`` (a pipeline that lost data)."""
-    target = (len(truth["sessions"]), len(truth["reps"]), len(truth["adherence"]))
+def settle(pipe: Pipeline, truth: dict[str, list[dict[str, Any]]]) -> tuple[int, int, int, int]:
+    """Wait until the database holds as many sessions, reps, attended and completed
+    sessions as the truth (adherence rows are re-emitted after their sessions), or its
+    counts stop changing for ``STABLE_S`` (a pipeline that lost or split data)."""
+    adherence = truth["adherence"]
+    target = (
+        len(truth["sessions"]),
+        len(truth["reps"]),
+        sum(int(r["attended"]) for r in adherence),
+        sum(int(r["completed"]) for r in adherence),
+    )
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
-    last, since = (-1, -1, -1), time.monotonic()
+    last, since = (-1, -1, -1, -1), time.monotonic()
     while time.monotonic() < deadline:
         pipe.check()
         counts = db_counts(pipe.dsn)
-        if all(c >= t for c, t in zip(counts, target, strict=True)):
+        if counts == target:
             return counts
         if counts != last:
             last, since = counts, time.monotonic()
