@@ -214,7 +214,7 @@ def start_roles(run: DemoRun) -> None:
                     "SLEDFLEET_STREAM_WEB_PORT": str(web_port),
                 },
                 logs / f"stream-worker-{i + 1}.log",
-                f"http://127.0.0.1:{web_port}/",
+                f"http://127.0.0.1:{web_port}/sledfleet/stats/",  # Faust's index page is off
             ),
             timeout_s=120.0,
         )
