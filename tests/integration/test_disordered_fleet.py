@@ -90,6 +90,7 @@ def run_disordered(
 
         stats = run_fleet(pipe, fleet, during=maybe_kill)
         assert stats.undelivered_rows == 0, stats
+        assert stats.dropped_frames == 0, stats  # the edge lost nothing: the rest is the pipeline
         assert not stats.source_errors, stats.source_errors
         if kill and not killed:  # the fleet was faster than the pipeline: kill it now
             pipe.worker.kill9()
