@@ -27,8 +27,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sink": ("storage.sink_cli", "write the stream's output topics into the database"),
     "db": ("storage.cli", "database migrations and status"),
     "outcome": ("storage.outcomes", "record a clinical outcome test (T25FW, 5STS, 6MW, MSWS-12)"),
+    "note": ("storage.notes", "record a patient's effort (RPE), fatigue or symptom notes"),
     "dashboards": ("dashboards.cli", "build and deploy the Grafana dashboards"),
-    "report": ("dashboards.report_cli", "render a printable patient progress report"),
+    "report": ("dashboards.report_cli", "printable progress reports (a patient or a clinic)"),
     "demo": ("dashboards.demo.cli", "run a simulated clinic fleet through the whole pipeline"),
 }
 

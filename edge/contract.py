@@ -36,10 +36,22 @@ TOPIC_ROOT: Final = "sledfleet/v1"
 
 MessageKind = Literal["telemetry", "event", "state", "config"]
 MESSAGE_KINDS: Final[tuple[MessageKind, ...]] = ("telemetry", "event", "state", "config")
-EventType = Literal["session_started", "session_ended", "load_changed", "calibrated", "fault"]
+EventType = Literal[
+    "session_started", "session_ended", "load_changed", "calibrated", "fault", "patient_note"
+]
 EVENT_TYPES: Final[frozenset[str]] = frozenset(
-    {"session_started", "session_ended", "load_changed", "calibrated", "fault"}
+    {"session_started", "session_ended", "load_changed", "calibrated", "fault", "patient_note"}
 )
+PATIENT_NOTE_FIELDS: Final[frozenset[str]] = frozenset(
+    {"v", "clinic_id", "machine_id", "type", "event_id", "seq", "ts_ns", "session_id",
+     "replayed", "patient_id", "phase", "rpe", "fatigue", "symptoms", "relapse_suspected",
+     "recorded_by"}
+)  # fmt: skip
+"""Every field a ``patient_note`` event may carry; any other is refused (``EVENT_FIELDS``)."""
+NOTE_PHASES: Final[frozenset[str]] = frozenset({"check_in", "after_session"})
+RPE_RANGE: Final = (0.0, 10.0)  # Borg CR10
+FATIGUE_RANGE: Final = (0.0, 10.0)  # 0-10 numeric rating scale
+MAX_NOTE_CHARS: Final = 512
 
 # --- Kafka topics (written by the bridge / stream / prescribe, read downstream) -----------
 KAFKA_TELEMETRY: Final = "sledfleet.telemetry"
@@ -333,6 +345,7 @@ EVENT_FIELDS: Final[Mapping[str, frozenset[str]]] = {
     "load_changed": frozenset({"load_kg"}),
     "calibrated": frozenset({"usable_rom_mm", "zero_offsets"}),
     "fault": frozenset({"code", "detail"}),
+    "patient_note": PATIENT_NOTE_FIELDS - EVENT_COMMON_FIELDS,
 }
 """Fields an event of each type may carry besides ``EVENT_COMMON_FIELDS``. Every type in
 ``EVENT_TYPES`` needs an entry (tests/unit/edge/test_contract_strict.py checks)."""
@@ -451,6 +464,33 @@ def validate_event(payload: Mapping[str, Any], topic: TopicParts | None = None) 
             raise ContractError(
                 "bad_field", f"fault detail must be a string of <= {MAX_FREE_TEXT_CHARS} chars"
             )
+    elif etype == "patient_note":
+        _patient_note(payload)
+
+
+def _patient_note(payload: Mapping[str, Any]) -> None:
+    """Effort (RPE, Borg CR10), fatigue (0-10), symptoms and a suspected-relapse flag, at
+    check-in or after a session; at least one of them."""
+    check_id("patient_id", payload.get("patient_id"))
+    if payload.get("phase") not in NOTE_PHASES:
+        raise ContractError("bad_field", "phase must be check_in or after_session")
+    for key, rng in (("rpe", RPE_RANGE), ("fatigue", FATIGUE_RANGE)):
+        if payload.get(key) is not None:
+            _number(payload, key, rng)
+    for key in ("symptoms", "recorded_by"):
+        text = payload.get(key)
+        if text is not None and (not isinstance(text, str) or len(text) > MAX_NOTE_CHARS):
+            raise ContractError("bad_field", f"{key} must be a string of <= {MAX_NOTE_CHARS} chars")
+    relapse = payload.get("relapse_suspected")
+    if relapse is not None and not isinstance(relapse, bool):
+        raise ContractError("bad_field", "relapse_suspected must be a boolean")
+    if all(
+        payload.get(k) in (None, "", False)
+        for k in ("rpe", "fatigue", "symptoms", "relapse_suspected")
+    ):
+        raise ContractError(
+            "bad_field", "patient_note needs rpe, fatigue, symptoms or relapse_suspected"
+        )
 
 
 @_total

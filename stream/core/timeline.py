@@ -13,10 +13,10 @@ for :class:`stream.core.processor.MachineProcessor`:
   exactly the steps it would get alone.
 * **Corrected by its clock offset where known.** A device's times are shifted to
   platform time by the offset it reports in its births (``clock_offset_ms``); a device
-  whose births carry no such field at all gets an offset estimated from when its live
-  frames reached the bridge (only when it is a minute or more: a clock set wrong, not
-  transport delay). The correction changes only when the offset moves by more than
-  ``CLOCK_STEP_NS``, so jitter never breaks a rep.
+  whose births carry no such field at all (seen a birth without it: no guess before)
+  gets an offset estimated from when its live frames reached the bridge (only when it
+  is a minute or more: a clock set wrong, not transport delay). The correction changes
+  only when the offset moves by more than ``CLOCK_STEP_NS``, so jitter never breaks a rep.
 * **Events wait for their frames.** An event is held until the machine's telemetry
   reaches its device time: the first frame starting at or after it releases it (before
   that frame), or the machine's clock passing it by ``grace_ns``. Frames may precede
@@ -87,9 +87,10 @@ class Timeline:
     """State messages dropped as repeats (at-least-once redelivery)."""
     offset_ns: int = 0
     """Correction applied to the machine's times: device clock minus platform time."""
-    reported: bool = False
-    """The machine's births carry ``clock_offset_ms`` (a value, or null from a replay
-    source that cannot know it): then no estimate is made."""
+    reported: bool | None = None
+    """Whether the machine's births carry ``clock_offset_ms`` (a value, or null from a
+    replay source that cannot know it); None before its first birth. An offset is
+    estimated only for a machine whose births say nothing about it (False)."""
     lags: list[int] = field(default_factory=list)
     """Latest (device end − arrival) of live frames, ns (at most ``ESTIMATE_WINDOW``)."""
 
@@ -117,7 +118,7 @@ class Timeline:
             None if ls is None else (ls[0], ls[1]),
             int(d.get("r", 0)),
             int(d.get("o", 0)),
-            bool(d.get("or", False)),
+            d.get("or"),
             list(d.get("l", [])),
         )
 
@@ -195,6 +196,8 @@ class Timeline:
             offset_ms = msg["clock_offset_ms"]
             if isinstance(offset_ms, (int, float)) and not isinstance(offset_ms, bool):
                 self._correct(round(offset_ms * 1e6))
+        elif status == "online" and not self.reported:
+            self.reported = False
         if self.last_state is not None:
             last_status, last_ts = self.last_state
             if (status, ts) == (last_status, last_ts) or (
@@ -224,8 +227,10 @@ class Timeline:
             self.offset_ns = offset_ns
 
     def _estimate(self, lag_ns: int) -> None:
+        if self.reported is not False:  # no birth yet, or births that report it
+            return
         self.lags = [*self.lags[-(ESTIMATE_WINDOW - 1) :], lag_ns]
-        if self.reported or len(self.lags) < ESTIMATE_WINDOW // 4:
+        if len(self.lags) < ESTIMATE_WINDOW // 4:
             return
         estimate = max(self.lags)
         if abs(estimate) >= ESTIMATE_MIN_NS or self.offset_ns:

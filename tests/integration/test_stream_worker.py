@@ -275,10 +275,10 @@ def test_duplicates_are_dropped_and_bad_input_is_dead_lettered(
 
 
 def test_worker_dials_only_the_configured_kafka(tmp_path: Path) -> None:
-    """A private Kafka on another port, named by host name: the worker (Faust, its side
-    reader, the metadata and admin clients) must find it there. The stall check is made
-    eager so the side reader is asked for end offsets on every quiet partition; a client
-    that dialled the default 127.0.0.1:9092 would find none of this run's topics."""
+    """A private Kafka on another port, named by host name: the worker (Faust, the clinic
+    directory's consumer, the metadata and admin clients) must find it there; a client
+    that dialled the default 127.0.0.1:9092 would find none of this run's topics. (The
+    side reader's address is checked in tests/unit/stream/test_app_machines.py.)"""
     from servers import PrivateKafka
 
     with PrivateKafka() as private:
@@ -295,7 +295,7 @@ def test_worker_dials_only_the_configured_kafka(tmp_path: Path) -> None:
             app_id="sfstream",
             workdir=tmp_path,
             name="elsewhere",
-            extra_env={"SLEDFLEET_STREAM_STALL_S": "1", "SLEDFLEET_STREAM_REORDER_IDLE_S": "0.5"},
+            extra_env={"SLEDFLEET_STREAM_REORDER_IDLE_S": "0.5"},
         ).start()
         try:
             settle(kafka, [w], dedup(reference(inputs, rx, TEST_TOPICS.partitions)))

@@ -276,6 +276,7 @@ def test_offset_jitter_below_the_step_changes_nothing() -> None:
 
 def test_without_a_report_a_large_offset_is_estimated_from_live_arrivals() -> None:
     tl = Timeline()
+    tl.on_state({"status": "online", "ts_ns": 1})  # a birth without clock_offset_ms
     base = 10_000 * S
     for i in range(16):
         t0 = base + 3 * HOUR + i * S // 2
@@ -287,13 +288,26 @@ def test_without_a_report_a_large_offset_is_estimated_from_live_arrivals() -> No
     assert steps[0][1]["t0_ns"] == base + 8 * S
 
 
+def test_no_estimate_before_a_birth_says_the_device_reports_nothing() -> None:
+    """Frames of a backfill source may come before its birth: weeks-old device times sent
+    live must never be taken for a clock weeks off."""
+    tl = Timeline()
+    for i in range(40):
+        t0 = 10_000 * S + i * S // 2
+        tl.on_frame(frame(t0, i), TICK, GRACE, received_ns=t0 + 28 * 24 * HOUR)
+    assert tl.offset_ns == 0
+    assert tl.lags == []
+
+
 def test_small_lags_and_replayed_frames_never_make_an_estimate() -> None:
     tl = Timeline()
+    tl.on_state({"status": "online", "ts_ns": 1})
     for i in range(40):
         t0 = 10_000 * S + i * S // 2
         tl.on_frame(frame(t0, i), TICK, GRACE, received_ns=t0 + S)  # 0.5 s delay: no offset
     assert tl.offset_ns == 0
     old = Timeline()
+    old.on_state({"status": "online", "ts_ns": 1})
     for i in range(40):  # yesterday's outbox arriving now: replayed, not evidence
         t0 = 10_000 * S + i * S // 2
         old.on_frame({**frame(t0, i), "replayed": True}, TICK, GRACE, t0 + 26 * HOUR)
