@@ -13,7 +13,8 @@ harness and the truth, and should come out exact on any working pipeline).
 
     nice -n 10 .venv/bin/python benchmarks/disorder_score.py [--kill] [--json out.json]
 
-The database and the topics are left for inspection (names printed); ``--drop`` drops
+The database, the topics and the work directory (role logs, outboxes) are left for
+inspection (names printed); ``--drop`` drops
 the database afterwards.
 """
 
@@ -35,6 +36,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 import psycopg  # noqa: E402
 from disorder_support import (  # noqa: E402
+    LIVE_BACKLOG_ROWS,
     db_counts,
     log,
     pipeline,
@@ -61,6 +63,10 @@ def main() -> int:
     p.add_argument("--kill", action="store_true", help="kill -9 the worker mid-stream")
     p.add_argument("--seed", type=int, default=12)
     p.add_argument("--calm", action="store_true", help="the same fleet without disorder")
+    p.add_argument("--lockstep-s", type=float, help="override the fleet's lockstep window")
+    p.add_argument(
+        "--backlog-rows", type=int, default=LIVE_BACKLOG_ROWS, help="agents' unsent/in-flight rows"
+    )
     p.add_argument("--json", type=Path, help="write the score here too")
     p.add_argument("--drop", action="store_true", help="drop the database afterwards")
     args = p.parse_args()
@@ -74,7 +80,10 @@ def main() -> int:
     admin = make_conninfo(ADMIN_DSN, dbname=name)
     now = dt.datetime.now(dt.UTC)
     config = disordered_fleet(now, id_prefix=f"b{run[:6]}", seed=args.seed)
-    fleet = build_fleet(calm(config) if args.calm else config)
+    config = calm(config) if args.calm else config
+    if args.lockstep_s is not None:
+        config = replace(config, lockstep_s=args.lockstep_s)
+    fleet = build_fleet(config)
     truth = fleet.truth()
     log(
         f"fleet: {len(fleet.machines)} machines, {len(truth['sessions'])} sessions,"
@@ -84,24 +93,25 @@ def main() -> int:
     started = time.monotonic()
     killed: list[int] = []
     try:
-        with tempfile.TemporaryDirectory(prefix="disorder-") as tmp:
-            clinics = sorted(fleet.clinic_time_zones)
-            with pipeline(kafka, owner, admin, Path(tmp), clinics) as pipe:
-                register_clinics(pipe, fleet.clinic_time_zones)
-                publish_prescriptions(pipe, fleet)
+        tmp = tempfile.mkdtemp(prefix="disorder-")
+        log(f"work directory (logs, outboxes): {tmp}")
+        clinics = sorted(fleet.clinic_time_zones)
+        with pipeline(kafka, owner, admin, Path(tmp), clinics) as pipe:
+            register_clinics(pipe, fleet.clinic_time_zones)
+            publish_prescriptions(pipe, fleet)
 
-                def maybe_kill() -> None:
-                    if args.kill and not killed:
-                        reps = db_counts(owner)[1]
-                        if reps >= len(truth["reps"]) / 3:
-                            pipe.worker.kill9()
-                            killed.append(reps)
-                            pipe.worker.start()
+            def maybe_kill() -> None:
+                if args.kill and not killed:
+                    reps = db_counts(owner)[1]
+                    if reps >= len(truth["reps"]) / 3:
+                        pipe.worker.kill9()
+                        killed.append(reps)
+                        pipe.worker.start()
 
-                stats = run_fleet(pipe, fleet, during=maybe_kill)
-                delivered_s = time.monotonic() - started
-                counts = settle(pipe, truth)
-                result = score(owner, truth, pipe.zones_registered)
+            stats = run_fleet(pipe, fleet, during=maybe_kill, backlog_rows=args.backlog_rows)
+            delivered_s = time.monotonic() - started
+            counts = settle(pipe, truth)
+            result = score(owner, truth, pipe.zones_registered)
     finally:
         if args.drop:
             with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
@@ -110,7 +120,10 @@ def main() -> int:
                 )
     total_s = time.monotonic() - started
     kill_note = f", kill -9 at {killed[0]} reps" if killed else ""
-    print(f"{'calm' if args.calm else 'disordered'} fleet (seed {args.seed}{kill_note})")
+    print(
+        f"{'calm' if args.calm else 'disordered'} fleet (seed {args.seed}{kill_note},"
+        f" lockstep {config.lockstep_s} s, agents' backlog {args.backlog_rows} rows)"
+    )
     print(
         f"  reps exact            {result.reps_exact:>5} / {result.truth_reps}"
         f"   (missing {result.reps_missing}, extra {result.reps_extra})"

@@ -107,6 +107,9 @@ class FleetRunner:
             getattr(src, "connect_gate", None) for src in self.sources
         ]
         self._started = [False] * len(machines)
+        self._uplink = [threading.Event() for _ in machines]
+        """Set by a gated machine's feed thread once everything taken before its gate
+        opened is with its agent: the pump thread may connect it then."""
         self.settings = machines[0][0]
         self.exit_when_done = exit_when_done
         self.drain_timeout_s = drain_timeout_s
@@ -154,7 +157,7 @@ class FleetRunner:
         """Start (connect) every agent whose uplink is up (no gate, or its gate set)."""
         for i, agent in enumerate(self.agents):
             gate = self.gates[i]
-            if not self._started[i] and (force or gate is None or gate.is_set()):
+            if not self._started[i] and (force or gate is None or self._uplink[i].is_set()):
                 self._started[i] = True
                 if gate is not None:
                     agent.pump()  # frames taken while offline go to the outbox: the backlog
@@ -179,10 +182,16 @@ class FleetRunner:
     def _feed(self, i: int) -> None:
         agent, source = self.agents[i], self.sources[i]
         chunk: list[SourceItem] = []  # a replay source hands over REPLAY_CHUNK items at once
+        gate, uplink = self.gates[i], self._uplink[i]
         try:
             for item in source.items():
                 if self.stop_event.is_set():
                     break
+                if gate is not None and not uplink.is_set() and gate.is_set():
+                    # the uplink is back: what was taken before it goes to the agent first
+                    agent.feed_many(chunk)
+                    chunk = []
+                    uplink.set()
                 if self.paced[i]:
                     agent.feed(item)
                     continue
@@ -198,6 +207,7 @@ class FleetRunner:
             if chunk:
                 agent.feed_many(chunk)
             agent.finish()
+            uplink.set()
             self._done[i].set()
 
     def _wait_for_room(self, i: int) -> None:

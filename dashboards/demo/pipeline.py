@@ -58,9 +58,10 @@ class DemoConfig:
     live_machines: int = 3
     live_s: float = 120.0
     seed: int = 7
-    disorder: bool = False
+    disorder: bool = True
     """The simulator's disorder knobs (``edge.simulator.scenarios.demo_disorder``): clinics
-    in three time zones, mixed rates and frame sizes, clock offsets, network delays."""
+    in three time zones, mixed rates and frame sizes, clock offsets, network delays
+    (``--no-disorder``: every machine at 100 Hz in UTC with an exact clock)."""
     workers: int = 1
     reports: int = 2
     out_dir: Path = Path("out/demo")
@@ -158,6 +159,27 @@ def create_topics(run: DemoRun) -> None:
     from stream.topics import ensure_topics
 
     ensure_topics(run.kafka)
+    if run.config.disorder:
+        register_time_zones(run)
+
+
+def register_time_zones(run: DemoRun) -> None:
+    """The fleet's clinic zones in the registry, then on the clinics topic (as
+    ``sledfleet db set-clinic-tz`` does)."""
+    from storage import registry
+    from stream import clinic_zones
+
+    zones = build_fleet_zones(run.config)
+    with psycopg.connect(run.dsn, autocommit=True) as conn:
+        for clinic_id, tz in zones.items():
+            registry.set_clinic_time_zone(conn, clinic_id, tz)
+        rows = registry.clinic_zones(conn, list(zones))
+    clinic_zones.publish([clinic_zones.build(c, tz, at) for c, tz, at in rows], run.kafka)
+
+
+def build_fleet_zones(config: DemoConfig) -> dict[str, str]:
+    cfg = fleet_config(config, "backfill")
+    return {f"c{c + 1:02d}": cfg.time_zone(c) for c in range(config.clinics)}
 
 
 def start_roles(run: DemoRun) -> None:

@@ -51,6 +51,11 @@ STABLE_S = 45.0
 """After the fleet delivered everything, the database is settled when its counts have
 not moved for this long (or match the truth)."""
 SETTLE_TIMEOUT_S = 600.0
+LIVE_BACKLOG_ROWS = 40
+"""A streaming agent keeps at most this many rows unsent and this many in flight (a live
+agent's outbox is near empty): a machine's data reaches the broker within seconds of its
+due time, so the lags between machines are the simulated ones (delays, outages,
+backlogs), not queues of the harness. Offline machines fill their outbox regardless."""
 
 
 @dataclass(frozen=True)
@@ -162,15 +167,17 @@ def score(dsn: str, truth: dict[str, list[dict[str, Any]]], zones: bool = True) 
     )
 
 
-def db_counts(dsn: str) -> tuple[int, int, int]:
-    """Stored sessions, reps and weekly adherence rows."""
+def db_counts(dsn: str) -> tuple[int, int, int, int]:
+    """Stored sessions, reps, and the sums of attended and completed sessions over the
+    weekly adherence rows."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(
             "SELECT (SELECT count(*) FROM sledfleet.sessions),"
             " (SELECT count(*) FROM sledfleet.reps),"
-            " (SELECT count(*) FROM sledfleet.v_patient_adherence)"
+            " (SELECT coalesce(sum(attended), 0) FROM sledfleet.v_patient_adherence),"
+            " (SELECT coalesce(sum(completed), 0) FROM sledfleet.v_patient_adherence)"
         ).fetchone()
-    return (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
+    return (int(row[0]), int(row[1]), int(row[2]), int(row[3])) if row else (0, 0, 0, 0)
 
 
 # --- the pipeline ---------------------------------------------------------------------------
@@ -189,7 +196,8 @@ class Pipeline:
     def check(self) -> None:
         self.roles.check()
         if not self.worker.alive():
-            raise AssertionError(f"stream worker exited; see {self.worker.log_path}")
+            tail = "\n".join(self.worker.log_text().splitlines()[-30:])
+            raise AssertionError(f"stream worker exited; {self.worker.log_path}:\n{tail}")
 
 
 def _has_tz_option() -> bool:
@@ -291,6 +299,7 @@ def run_fleet(
     fleet: Fleet,
     during: Callable[[], None] | None = None,
     timeout_s: float = 900.0,
+    backlog_rows: int = LIVE_BACKLOG_ROWS,
 ) -> FleetStats:
     """Every machine through its own edge agent until all is acknowledged by the broker;
     ``during`` is called about once a second meanwhile (e.g. to kill the worker)."""
@@ -299,8 +308,10 @@ def run_fleet(
         outbox_dir=str(pipe.workdir / "outbox"),
         connect_wait_s=10.0,
         state_interval_s=5.0,
+        backpressure_rows=backlog_rows,
     )
-    runner = FleetRunner(fleet.edge_machines(base), load(MqttSettings), drain_timeout_s=60.0)
+    mqtt = replace(load(MqttSettings), max_inflight=backlog_rows)
+    runner = FleetRunner(fleet.edge_machines(base), mqtt, drain_timeout_s=60.0)
     result: dict[str, FleetStats] = {}
     thread = threading.Thread(target=lambda: result.update(stats=runner.run()), daemon=True)
     thread.start()
@@ -319,16 +330,23 @@ def run_fleet(
     return result["stats"]
 
 
-def settle(pipe: Pipeline, truth: dict[str, list[dict[str, Any]]]) -> tuple[int, int, int]:
-    """Wait until the database holds the truth's sessions, reps and adherence rows, or
-    its counts stop changing for ``STABLE_S`` (a pipeline that lost data)."""
-    target = (len(truth["sessions"]), len(truth["reps"]), len(truth["adherence"]))
+def settle(pipe: Pipeline, truth: dict[str, list[dict[str, Any]]]) -> tuple[int, int, int, int]:
+    """Wait until the database holds as many sessions, reps, attended and completed
+    sessions as the truth (adherence rows are re-emitted after their sessions), or its
+    counts stop changing for ``STABLE_S`` (a pipeline that lost or split data)."""
+    adherence = truth["adherence"]
+    target = (
+        len(truth["sessions"]),
+        len(truth["reps"]),
+        sum(int(r["attended"]) for r in adherence),
+        sum(int(r["completed"]) for r in adherence),
+    )
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
-    last, since = (-1, -1, -1), time.monotonic()
+    last, since = (-1, -1, -1, -1), time.monotonic()
     while time.monotonic() < deadline:
         pipe.check()
         counts = db_counts(pipe.dsn)
-        if all(c >= t for c, t in zip(counts, target, strict=True)):
+        if counts == target:
             return counts
         if counts != last:
             last, since = counts, time.monotonic()

@@ -54,11 +54,7 @@ def database(admin_dsn: str) -> Iterator[tuple[str, str]]:
     name = f"test_dis_{uuid.uuid4().hex[:10]}"
     ident = sql.Identifier(name)
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                ident, sql.Identifier(DB_OWNER)
-            )
-        )
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(ident, sql.Identifier(DB_OWNER)))
     try:
         owner = dsn_with(admin_dsn, dbname=name, user=DB_OWNER, password=DB_OWNER_PASSWORD)
         yield owner, dsn_with(admin_dsn, dbname=name)
@@ -94,6 +90,7 @@ def run_disordered(
 
         stats = run_fleet(pipe, fleet, during=maybe_kill)
         assert stats.undelivered_rows == 0, stats
+        assert stats.dropped_frames == 0, stats  # the edge lost nothing: the rest is the pipeline
         assert not stats.source_errors, stats.source_errors
         if kill and not killed:  # the fleet was faster than the pipeline: kill it now
             pipe.worker.kill9()

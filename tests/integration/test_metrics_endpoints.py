@@ -137,8 +137,9 @@ def test_sink_endpoint_counts_records_and_reports_lag(
         try:
             reps_topic = kafka_settings.topic_prefix + "sledfleet.reps"
             wait_until(
-                lambda: _sample(sink.port, "sledfleet_sink_records_in_total", topic=reps_topic)
-                == sent,
+                lambda: (
+                    _sample(sink.port, "sledfleet_sink_records_in_total", topic=reps_topic) == sent
+                ),
                 120,
                 "the sink to consume every record",
             )
