@@ -331,6 +331,11 @@ def main() -> None:
         help="record the bridge with py-spy (GIL holders) and print where its CPU goes",
     )
     ap.add_argument("--live", action="store_true", help="also measure with concurrent publishers")
+    ap.add_argument(
+        "--producers",
+        default="confluent,kafka-python",
+        help="bridge producers to measure in this run, each draining its own queued copy",
+    )
     ap.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--buffered", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--client-id", help=argparse.SUPPRESS)
@@ -365,24 +370,42 @@ def main() -> None:
         f"{args.machines} machines, {args.publishers} publisher processes"
     )
     try:
-        # 1. persistent sessions, then offline
-        b = Bridge(env, f"{run}-b0", bridge_group, run, log)
-        b.wait(lambda m: m.get("mqtt_connected", 0) == 1, 120)
-        time.sleep(0.5)
-        b.stop()
+        # 1. persistent sessions, then offline (one per producer measured, one per bare loop)
+        producers = [p.strip() for p in args.producers.split(",") if p.strip()]
+        for producer in producers:
+            b = Bridge(
+                {**env, "SLEDFLEET_BRIDGE_PRODUCER": producer},
+                f"{run}-b-{producer}",
+                f"{bridge_group}-{producer}",
+                run,
+                log,
+            )
+            b.wait(lambda m: m.get("mqtt_subscribed", 0) == 1, 120)
+            b.stop()
         for buffered in (False, True):
             tag = str(int(buffered))
             run_bare(env, f"{run}-bare{tag}", bare_group + tag, run, 0, buffered)
-        # 2. publish everything into the three queues
+        # 2. publish everything into the queues
         pub_s = publish_all(mqtt_s, run, args.machines, per_machine, args.publishers)
         print(
             f"published {n} frames in {pub_s:.1f} s ({n / pub_s:,.0f} frames/s into Mosquitto, "
-            "queued for 3 offline sessions)"
+            f"queued for {len(producers) + 2} offline sessions)"
         )
-        # 3. the bridge drains its queue
+        # 3. each bridge drains its queue
         profile = logdir / f"{run}.pyinstrument.txt" if args.profile else None
         spy = logdir / f"{run}.py-spy.txt" if args.py_spy else None
-        bridge_s, m = drain_bridge(env, f"{run}-b0", bridge_group, run, n, log, profile, spy)
+        drained: dict[str, tuple[float, dict[str, float]]] = {}
+        for producer in producers:
+            drained[producer] = drain_bridge(
+                {**env, "SLEDFLEET_BRIDGE_PRODUCER": producer},
+                f"{run}-b-{producer}",
+                f"{bridge_group}-{producer}",
+                run,
+                n,
+                log,
+                profile,
+                spy,
+            )
         in_kafka = kafka_count(kafka, kafka.topic_prefix + "sledfleet.telemetry")
         # 4. the bare loops drain their own copies into the same topic
         bare_s: dict[bool, float] = {}
@@ -392,6 +415,7 @@ def main() -> None:
             result = run_bare(env, f"{run}-bare{tag}", bare_group + tag, run, n, buffered)
             bare_s[buffered] = result["elapsed"]
             bare_cpu[buffered] = result["cpu_s"]
+        bridge_s, m = drained[producers[0]]
         bridge_rate = n / bridge_s
         mean_latency = m.get("kafka_ack_latency_seconds_sum", 0) / max(
             1, m.get("kafka_ack_latency_seconds_count", 1)
@@ -402,11 +426,14 @@ def main() -> None:
             f"{'':44}{'frames/s':>9}{'seconds':>8}{'bridge/x':>9}{'CPU us/frame':>13}"
             f"{'frames/CPU-s':>13}"
         )
-        label = "bridge (validate, ack after Kafka)"
-        print(
-            f"{label:44}{bridge_rate:>9,.0f}{bridge_s:>8.2f}{1:>9.2f}{cpu_us:>13.0f}"
-            f"{1e6 / cpu_us:>13,.0f}"
-        )
+        for producer in producers:
+            p_s, pm = drained[producer]
+            p_us = pm["cpu_s"] / n * 1e6
+            label = f"bridge, {producer} producer"
+            print(
+                f"{label:44}{n / p_s:>9,.0f}{p_s:>8.2f}{bridge_rate / (n / p_s):>9.2f}"
+                f"{p_us:>13.0f}{1e6 / p_us:>13,.0f}"
+            )
         for buffered, label in (
             (False, "bare paho->kafka-python, stock paho"),
             (True, "bare paho->kafka-python, buffered paho"),
@@ -419,12 +446,21 @@ def main() -> None:
             )
         verdict = "MET" if bridge_rate >= 5000 else "NOT MET"
         print(f"target >= 5,000 frames/s per bridge process: {verdict}")
+        for producer in producers:
+            pm = drained[producer][1]
+            lat = pm.get("kafka_ack_latency_seconds_sum", 0) / max(
+                1, pm.get("kafka_ack_latency_seconds_count", 1)
+            )
+            print(
+                f"bridge ({producer}): forwarded {pm.get('forwarded_total', 0):.0f}, "
+                f"dead-lettered {pm.get('dead_lettered_total', 0):.0f}, mean Kafka ack latency "
+                f"{lat * 1000:.1f} ms"
+            )
         print(
-            f"bridge: forwarded {m.get('forwarded_total', 0):.0f}, dead-lettered "
-            f"{m.get('dead_lettered_total', 0):.0f}, mean Kafka ack latency "
-            f"{mean_latency * 1000:.1f} ms; records in Kafka after the bridge: {in_kafka} "
-            f"(expected {n})"
+            f"records in Kafka after the bridges: {in_kafka} "
+            f"(expected {n * len(producers)}); 'bridge/x' is relative to the first bridge row"
         )
+        del mean_latency
         for path in (profile, spy):
             if path is not None:
                 print(f"profile: {path}")
@@ -433,8 +469,7 @@ def main() -> None:
         # 5. live: publishers and a bridge at the same time
         if args.live:
             b = Bridge(env, f"{run}-live", f"{run}-live", run, log)
-            b.wait(lambda m: m.get("mqtt_connected", 0) == 1, 120)
-            time.sleep(0.5)
+            b.wait(lambda m: m.get("mqtt_subscribed", 0) == 1, 120)
             started = time.perf_counter()
             pub = threading.Thread(
                 target=publish_all, args=(mqtt_s, run, args.machines, per_machine, args.publishers)

@@ -165,8 +165,14 @@ class EdgeAgent:
             self._store()
 
     def backlog(self) -> int:
-        """Rows stored but not yet handed to MQTT (a replay source waits while it is high)."""
-        return self.outbox.rows - len(self._handed)
+        """Messages not yet handed to MQTT, stored or still buffered for the next store.
+
+        A replay source waits while this is high. Buffered messages count: they reach the
+        outbox at the next store (up to ``store_batch`` at once), so leaving them out let a
+        fast source stack a whole store batch on top of the bound and drop frames.
+        """
+        with self._lock:
+            return self.outbox.rows + len(self._pending) - len(self._handed)
 
     # --- pump thread ---------------------------------------------------------------------------
 

@@ -18,10 +18,19 @@ from typing import Any
 
 from edge.agent_settings import EdgeSettings
 from edge.fleet_runner import FleetRunner
+from edge.metrics_http import MetricsServer
 from edge.samples import SensorSource
 from edge.settings import MqttSettings, load
 
 log = logging.getLogger(__name__)
+
+DESCRIPTION = (
+    "Run the edge agent beside one sled, or a simulated fleet in one process. Settings come "
+    "from the SLEDFLEET_EDGE_* and SLEDFLEET_MQTT_* environment variables; options given "
+    "here override them. SIGTERM or Ctrl-C stops the agent cleanly: the tail is framed and "
+    "stored, delivery is tried for a few seconds and the retained offline state is "
+    "published. What is not delivered stays in the outbox for the next start."
+)
 
 _OVERRIDES = {
     "machine_id": "machine_id",
@@ -31,11 +40,12 @@ _OVERRIDES = {
     "frame_samples": "frame_samples",
     "firmware": "firmware",
     "client_id": "client_id",
+    "metrics_port": "metrics_port",
 }
 
 
 def register(subparsers: Any, name: str, help_text: str) -> None:
-    p = subparsers.add_parser(name, help=help_text, description=__doc__)
+    p = subparsers.add_parser(name, help=help_text, description=DESCRIPTION)
     sub = p.add_subparsers(dest="edge_command", metavar="ACTION", required=True)
     run = sub.add_parser("run", help="run the agent (see SLEDFLEET_EDGE_* variables)")
     run.add_argument("--machine-id", help="machine id (SLEDFLEET_EDGE_MACHINE_ID)")
@@ -51,6 +61,9 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     run.add_argument("--frame-samples", type=int, help="samples per frame (10..100)")
     run.add_argument("--firmware", help="firmware version reported in the birth")
     run.add_argument("--client-id", help="MQTT client id (default edge-<machine_id>)")
+    run.add_argument(
+        "--metrics-port", type=int, help="serve /metrics here (SLEDFLEET_EDGE_METRICS_PORT)"
+    )
     run.add_argument("--mqtt-host", help="broker host (SLEDFLEET_MQTT_HOST)")
     run.add_argument("--mqtt-port", type=int, help="broker port (SLEDFLEET_MQTT_PORT)")
     run.add_argument("--machines", type=int, default=1, help="sim only: machines to simulate")
@@ -73,7 +86,12 @@ def run_command(args: argparse.Namespace) -> int:
     runner = FleetRunner(machines, mqtt_settings)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: runner.stop())
-    stats = runner.run()
+    server = _metrics_server(settings, runner)
+    try:
+        stats = runner.run()
+    finally:
+        if server is not None:
+            server.stop()
     log.info(
         "edge agent stopped: %s machines, %s frames, %s events, %s acked, %s undelivered "
         "(kept in the outbox), %s dropped",
@@ -85,6 +103,22 @@ def run_command(args: argparse.Namespace) -> int:
         stats.dropped_frames,
     )
     return 1 if stats.source_errors else 0
+
+
+def _metrics_server(settings: EdgeSettings, runner: FleetRunner) -> MetricsServer | None:
+    if not settings.metrics_port:
+        return None
+    from edge.agent_metrics import EdgeCollector, health
+
+    server = MetricsServer(
+        EdgeCollector(runner).registry(),
+        lambda: health(runner),
+        settings.metrics_host,
+        settings.metrics_port,
+        "edge",
+    ).start()
+    log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.port)
+    return server
 
 
 def build_machines(

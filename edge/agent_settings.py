@@ -43,6 +43,9 @@ class EdgeSettings:
     """Messages stored in one transaction at most; a full batch is stored at once."""
     backpressure_rows: int = env("SLEDFLEET_EDGE_BACKPRESSURE_ROWS", 2000)
     """A non-live source (replay, benchmark) pauses while this many rows are unsent."""
+    metrics_host: str = env("SLEDFLEET_EDGE_METRICS_HOST", "127.0.0.1")
+    metrics_port: int = env("SLEDFLEET_EDGE_METRICS_PORT", 0)
+    """/metrics and /healthz of the edge process (all its machines); 0 disables them."""
 
     def outbox_path(self) -> Path:
         return Path(self.outbox_dir) / f"{self.clinic_id}.{self.machine_id}.db"

@@ -47,21 +47,53 @@ def load(cls: type[T], environ: Mapping[str, str] | None = None, **overrides: An
     return cls(**values)
 
 
+class ConfigError(ValueError):
+    """A configuration mistake, told in one line: the setting, the cause and the fix.
+
+    ``sledfleet`` prints ``str(exc)`` alone (no traceback) and exits with status 2."""
+
+    def __init__(self, setting: str, cause: str, fix: str) -> None:
+        super().__init__(f"{setting}: {cause}; fix: {fix}")
+        self.setting, self.cause, self.fix = setting, cause, fix
+
+
+MAX_PORT = 65535
+
+
 def _coerce(default: Any, raw: str, name: str) -> Any:
-    try:
-        if isinstance(default, Secret):
-            return Secret(raw)
-        if isinstance(default, bool):
-            if raw.lower() not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
-                raise ValueError(raw)
-            return raw.lower() in {"1", "true", "yes", "on"}
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
+    if isinstance(default, Secret):
+        if "change-me" in raw.lower():  # a template value nobody replaced (issue #13)
+            raise ConfigError(
+                f"environment variable {name}",
+                "is still a change-me placeholder",
+                "set a real secret (see docs/security.md)",
+            )
+        return Secret(raw)
+    if isinstance(default, bool):
+        if raw.strip().lower() not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+            raise _bad(name, raw, "not a yes/no value", f"set it to 1 or 0 (default {default})")
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        try:
+            value = int(raw)
+        except ValueError:
+            raise _bad(name, raw, "not a whole number", f"set a number like {default}") from None
+        if name.endswith("_PORT") and not 0 <= value <= MAX_PORT:
+            raise _bad(name, raw, "not a TCP port", f"set a port in 1..{MAX_PORT}")
+        return value
+    if isinstance(default, float):
+        try:
             return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"environment variable {name}={raw!r} is not a valid value") from exc
+        except ValueError:
+            raise _bad(name, raw, "not a number", f"set a number like {default}") from None
     return raw
+
+
+def _bad(name: str, raw: str, cause: str, fix: str) -> ConfigError:
+    shown = raw if len(raw) <= 40 else raw[:40] + "..."
+    return ConfigError(
+        f"environment variable {name}", f"{shown!r} is {cause}", f"{fix} or unset it"
+    )
 
 
 def describe(cls: type[Any]) -> list[tuple[str, str]]:
@@ -93,6 +125,11 @@ class KafkaSettings:
     bootstrap: str = env("SLEDFLEET_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     topic_prefix: str = env("SLEDFLEET_KAFKA_TOPIC_PREFIX", "")
     """Prepended to every contract topic name; tests use it to isolate themselves."""
+
+    @property
+    def servers(self) -> list[str]:
+        """``bootstrap`` as a list of ``host:port`` (it may name several brokers)."""
+        return [s.strip() for s in self.bootstrap.split(",") if s.strip()]
 
 
 @dataclass(frozen=True, slots=True)

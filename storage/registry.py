@@ -23,9 +23,18 @@ REGISTER_MACHINES: Final = sql.SQL(
     "INSERT INTO sledfleet.machines (machine_id, clinic_id, last_seen) "
     "SELECT m, c, sledfleet.ns_to_ts(t) "
     "FROM unnest(%s::text[], %s::text[], %s::int8[]) AS u(m, c, t) "
-    "ON CONFLICT (machine_id) DO UPDATE SET clinic_id = EXCLUDED.clinic_id, "
-    "last_seen = EXCLUDED.last_seen "
-    "WHERE machines.last_seen IS NULL OR machines.last_seen < EXCLUDED.last_seen"
+    "ON CONFLICT (machine_id) DO UPDATE SET last_seen = EXCLUDED.last_seen "
+    "WHERE machines.clinic_id = EXCLUDED.clinic_id "
+    "AND (machines.last_seen IS NULL OR machines.last_seen < EXCLUDED.last_seen)"
+)
+"""Never moves a machine to another clinic (issue #13): rows claiming another clinic are
+dead-lettered by the sink before this runs (``REGISTERED_CLINICS``); a move is the explicit
+``sledfleet db move-machine``, which writes an audit row."""
+REGISTERED_MACHINES: Final = sql.SQL(
+    "SELECT machine_id, clinic_id FROM sledfleet.machines WHERE machine_id = ANY(%s::text[])"
+)
+REGISTERED_PATIENTS: Final = sql.SQL(
+    "SELECT patient_id, clinic_id FROM sledfleet.patients WHERE patient_id = ANY(%s::text[])"
 )
 REGISTER_PATIENTS: Final = sql.SQL(
     "INSERT INTO sledfleet.patients (patient_id, clinic_id) "
@@ -191,3 +200,16 @@ def clinic_zones(conn: Any, clinic_ids: Sequence[str] | None = None) -> list[tup
     ids = None if clinic_ids is None else list(clinic_ids)
     rows = conn.execute(CLINIC_ZONES, (ids, ids)).fetchall()
     return [(r[0], r[1], int(r[2])) for r in rows]
+
+
+MOVE_MACHINE: Final = sql.SQL(
+    "WITH old AS (SELECT machine_id, clinic_id FROM sledfleet.machines "
+    "WHERE machine_id = %(machine)s FOR UPDATE), "
+    "moved AS (UPDATE sledfleet.machines m SET clinic_id = %(clinic)s FROM old "
+    "WHERE m.machine_id = old.machine_id AND old.clinic_id <> %(clinic)s "
+    "RETURNING m.machine_id, old.clinic_id AS from_clinic) "
+    "INSERT INTO sledfleet.machine_moves (machine_id, from_clinic, to_clinic, reason) "
+    "SELECT machine_id, from_clinic, %(clinic)s, %(reason)s FROM moved "
+    "RETURNING from_clinic"
+)
+"""``sledfleet db move-machine``: the only way a machine changes clinic, audited."""

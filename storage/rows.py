@@ -243,6 +243,7 @@ ALERT: Final = TableSpec(
         C("threshold", "float8", OPT_FLOAT),
         C("message", "text", TEXT),
         C("emitted_at_ns", "int8", BIG),
+        C("historical", "bool", BOOL, False),
     ),
     (("window_start", "window_start_ns"), ("ts", "ts_ns")),
     ("rule", "subject_id", "window_start_ns"),

@@ -25,7 +25,13 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from storage.sink import run_sink
+    from edge.settings import KafkaSettings, load
+    from storage.db_errors import check_database
+    from storage.sink import SinkSettings, run_sink
+
+    load(SinkSettings), load(KafkaSettings)  # a bad variable is told before anything starts
+    dsn = args.dsn or default_dsn()
+    check_database(dsn)  # a wrong URL, no server, no database, not migrated: one line, exit 2
 
     stop = threading.Event()
 
@@ -35,4 +41,4 @@ def _run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    return run_sink(args.dsn or default_dsn(), stop)
+    return run_sink(dsn, stop)

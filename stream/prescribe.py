@@ -107,8 +107,15 @@ def publish(record: Prescription, kafka: KafkaSettings, timeout_s: float = 30.0)
         producer.close(timeout=timeout_s)
 
 
+DESCRIPTION = (
+    "Publish a patient's prescription to the compacted prescriptions topic, keyed by "
+    "patient id. The topic keeps the latest prescription per patient; the stream worker's "
+    "adherence agent and the sink both read it."
+)
+
+
 def register(subparsers: Any, name: str, help_text: str) -> None:
-    p = subparsers.add_parser(name, help=help_text, description=__doc__)
+    p = subparsers.add_parser(name, help=help_text, description=DESCRIPTION)
     p.add_argument("--patient", required=True, help="patient id")
     p.add_argument("--clinic", required=True, help="clinic id")
     p.add_argument("--sessions-per-week", type=int, required=True)

@@ -177,6 +177,9 @@ class Alert(TypedDict):
     threshold: float | None
     message: str
     emitted_at_ns: int
+    historical: NotRequired[bool]
+    """About the past (older than the stream's historical alert age when raised, e.g. from
+    a replayed backlog): recorded, never counted as a new open alert."""
 
 
 class MachineStatus(TypedDict):

@@ -34,7 +34,7 @@ BadMessage = tuple[bytes | None, ContractError]
 
 
 class ClinicDirectory:
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: list[str], topic: str) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.zones: dict[str, ClinicZone] = {}

@@ -10,15 +10,18 @@ owns the topics).
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 import time
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.partitioner import DefaultPartitioner
 
-from edge.settings import KafkaSettings
+from edge.settings import ConfigError, KafkaSettings
+from stream.bridge.core import Record
 from stream.bridge.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
@@ -114,36 +117,154 @@ def make_producer(kafka: KafkaSettings, bridge: BridgeSettings, client_id: str) 
     return BridgeProducer(**producer_config(kafka, bridge, client_id))
 
 
+class Flight(Protocol):
+    def ok(self, metadata: object) -> None: ...
+    def err(self, exc: BaseException) -> None: ...
+
+
+class Out(Protocol):
+    """What the bridge needs of a producer (kafka-python's or confluent-kafka's)."""
+
+    def produce(self, record: Record, flight: Any) -> None: ...
+    def has_topic(self, topic: str) -> bool: ...
+    def flush(self, timeout_s: float) -> int: ...
+    def close(self, timeout_s: float = 5.0) -> None: ...
+
+
+class KafkaPythonOut:
+    """kafka-python's producer behind ``Out``: callbacks run on its I/O thread."""
+
+    def __init__(self, kafka: KafkaSettings, bridge: BridgeSettings, client_id: str) -> None:
+        self.producer = make_producer(kafka, bridge, client_id)
+
+    def produce(self, record: Record, flight: Flight) -> None:
+        future = self.producer.send(
+            record.topic, value=record.value, key=record.key, headers=record.headers
+        )
+        future.add_callback(flight.ok)
+        future.add_errback(flight.err)
+
+    def has_topic(self, topic: str) -> bool:
+        return _has_partitions(self.producer, topic)
+
+    def flush(self, timeout_s: float) -> int:
+        """0 when everything was answered, else 1 (kafka-python does not say how many)."""
+        try:
+            self.producer.flush(timeout=timeout_s)
+        except KafkaTimeoutError:
+            return 1
+        return 0
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        self.producer.close(timeout=timeout_s)
+
+
+def make_out(kafka: KafkaSettings, bridge: BridgeSettings, client_id: str) -> Out:
+    """The producer named by SLEDFLEET_BRIDGE_PRODUCER."""
+    if bridge.producer == "confluent":
+        from stream.bridge.kafka_confluent import ConfluentOut
+
+        return ConfluentOut(kafka, bridge, client_id)
+    if bridge.producer == "kafka-python":
+        return KafkaPythonOut(kafka, bridge, client_id)
+    raise ConfigError(
+        "SLEDFLEET_BRIDGE_PRODUCER",
+        f"{bridge.producer!r} is not a producer",
+        "set it to confluent or kafka-python",
+    )
+
+
+class KafkaUnavailable(RuntimeError):
+    """Kafka or a topic still missing at the start deadline, or the start was interrupted."""
+
+
 def connect_producer(
-    kafka: KafkaSettings, bridge: BridgeSettings, client_id: str, topics: Iterable[str]
-) -> KafkaProducer:
+    kafka: KafkaSettings,
+    bridge: BridgeSettings,
+    client_id: str,
+    topics: Iterable[str],
+    stop: threading.Event | None = None,
+) -> Out:
     """A producer that has seen Kafka and the metadata of every topic; waits up to kafka_wait_s.
 
-    Raises RuntimeError when Kafka or a topic is still missing at the deadline (run
-    ``sledfleet topics create``; the broker never auto-creates them).
+    A broker must first accept a TCP connection (probed here, cheaply, so the wait ends
+    within a second of ``stop`` being set and kafka-python does not log every refused
+    attempt). Raises KafkaUnavailable when Kafka or a topic is still missing at the deadline
+    (run ``sledfleet topics create``; the broker never auto-creates them) or ``stop`` is set.
     """
-    deadline = time.monotonic() + bridge.kafka_wait_s
-    producer: KafkaProducer | None = None
+    stop = stop or threading.Event()
+    started = time.monotonic()
+    deadline = started + bridge.kafka_wait_s
+    producer: Out | None = None
     missing: list[str] = list(topics)
-    last_error: Exception | None = None
-    while True:
-        try:
-            if producer is None:
-                producer = make_producer(kafka, bridge, client_id)
-            missing = [t for t in missing if not _has_partitions(producer, t)]
-            if not missing:
-                return producer
-        except KafkaError as exc:
-            last_error = exc
-        if time.monotonic() >= deadline:
-            if producer is not None:
-                producer.close(timeout=1)
-            raise RuntimeError(
-                f"Kafka at {kafka.bootstrap} not ready after {bridge.kafka_wait_s:.0f} s: "
-                f"missing topics {missing} (last error: {last_error})"
+    cause = ""
+    said = RateLimited(log, KAFKA_WAIT_LOG_EVERY_S)
+    try:
+        while True:
+            reachable, cause = _reachable(kafka.bootstrap)
+            if reachable:
+                try:
+                    if producer is None:
+                        producer = make_out(kafka, bridge, client_id)
+                    missing = [t for t in missing if not producer.has_topic(t)]
+                    if not missing:
+                        return producer
+                    cause = f"topics missing: {', '.join(missing)}"
+                except KafkaError as exc:
+                    cause = f"{type(exc).__name__}: {exc}"
+            waited = time.monotonic() - started
+            if time.monotonic() >= deadline:
+                raise KafkaUnavailable(
+                    f"Kafka at {kafka.bootstrap} not ready after {waited:.0f} s ({cause})"
+                )
+            said.warning(
+                "waiting for Kafka at %s (%s), %.0f s so far", kafka.bootstrap, cause, waited
             )
-        log.warning("waiting for Kafka at %s (missing %s)", kafka.bootstrap, missing)
-        time.sleep(1.0)
+            if stop.wait(1.0):
+                raise KafkaUnavailable(f"stopped while waiting for Kafka at {kafka.bootstrap}")
+    except BaseException:
+        if producer is not None:
+            producer.close(0)
+        raise
+
+
+KAFKA_WAIT_LOG_EVERY_S: Final = 15.0
+"""While waiting for Kafka at start, one log line at most this often."""
+PROBE_TIMEOUT_S: Final = 1.0
+
+
+def _reachable(bootstrap: str) -> tuple[bool, str]:
+    """Whether any bootstrap server accepts a TCP connection, and why not."""
+    cause = "no bootstrap servers"
+    for server in (s.strip() for s in bootstrap.split(",") if s.strip()):
+        host, _, port = server.rpartition(":")
+        try:
+            with socket.create_connection((host or server, int(port or 9092)), PROBE_TIMEOUT_S):
+                return True, ""
+        except (OSError, ValueError) as exc:
+            cause = f"{server}: {getattr(exc, 'strerror', None) or exc}"
+    return False, cause
+
+
+class RateLimited:
+    """Logs a repeated message at most once every ``every_s`` (with a count of the rest)."""
+
+    def __init__(self, logger: logging.Logger, every_s: float) -> None:
+        self.logger = logger
+        self.every_s = every_s
+        self._last = -float("inf")
+        self._suppressed = 0
+
+    def warning(self, msg: str, *args: object) -> bool:
+        now = time.monotonic()
+        if now - self._last < self.every_s:
+            self._suppressed += 1
+            return False
+        if self._suppressed:
+            msg += f" ({self._suppressed} similar messages suppressed)"
+        self.logger.warning(msg, *args)
+        self._last, self._suppressed = now, 0
+        return True
 
 
 def _has_partitions(producer: KafkaProducer, topic: str) -> bool:

@@ -1,9 +1,11 @@
-"""Operator counters in Prometheus text format, and a tiny /metrics + /healthz server.
+"""The bridge's counters, exposed through a prometheus_client collector.
 
-Stdlib only (``http.server`` in a daemon thread): the bridge installs with
-kafka-python and paho alone. Counters are updated from the MQTT and Kafka
-threads, so every update takes one lock, except ``received``, which only the MQTT
-network thread writes (``in_flight`` is derived from it).
+The hot path keeps plain integer counters (a prometheus_client ``Counter.inc`` per message
+would cost a lock and a label lookup each); ``collect`` turns them into metric families when
+/metrics is scraped (``edge.metrics_http.MetricsServer``). Counters are updated from the
+MQTT and Kafka threads, so every update takes one lock, except ``received``, which only the
+MQTT network thread writes (``in_flight`` is derived from it). Every family is listed in
+docs/operations.md.
 """
 
 from __future__ import annotations
@@ -11,23 +13,22 @@ from __future__ import annotations
 import logging
 import threading
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from typing import Final
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 log = logging.getLogger(__name__)
 
 PREFIX: Final = "sledfleet_bridge_"
 LATENCY_BUCKETS_S: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 """Upper bounds of the Kafka ack latency histogram (seconds)."""
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _fmt(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 class BridgeMetrics:
@@ -44,9 +45,11 @@ class BridgeMetrics:
         self.mqtt_connects = 0
         self._answered = 0  # records Kafka acknowledged or refused
         self.mqtt_connected = False
+        self.mqtt_subscribed = False
         self._buckets = [0] * len(LATENCY_BUCKETS_S)
         self._latency_count = 0
         self._latency_sum = 0.0
+        self._registry: CollectorRegistry | None = None
 
     # --- updates (any thread) ------------------------------------------------------------
     @property
@@ -89,8 +92,13 @@ class BridgeMetrics:
     def on_connection(self, connected: bool, dropped_acks: int = 0) -> None:
         with self._lock:
             self.mqtt_connected = connected
+            self.mqtt_subscribed = False  # a new connection subscribes again
             self.mqtt_connects += int(connected)
             self.acks_dropped += dropped_acks
+
+    def on_subscribed(self) -> None:
+        with self._lock:
+            self.mqtt_subscribed = self.mqtt_connected
 
     # --- reads ----------------------------------------------------------------------------
     def forwarded_total(self) -> int:
@@ -102,134 +110,89 @@ class BridgeMetrics:
             return sum(self.dead_lettered.values())
 
     def render(self) -> str:
-        """Prometheus text exposition format 0.0.4."""
+        """Prometheus text exposition format 0.0.4 (what /metrics serves)."""
+        return generate_latest(self.registry()).decode()
+
+    def registry(self) -> CollectorRegistry:
+        """A registry holding this bridge's families alone (one per process or test)."""
+        if self._registry is None:
+            self._registry = CollectorRegistry(auto_describe=True)
+            self._registry.register(self)
+        return self._registry
+
+    def collect(self) -> Iterator[Metric]:
+        """prometheus_client collector: one consistent snapshot under the lock."""
         with self._lock:
-            lines: list[str] = []
-            _family(
-                lines, "received_total", "counter", "MQTT messages received", [("", self.received)]
+            yield _counter("received", "MQTT messages received", self.received)
+            yield _labelled(
+                CounterMetricFamily,
+                "forwarded",
+                "valid messages acknowledged by Kafka, by Kafka topic",
+                "topic",
+                self.forwarded,
             )
-            _family(
-                lines,
-                "forwarded_total",
-                "counter",
-                "valid messages acknowledged by Kafka",
-                _labelled("topic", self.forwarded),
+            yield _labelled(
+                CounterMetricFamily,
+                "dead_lettered",
+                "refused messages written to the dead-letter topic, by reason",
+                "reason",
+                self.dead_lettered,
             )
-            _family(
-                lines,
-                "dead_lettered_total",
-                "counter",
-                "invalid messages written to the dead-letter topic, by reason",
-                _labelled("reason", self.dead_lettered),
-            )
-            _family(
-                lines,
-                "kafka_errors_total",
-                "counter",
+            yield _labelled(
+                CounterMetricFamily,
+                "kafka_errors",
                 "records Kafka failed to acknowledge (the bridge stops without acking them)",
-                _labelled("error", self.kafka_errors),
+                "error",
+                self.kafka_errors,
             )
-            _family(lines, "mqtt_acks_total", "counter", "PUBACKs sent", [("", self.acks_sent)])
-            _family(
-                lines,
-                "mqtt_acks_dropped_total",
-                "counter",
-                "acks not sent because the connection dropped (broker redelivers)",
-                [("", self.acks_dropped)],
+            yield _counter("mqtt_acks", "PUBACKs sent", self.acks_sent)
+            yield _counter(
+                "mqtt_acks_dropped",
+                "acks not sent because the connection dropped (the broker redelivers)",
+                self.acks_dropped,
             )
-            _family(
-                lines,
-                "mqtt_connects_total",
-                "counter",
-                "MQTT connections",
-                [("", self.mqtt_connects)],
-            )
-            _family(
-                lines,
-                "in_flight",
-                "gauge",
+            yield _counter("mqtt_connects", "MQTT connections made", self.mqtt_connects)
+            yield GaugeMetricFamily(
+                PREFIX + "in_flight",
                 "messages received and not yet acknowledged by Kafka",
-                [("", self.in_flight)],
+                value=self.in_flight,
             )
-            _family(
-                lines,
-                "mqtt_connected",
-                "gauge",
+            yield GaugeMetricFamily(
+                PREFIX + "mqtt_connected",
                 "1 while connected to the MQTT broker",
-                [("", int(self.mqtt_connected))],
+                value=int(self.mqtt_connected),
             )
-            name = PREFIX + "kafka_ack_latency_seconds"
-            lines.append(f"# HELP {name} time from receiving a message to Kafka's acknowledgement")
-            lines.append(f"# TYPE {name} histogram")
+            yield GaugeMetricFamily(
+                PREFIX + "mqtt_subscribed",
+                "1 once the broker granted the subscriptions of the current connection",
+                value=int(self.mqtt_subscribed),
+            )
             cumulative = 0
+            buckets: list[tuple[str, float]] = []
             for bound, count in zip(LATENCY_BUCKETS_S, self._buckets, strict=True):
                 cumulative += count
-                lines.append(f'{name}_bucket{{le="{bound}"}} {cumulative}')
-            lines.append(f'{name}_bucket{{le="+Inf"}} {self._latency_count}')
-            lines.append(f"{name}_sum {_fmt(self._latency_sum)}")
-            lines.append(f"{name}_count {self._latency_count}")
-            return "\n".join(lines) + "\n"
+                buckets.append((repr(bound), cumulative))
+            buckets.append(("+Inf", self._latency_count))
+            yield HistogramMetricFamily(
+                PREFIX + "kafka_ack_latency_seconds",
+                "time from receiving a message to Kafka's acknowledgement",
+                buckets=buckets,
+                sum_value=self._latency_sum,
+            )
 
 
-def _labelled(label: str, values: dict[str, int]) -> list[tuple[str, float]]:
-    return [(f'{{{label}="{_escape(k)}"}}', v) for k, v in sorted(values.items())]
+def _counter(name: str, help_text: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(PREFIX + name, help_text, value=value)
 
 
-def _family(
-    lines: list[str], name: str, kind: str, help_text: str, samples: Iterable[tuple[str, float]]
-) -> None:
-    full = PREFIX + name
-    lines.append(f"# HELP {full} {help_text}")
-    lines.append(f"# TYPE {full} {kind}")
-    lines.extend(f"{full}{labels} {_fmt(value)}" for labels, value in samples)
-
-
-HealthCheck = Callable[[], tuple[bool, str]]
-
-
-class MetricsServer:
-    """Serves ``/metrics`` (Prometheus text) and ``/healthz`` (200 or 503) from a thread."""
-
-    def __init__(self, metrics: BridgeMetrics, health: HealthCheck, host: str, port: int) -> None:
-        handler = _handler(metrics, health)
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="bridge-metrics", daemon=True
-        )
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-def _handler(metrics: BridgeMetrics, health: HealthCheck) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path == "/metrics":
-                self._reply(200, metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
-            elif self.path in ("/healthz", "/health"):
-                ok, text = health()
-                self._reply(200 if ok else 503, text + "\n", "text/plain; charset=utf-8")
-            else:
-                self._reply(404, "not found\n", "text/plain; charset=utf-8")
-
-        def _reply(self, status: int, body: str, content_type: str) -> None:
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: object) -> None:
-            log.debug("metrics http: " + format, *args)
-
-    return Handler
+def _labelled(
+    family: type[CounterMetricFamily],
+    name: str,
+    help_text: str,
+    label: str,
+    values: dict[str, int],
+) -> CounterMetricFamily:
+    metric = family(PREFIX + name, help_text, labels=[label])
+    for key, value in sorted(values.items()):
+        metric.add_metric([key], value)
+    return metric

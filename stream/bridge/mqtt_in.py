@@ -5,9 +5,11 @@ Threads and who touches what:
 * paho's network thread (``loop_start``) runs ``_on_raw_message`` (plain PUBLISH packets
   parsed by ``BufferedClient``'s fast path) or ``_on_message`` (the rest, parsed by paho):
   it validates and routes the message (pure ``core.route``), registers it in the
-  ``AckWindow`` and hands the record to ``producer.send`` (non-blocking once topic
-  metadata is known).
-* kafka-python's I/O thread completes the futures: ``_InFlight.ok`` marks the message done
+  ``AckWindow`` and hands the record to the producer (``kafka_out.Out.produce``,
+  non-blocking).
+* The producer's own thread reports Kafka's answers: confluent-kafka's poll thread
+  (``kafka_confluent``, the default) calls ``_InFlight.delivered``, kafka-python's I/O
+  thread completes futures with ``_InFlight.ok``/``err``. Either marks the message done
   and sends the PUBACKs that are now due, in arrival order.
 * PUBACKs are queued with ``BufferedClient.ack_many`` (a list under its own lock, plus one
   wake-up byte on paho's socket pair); the network thread alone writes them, in one
@@ -31,7 +33,7 @@ import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from kafka import KafkaProducer
+from confluent_kafka import KafkaError
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -41,9 +43,11 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge.contract import KAFKA_BY_KIND, KAFKA_DEADLETTER
 from edge.settings import KafkaSettings, MqttSettings
 from stream.bridge.core import AckWindow, Record, route, subscriptions
-from stream.bridge.kafka_out import connect_producer
+from stream.bridge.kafka_confluent import DeliveryFailed
+from stream.bridge.kafka_out import Out, connect_producer
 from stream.bridge.metrics import BridgeMetrics
 from stream.bridge.paho_buffered import BufferedClient
+from stream.bridge.registration import for_bridge
 from stream.bridge.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,9 @@ log = logging.getLogger(__name__)
 SLOT_WAIT_S = 0.5
 """How often a blocked MQTT thread re-checks for shutdown while the in-flight bound is full."""
 RECONNECT_DELAY_S = (1, 5)
+SHUTDOWN_STALL_S = 3.0
+"""At shutdown, give up waiting for Kafka after this long without a single answer."""
+FLUSH_STEP_S = 0.5
 
 
 class Bridge:
@@ -75,16 +82,22 @@ class Bridge:
         self._window = AckWindow()
         self._room = threading.Condition(self._lock)
         self._in_flight = 0
-        self._producer: KafkaProducer | None = None
+        self._producer: Out | None = None
         self._client: BufferedClient | None = None
         prefix = kafka_settings.topic_prefix
-        self.topics = [prefix + t for t in (*KAFKA_BY_KIND.values(), KAFKA_DEADLETTER)]
+        targets = (*dict.fromkeys(KAFKA_BY_KIND.values()), KAFKA_DEADLETTER)
+        self.topics = [prefix + t for t in targets]
+        self.registration = for_bridge(
+            settings.registry_file, prefix, self.client_id, settings.dead_letter_raw_limit
+        )  # secure mode: machine must be registered to the topic's clinic (docs/security.md)
 
     # --- lifecycle ----------------------------------------------------------------------
-    def start(self) -> None:
-        """Connect to Kafka first (topics must exist), then open the MQTT session."""
+    def start(self, stop: threading.Event | None = None) -> None:
+        """Connect to Kafka first (topics must exist), then open the MQTT session.
+
+        Raises KafkaUnavailable when Kafka is not ready in time or ``stop`` was set."""
         self._producer = connect_producer(
-            self.kafka_settings, self.settings, self.client_id, self.topics
+            self.kafka_settings, self.settings, self.client_id, self.topics, stop
         )
         self._client = self._make_client()
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -109,6 +122,8 @@ class Bridge:
             return False, f"fatal: {self.fatal_reason}"
         if not self.metrics.mqtt_connected:
             return False, "mqtt disconnected"
+        if not self.metrics.mqtt_subscribed:
+            return False, "mqtt subscribing"  # healthy once the broker granted the filters
         return True, "ok"
 
     def stop(self) -> bool:
@@ -119,11 +134,7 @@ class Bridge:
         self._stopping = True
         drained = True
         if self._producer is not None and not self.fatal.is_set():
-            try:
-                self._producer.flush(timeout=self.settings.shutdown_timeout_s)
-            except Exception:  # a timeout here: what Kafka did not ack stays unacked
-                log.exception("flush did not finish; unacknowledged messages will be redelivered")
-                drained = False
+            drained = self._flush()
         with self._lock:
             left = len(self._window)
         if left:
@@ -135,9 +146,31 @@ class Bridge:
             self._client.loop_stop()
             log.info("%d messages parsed on the fast path", self._client.fast_messages)
         if self._producer is not None:
-            self._producer.close(timeout=0 if self.fatal.is_set() else 5)
+            self._producer.close(0 if self.fatal.is_set() else 5)
         log.info("bridge %s stopped (drained=%s)", self.client_id, drained)
         return drained
+
+    def _flush(self) -> bool:
+        """Wait for Kafka to answer what is in flight: at most shutdown_timeout_s, and no
+        longer than SHUTDOWN_STALL_S without any answer (Kafka unreachable: stop now, the
+        broker redelivers what was not acknowledged)."""
+        assert self._producer is not None
+        deadline = time.monotonic() + self.settings.shutdown_timeout_s
+        last, last_change = self.metrics.in_flight, time.monotonic()
+        while self.metrics.in_flight > 0:
+            now = time.monotonic()
+            if now >= deadline or now - last_change >= SHUTDOWN_STALL_S:
+                log.warning(
+                    "Kafka answered nothing for %.0f s at shutdown; %d messages stay "
+                    "unacknowledged and will be redelivered",
+                    now - last_change,
+                    self.metrics.in_flight,
+                )
+                return False
+            self._producer.flush(FLUSH_STEP_S)  # progress is checked above
+            if self.metrics.in_flight != last:
+                last, last_change = self.metrics.in_flight, time.monotonic()
+        return True
 
     # --- paho callbacks (network thread) ---------------------------------------------------
     def _make_client(self) -> BufferedClient:
@@ -159,6 +192,7 @@ class Bridge:
         client.reconnect_delay_set(*RECONNECT_DELAY_S)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         client.on_raw_message = self._on_raw_message
         return client
@@ -179,6 +213,20 @@ class Bridge:
         options = SubscribeOptions(qos=1)
         filters = subscriptions(self.settings.share_group, self.settings.clinic_filter)
         client.subscribe([(f, options) for f in filters])
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused:
+            self._stop_fatally(f"MQTT subscription refused: {', '.join(refused)}")
+            return
+        self.metrics.on_subscribed()
 
     def _on_disconnect(
         self,
@@ -221,6 +269,8 @@ class Bridge:
                 bridge_id=self.client_id,
                 dead_letter_raw_limit=self.settings.dead_letter_raw_limit,
             )
+            if self.registration is not None:
+                record = self.registration.check(topic, raw, record, received_at_ns)
         except Exception as exc:  # a bug, not bad data: stop loudly, leave it unacked
             log.exception("routing %s failed", topic[:200])
             self._stop_fatally(f"routing failed: {exc!r}")
@@ -236,14 +286,9 @@ class Bridge:
         flight = _InFlight(self, token, record, started)
         assert self._producer is not None
         try:
-            future = self._producer.send(
-                record.topic, value=record.value, key=record.key, headers=record.headers
-            )
+            self._producer.produce(record, flight)
         except Exception as exc:
             flight.err(exc)
-            return
-        future.add_callback(flight.ok)
-        future.add_errback(flight.err)
 
     # --- Kafka completions (producer I/O thread) -------------------------------------------
     def _acked(self, flight: _InFlight) -> None:
@@ -263,7 +308,7 @@ class Bridge:
         with self._room:
             self._in_flight -= 1
             self._room.notify()
-        self.metrics.on_kafka_error(type(exc).__name__)
+        self.metrics.on_kafka_error(str(getattr(exc, "name", None) or type(exc).__name__))
         self._stop_fatally(f"Kafka refused a record for {flight.record.topic}: {exc!r}")
 
     def _stop_fatally(self, reason: str) -> None:
@@ -288,3 +333,10 @@ class _InFlight:
 
     def err(self, exc: BaseException) -> None:
         self.bridge._failed(self, exc)
+
+    def delivered(self, error: KafkaError | None, _msg: object) -> None:
+        """confluent-kafka's delivery report (on its poll thread)."""
+        if error is None:
+            self.bridge._acked(self)
+        else:
+            self.bridge._failed(self, DeliveryFailed(error))

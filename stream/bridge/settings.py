@@ -28,6 +28,10 @@ class BridgeSettings:
     """MQTT 5 shared-subscription group: bridges in one group split the messages."""
     clinic_filter: str = env("SLEDFLEET_BRIDGE_CLINIC_FILTER", "+")
     """Clinic level of the subscriptions: ``+`` (all clinics) or comma-separated clinic ids."""
+    registry_file: str = env("SLEDFLEET_BRIDGE_REGISTRY_FILE", "")
+    """Secure mode: the device registry (machine -> clinic, ``registry.json`` rendered by
+    ``sledfleet device``). A message whose machine is not registered to its topic's clinic
+    is dead-lettered (stream/bridge/registration.py). Empty: no check (dev mode)."""
     session_expiry_s: int = env("SLEDFLEET_BRIDGE_SESSION_EXPIRY_S", 3600)
     """How long the broker keeps the session (queueing QoS 1 messages) while the bridge is down."""
     receive_maximum: int = env("SLEDFLEET_BRIDGE_RECEIVE_MAXIMUM", 2000)
@@ -40,6 +44,9 @@ class BridgeSettings:
     metrics_host: str = env("SLEDFLEET_BRIDGE_METRICS_HOST", "127.0.0.1")
     metrics_port: int = env("SLEDFLEET_BRIDGE_METRICS_PORT", 9101)
     """Port of /metrics and /healthz; 0 picks a free port (logged at start)."""
+    producer: str = env("SLEDFLEET_BRIDGE_PRODUCER", "confluent")
+    """Kafka client: confluent (librdkafka, ~5x less CPU per record) or kafka-python. Both
+    use acks=all, idempotence and kafka-python's murmur2 key placement."""
     linger_ms: int = env("SLEDFLEET_BRIDGE_LINGER_MS", 25)
     """Producer batching delay. 25 ms of latency buys large batches: measured on 2 cores,
     5 ms made one produce request (and one GIL hand-off waking the sender) per few frames

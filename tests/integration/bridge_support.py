@@ -148,9 +148,8 @@ class BridgeProcess:
             except OSError:
                 return False
 
+        # healthy means subscribed: /healthz answers 503 until the SUBACK arrived
         wait_until(healthy, timeout, f"bridge {self.client_id} healthy")
-        # CONNACK precedes SUBACK by a round trip: give the subscription a moment to land
-        time.sleep(0.5)
 
     def metrics(self) -> dict[str, float]:
         """Metric samples ``name{labels}`` → value from /metrics (empty if unreachable)."""

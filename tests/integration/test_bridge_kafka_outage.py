@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,6 +35,21 @@ def rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError("no VmRSS")
+
+
+def settled(read: Callable[[], float], quiet_s: float = 1.0, timeout: float = 60.0) -> float:
+    """The value of ``read`` once two readings ``quiet_s`` apart are equal."""
+    last = [read()]
+
+    def still() -> bool:
+        time.sleep(quiet_s)
+        now = read()
+        same = now == last[0]
+        last[0] = now
+        return same
+
+    wait_until(still, timeout, "the value to settle", every=0)
+    return last[0]
 
 
 @pytest.fixture
@@ -80,8 +95,9 @@ def test_kafka_outage_stops_acks_and_loses_nothing(servers, unique, tmp_path: Pa
 
         kafka.stop()
         kafka.wait_port_closed()
-        time.sleep(3.0)  # acks of requests Kafka answered before it went away drain out
-        acks_at_outage = bridge.metrics()["mqtt_acks_total"]
+        # acks of requests Kafka answered before it went away drain out: wait until the
+        # count holds still over a second (however long a loaded machine takes for that)
+        acks_at_outage = settled(lambda: bridge.metrics()["mqtt_acks_total"])
         outage_ends = time.monotonic() + OUTAGE_S - 3.0
         peak_in_flight = 0.0
         while time.monotonic() < outage_ends:

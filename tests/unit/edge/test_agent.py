@@ -99,6 +99,19 @@ def test_frames_are_stored_before_publish_and_deleted_after_puback(tmp_path: Pat
     assert agent.acked == 5
 
 
+def test_backlog_counts_frames_buffered_for_the_next_store(tmp_path: Path) -> None:
+    # a replay source paces itself on the backlog: frames not stored yet must count, or it
+    # stacks a whole store batch on top of the outbox bound between two pumps
+    agent, link = make_agent(tmp_path, max_inflight=2)
+    agent.start()
+    feed(agent, 260)
+    assert agent.outbox.stats().rows == 0
+    assert agent.backlog() == 5
+    agent.pump()
+    assert (agent.outbox.stats().rows, len(link.payloads("telemetry"))) == (5, 2)
+    assert agent.backlog() == 3
+
+
 def test_inflight_window_is_respected(tmp_path: Path) -> None:
     agent, link = make_agent(tmp_path, max_inflight=2)
     agent.start()

@@ -50,7 +50,7 @@ def test_bad_records_are_refused_with_a_reason(
 
 
 def test_directory_defaults_to_utc_and_keeps_the_latest_change() -> None:
-    d = ClinicDirectory("kafka.example:9092", "t.sledfleet.clinics")
+    d = ClinicDirectory(["kafka.example:9092"], "t.sledfleet.clinics")
     assert d.zone_of("c1") == "UTC"  # unknown clinic
     assert d.apply(b"c1", raw(tz="Australia/Sydney", at=10)) is None
     assert d.zone_of("c1") == "Australia/Sydney"

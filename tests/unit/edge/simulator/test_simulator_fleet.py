@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import threading
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -271,8 +272,11 @@ def test_live_source_is_paced_to_the_wall_clock() -> None:
     elapsed = time.monotonic() - t0
     assert len(got) == 40
     assert all(isinstance(i, Sample) for i in got)
-    assert abs(got[-1].t_ns - time.time_ns()) < 0.5e9
-    assert elapsed < 3.0
+    # stamped by the wall clock and paced by it: 40 samples at 100 Hz cannot come sooner
+    # (an upper bound on elapsed time would only measure how loaded the machine is)
+    assert got[-1].t_ns <= time.time_ns()
+    assert got[-1].t_ns - got[0].t_ns >= 0.38e9
+    assert elapsed >= 0.38
 
 
 def test_live_source_closes_promptly() -> None:
@@ -280,10 +284,12 @@ def test_live_source_closes_promptly() -> None:
     it = source.items()
     next(it)
     source.close()
-    t0 = time.monotonic()
-    rest = list(it)
-    assert time.monotonic() - t0 < 1.0
-    assert len(rest) < 200
+    rest: list[object] = []
+    drained = threading.Thread(target=lambda: rest.extend(it), daemon=True)
+    drained.start()
+    drained.join(30)  # a deadline, not a speed check: what matters is how much came after
+    assert not drained.is_alive()
+    assert len(rest) < 200  # ~1 s of samples at most, not the 30 s still due
 
 
 @pytest.mark.parametrize("rate_hz", [50.0, 200.0, 150.0])

@@ -15,6 +15,8 @@ import pytest
 from frames import telemetry
 from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from kafka.future import Future
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.contract import encode
 from edge.settings import KafkaSettings, MqttSettings
@@ -27,12 +29,13 @@ class FakeProducer:
         self.sent: list[tuple[str, bytes, bytes, Future]] = []
         self.raise_on_send = raise_on_send
 
-    def send(self, topic: str, value: bytes, key: bytes, headers: Any) -> Future:
+    def produce(self, record: Any, flight: Any) -> None:
         if self.raise_on_send:
             raise self.raise_on_send
         fut = Future()
-        self.sent.append((topic, key, value, fut))
-        return fut
+        fut.add_callback(flight.ok)
+        fut.add_errback(flight.err)
+        self.sent.append((record.topic, record.key, record.value, fut))
 
 
 class FakeClient:
@@ -143,3 +146,21 @@ def test_in_flight_is_bounded(bridge):
     _deliver(bridge, 9, seq=9)
     assert time.monotonic() - started >= 0.3
     assert len(bridge._producer.sent) == 8
+
+
+def test_healthy_only_once_the_subscription_is_granted():
+    b = Bridge(
+        MqttSettings(),
+        KafkaSettings(topic_prefix="u."),
+        BridgeSettings(client_id="bridge-test"),
+    )
+    b.metrics.on_connection(True)
+    assert b.health() == (False, "mqtt subscribing")
+    b._on_subscribe(None, None, 1, [ReasonCode(PacketTypes.SUBACK, "Granted QoS 1")], None)  # type: ignore[arg-type]
+    assert b.health() == (True, "ok")
+    b.metrics.on_connection(False)
+    b.metrics.on_connection(True)  # a reconnect subscribes again
+    assert b.health() == (False, "mqtt subscribing")
+    b._on_subscribe(None, None, 2, [ReasonCode(PacketTypes.SUBACK, "Not authorized")], None)  # type: ignore[arg-type]
+    assert b.fatal.is_set()
+    assert b.health()[1].startswith("fatal: MQTT subscription refused")

@@ -117,3 +117,17 @@ def test_bridge_producer_str_is_kafka_pythons_formatted_once():
     assert str(p) == expected == "<KafkaProducer client_id=bridge-x-0 transactional_id=None>"
     p.config = {}
     assert str(p) == expected
+
+
+def test_confluent_producer_is_configured_for_no_loss_and_kafka_python_placement():
+    from stream.bridge.kafka_confluent import confluent_config
+
+    cfg = confluent_config(KafkaSettings(bootstrap="a:1, b:2"), BridgeSettings(), "bridge-x")
+    assert cfg["bootstrap.servers"] == "a:1,b:2"
+    assert cfg["acks"] == "all"
+    assert cfg["enable.idempotence"] is True
+    assert cfg["max.in.flight.requests.per.connection"] <= 5
+    assert cfg["partitioner"] == "murmur2_random"
+    assert cfg["message.timeout.ms"] == BridgeSettings().delivery_timeout_ms
+    assert cfg["message.max.bytes"] == BridgeSettings().max_request_bytes
+    assert BridgeSettings().producer == "confluent"
