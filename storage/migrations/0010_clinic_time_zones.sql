@@ -322,7 +322,10 @@ INSERT INTO sledfleet.aggregates VALUES
     ('agg_clinic_15m', 3, INTERVAL '35 days', INTERVAL '1 hour', INTERVAL '15 minutes');
 
 -- [timescale]
+-- A batch per week of 15-minute buckets: the policies' default batch is far smaller, and a
+-- 70-day window then costs thousands of small refreshes (minutes on TimescaleDB-on-WASM).
 SELECT add_continuous_aggregate_policy(format('sledfleet.%I', name)::regclass,
-    start_offset => start_offset, end_offset => end_offset, schedule_interval => schedule)
+    start_offset => start_offset, end_offset => end_offset, schedule_interval => schedule,
+    buckets_per_batch => 672)
 FROM sledfleet.aggregates WHERE name IN ('agg_patient_15m', 'agg_clinic_15m');
 -- [end]
