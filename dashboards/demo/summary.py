@@ -85,9 +85,12 @@ Q_REPS: Final = sql.SQL(
 Q_ADHERENCE: Final = sql.SQL(
     """
     SELECT patient_id, iso_week, prescribed, attended, completed
-    FROM sledfleet.v_patient_adherence WHERE week_start BETWEEN %(first)s AND %(last)s
+    FROM sledfleet.adherence_weekly WHERE week_start BETWEEN %(first)s AND %(last)s
     """
 )
+"""The stream's own rows, scored against the simulator's truth (which, like the stream,
+counts a session complete on sets × reps at the load). v_patient_adherence recounts
+``completed`` with the prescription's velocity-loss limit too (docs/report.md)."""
 
 
 def fleet_summary(

@@ -24,10 +24,13 @@ Faust 0.15 gotchas met on the way (each handled here, see the modules):
   deadlock with the thread that is waiting to hand that agent messages.
 * ``noack_take`` + messages held back unacked makes ``stream_wait_empty`` wait forever at
   the next rebalance (and at shutdown); messages are never held unacked here.
-* A rebalance in the middle of a large backlog has, in about one run of four, left one
-  telemetry partition assigned and "active" but never fetched again (no error logged; the
-  consumer-state page ``/sledfleet/consumer/`` shows it). A restart clears it. The tests
-  therefore let workers join before the backlog arrives; not fixed here.
+* A rebalance in the middle of a large backlog, or heavy load, has left one partition
+  assigned and "active" but never fetched again (no error logged; the consumer-state page
+  ``/sledfleet/consumer/`` shows it; the 1,000-machine benchmark met it on one partition
+  of twelve). The machine agent notices a partition with a backlog that went quiet for
+  ``stall_s`` while every other partition is read to its end, reads it with its side
+  consumer and handles it in order (``MachineAgent._check_stalls``) until Faust delivers
+  from it again.
 * After a kill -9 and restart, Faust's fetch loop can hand the agent a telemetry frame
   far beyond the committed offset (holes of 30–530 frames per partition, seen in 6 of 10
   test runs). Faust then either records a "gap" and its offset commit steps

@@ -72,6 +72,7 @@ class Counters:
     states_repeated: int = 0
     historical_alerts: int = 0  # alerts about the past (replays), marked historical
     state_max_bytes: int = 0  # the largest machine state value written to the changelog
+    stall_recovered: int = 0  # messages of a partition Faust stopped fetching, side-read
     skipped_recovered: int = 0  # telemetry Faust stepped over, read by the side consumer
     read_ahead_ns: int = 0  # machine batches: reading telemetry Faust stepped over
     compute_ns: int = 0  # machine batches: decode, validate, core, encode, state JSON

@@ -44,6 +44,7 @@ COUNTER_HELP: Final[Mapping[str, str]] = {
     "states_repeated": "repeated state messages skipped",
     "historical_alerts": "alerts about the past (replayed backlogs), marked historical",
     "skipped_recovered": "telemetry Faust skipped after a restart, read by the side consumer",
+    "stall_recovered": "messages of a partition Faust stopped fetching, read by the side consumer",
 }
 SECONDS_HELP: Final[Mapping[str, str]] = {
     "read_ahead_ns": "seconds machine batches spent reading telemetry Faust stepped over",

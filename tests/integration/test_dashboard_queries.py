@@ -53,7 +53,9 @@ def seeded(admin_dsn: str) -> Iterator[Seeded]:
     tag = uuid.uuid4().hex[:6]
     fleet = SeedFleet(clinics=(f"q{tag}a", f"q{tag}b"))
     base = load()
-    tenants = Tenants(base.database, tuple(Clinic(c, f"Clinic {c}") for c in fleet.clinics))
+    tenants = Tenants(
+        base.database, tuple(Clinic(c, f"Clinic {c}", 2 + i) for i, c in enumerate(fleet.clinics))
+    )
     try:
         with migrated_database(admin_dsn) as db:
             with psycopg.connect(db.owner, autocommit=True) as conn:
@@ -170,7 +172,9 @@ def test_every_panel_query_runs_on_timescaledb(timescale_dsn: str) -> None:
 
     tag = uuid.uuid4().hex[:6]
     fleet = SeedFleet(clinics=(f"t{tag}a", f"t{tag}b"))
-    tenants = Tenants(load().database, tuple(Clinic(c, c) for c in fleet.clinics))
+    tenants = Tenants(
+        load().database, tuple(Clinic(c, c, 2 + i) for i, c in enumerate(fleet.clinics))
+    )
     with psycopg.connect(timescale_dsn, autocommit=True, prepare_threshold=None) as conn:
         conn.execute("DISCARD ALL")  # the one shared session may carry another test's settings
         conn.execute("SET search_path = sledfleet, public")

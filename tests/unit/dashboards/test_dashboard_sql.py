@@ -52,3 +52,10 @@ def test_parse_rejects_bad_headers() -> None:
 def test_variables_are_found_but_macros_are_not() -> None:
     q = queries.get("clinic_patients_week")
     assert q.variables == {"clinic", "patient"}
+
+
+def test_patient_queries_put_booleans_into_words() -> None:
+    """A therapist reads 'yes' or 'no: <reason>', never a raw true/false cell."""
+    for name, q in queries.all_queries().items():
+        if name.startswith("patient_"):
+            assert "bool" not in {kind for _, kind in q.columns}, name

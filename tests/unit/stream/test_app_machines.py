@@ -294,3 +294,43 @@ def test_a_silent_machine_is_released_while_its_neighbours_keep_its_partition_bu
         asyncio.run(a.on_idle_check())
     assert clock.t - 1000.0 > 2.0  # m1 has been silent past the idle threshold
     assert "m1-s" in {r["session_id"] for r in produced(app, "t.sessions")}
+
+
+class FakeSide:
+    """The side reader over the same messages Faust would deliver (no Kafka)."""
+
+    def __init__(self, events: list[Any]) -> None:
+        self.messages = [e.message for e in events]
+        self.reads: list[tuple[int, int]] = []
+
+    async def end_offsets(self, tps: list[Any]) -> dict[Any, int]:
+        return {tp: len(self.messages) for tp in tps}
+
+    async def read_range(self, ranges: dict[Any, tuple[int, int]]) -> list[Any]:
+        out = []
+        for tp, (start, end) in ranges.items():
+            self.reads.append((start, end))
+            out += [(tp, m.offset, m.value, tuple(m.headers)) for m in self.messages[start:end]]
+        return out
+
+    async def stop(self) -> None:
+        return None
+
+
+def test_a_partition_faust_stops_fetching_is_read_by_the_side_consumer_not_crashed() -> None:
+    clock = Clock()
+    a, app, _ = agent(clock)
+    events = batch(session("m1"), partition=0, start=0)
+    a.side = FakeSide(events)  # type: ignore[assignment]
+    asyncio.run(a.on_batch(events[:10]))  # then Faust never delivers partition 0 again
+    app.consumer.ends[0] = len(events)  # ... although its fetches saw the end move on
+    app.consumer.ends[1] = 0  # the other partition: empty, read to its end
+    clock.t += a.timing.stall_s + 1
+    asyncio.run(a.on_idle_check())
+    assert a.side.reads == [(10, len(events))]  # type: ignore[attr-defined]
+    assert len(produced(app, "t.reps")) == 4
+    assert a.p.counters.stall_recovered == len(events) - 10
+    assert sorted(app.consumer._acked[TP(TOPIC, 0)]) == list(range(10, len(events)))
+    sent = len(app.producer.sent)
+    asyncio.run(a.on_batch(events[10:]))  # Faust wakes up and delivers them after all
+    assert len(app.producer.sent) == sent  # nothing handled twice
