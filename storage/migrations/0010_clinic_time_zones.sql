@@ -6,14 +6,19 @@
 -- history when the clinic's zone changes). So the per-day aggregates become per-15-minute
 -- ones: every zone in use today has a UTC offset that is a whole multiple of 15 minutes,
 -- so a 15-minute bucket never straddles a local midnight, and the views re-bucket those
--- partial sums with date_trunc('day' | 'week', bucket, clinic zone), correct across DST
--- (local days of 23 and 25 hours). Averages are kept as sums and counts so re-bucketing
--- gives the exact same mean. A zone change takes effect on the next query: nothing to
--- refresh. Hourly machine aggregates are re-bucketed the same way (for the few zones
--- with a :30/:45 offset, the hour that straddles local midnight counts to the day it
--- starts in). Dead letters have no clinic and stay in UTC days.
+-- partial sums into the clinic's local days / ISO weeks, correct across DST (local days of
+-- 23 and 25 hours). Averages are kept as sums and counts so re-bucketing gives the exact
+-- same mean. A zone change takes effect at the next query: nothing to refresh. Hourly
+-- machine aggregates are re-bucketed the same way (for the few zones with a :30/:45
+-- offset, the hour that straddles local midnight counts to the day it starts in). Dead
+-- letters have no clinic and stay in UTC days.
 --
 -- Views keep their names, columns and types (dashboards, report, clinic/ops views).
+-- Per-patient views compute date_trunc(..., bucket, zone) (a patient filter reaches the
+-- aggregate's index first). Clinic- and fleet-wide day views go day by day through
+-- sledfleet.zone_days, a calendar of local days per zone, so their time filter selects
+-- (day, clinic) pairs and each reads its range through the aggregate's (clinic_id, bucket)
+-- index instead of the local day of every bucket ever stored being computed.
 
 -- ---------------------------------------------------------------- the zone
 -- pg_timezone_names lists the tz database the server knows (it reads the directory: a few
@@ -103,7 +108,47 @@ CREATE UNIQUE INDEX agg_clinic_15m_key ON sledfleet.agg_clinic_15m (bucket, clin
 -- [end]
 CREATE INDEX agg_clinic_15m_clinic_idx ON sledfleet.agg_clinic_15m (clinic_id, bucket);
 
+-- ---------------------------------------------------------------- local calendars per zone
+-- One row per local day of every zone in use, 2015-2100 (the contract's time range): the
+-- instant the day starts, the instant the next one starts, and its ISO week's Monday. A
+-- trigger adds a zone's 31k days when a clinic first uses it (once per zone).
+CREATE TABLE sledfleet.zone_days (
+    time_zone  text NOT NULL,
+    day        timestamptz NOT NULL,   -- local midnight (the day's first instant)
+    next_day   timestamptz NOT NULL,
+    week       timestamptz NOT NULL,   -- local midnight of the ISO week's Monday
+    PRIMARY KEY (time_zone, day)
+);
+
+CREATE FUNCTION sledfleet.ensure_zone_days(p_zone text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM sledfleet.zone_days WHERE time_zone = p_zone) THEN
+        PERFORM pg_advisory_xact_lock(hashtext('sledfleet.zone_days'), hashtext(p_zone));
+        INSERT INTO sledfleet.zone_days
+        SELECT p_zone, d::timestamp AT TIME ZONE p_zone, (d + 1)::timestamp AT TIME ZONE p_zone,
+               (d - (extract(isodow FROM d)::integer - 1))::timestamp AT TIME ZONE p_zone
+        FROM generate_series(0, DATE '2100-01-01' - DATE '2015-01-01') AS g(n),
+             LATERAL (SELECT DATE '2015-01-01' + g.n) AS x(d)
+        ON CONFLICT DO NOTHING;
+    END IF;
+END $$;
+
+CREATE FUNCTION sledfleet.clinic_zone_days() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM sledfleet.ensure_zone_days(NEW.time_zone);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER clinics_zone_days AFTER INSERT OR UPDATE OF time_zone ON sledfleet.clinics
+    FOR EACH ROW EXECUTE FUNCTION sledfleet.clinic_zone_days();
+
+SELECT sledfleet.ensure_zone_days('UTC');
+SELECT sledfleet.ensure_zone_days(z) FROM (SELECT DISTINCT time_zone FROM sledfleet.clinics) c(z);
+
 -- ---------------------------------------------------------------- views, clinic-local
+-- (clinics the registry does not know have no calendar: the sink registers every clinic in
+-- the transaction that writes its rows)
 CREATE OR REPLACE VIEW sledfleet.v_patient_daily AS
 SELECT date_trunc('day', a.bucket, coalesce(c.time_zone, 'UTC')) AS day, a.clinic_id,
        a.patient_id, sum(a.sessions)::bigint AS sessions,
@@ -142,14 +187,14 @@ FROM (
     LEFT JOIN sledfleet.clinics c ON c.clinic_id = a.clinic_id
     GROUP BY 1, 2, 3, 4
 ) w;
-
 CREATE OR REPLACE VIEW sledfleet.v_clinic_daily AS
-SELECT d.day, d.clinic_id, d.sessions, d.unattributed_sessions, d.completed_sessions,
-       d.sets, d.reps, d.partial_reps, d.volume_load_kg, d.work_j, d.duration_s,
+SELECT d.day, c.clinic_id, x.sessions, x.unattributed_sessions, x.completed_sessions,
+       x.sets, x.reps, x.partial_reps, x.volume_load_kg, x.work_j, x.duration_s,
        coalesce(p.active_patients, 0) AS active_patients
-FROM (
-    SELECT date_trunc('day', a.bucket, coalesce(c.time_zone, 'UTC')) AS day, a.clinic_id,
-           sum(a.sessions)::bigint AS sessions,
+FROM sledfleet.clinics c
+JOIN sledfleet.zone_days d ON d.time_zone = c.time_zone
+CROSS JOIN LATERAL (
+    SELECT sum(a.sessions)::bigint AS sessions,
            sum(a.unattributed_sessions)::bigint AS unattributed_sessions,
            sum(a.completed_sessions)::bigint AS completed_sessions,
            sum(a.sets)::bigint AS sets, sum(a.reps)::bigint AS reps,
@@ -157,16 +202,14 @@ FROM (
            sum(a.volume_load_kg) AS volume_load_kg, sum(a.work_j) AS work_j,
            sum(a.duration_s) AS duration_s
     FROM sledfleet.agg_clinic_15m a
-    LEFT JOIN sledfleet.clinics c ON c.clinic_id = a.clinic_id
-    GROUP BY 1, 2
-) d
-LEFT JOIN (
-    SELECT date_trunc('day', a.bucket, coalesce(c.time_zone, 'UTC')) AS day, a.clinic_id,
-           count(DISTINCT a.patient_id) AS active_patients
+    WHERE a.clinic_id = c.clinic_id AND a.bucket >= d.day AND a.bucket < d.next_day
+    GROUP BY a.clinic_id
+) x
+LEFT JOIN LATERAL (
+    SELECT count(DISTINCT a.patient_id) AS active_patients
     FROM sledfleet.agg_patient_15m a
-    LEFT JOIN sledfleet.clinics c ON c.clinic_id = a.clinic_id
-    GROUP BY 1, 2
-) p ON p.day = d.day AND p.clinic_id = d.clinic_id;
+    WHERE a.clinic_id = c.clinic_id AND a.bucket >= d.day AND a.bucket < d.next_day
+) p ON true;
 
 CREATE OR REPLACE VIEW sledfleet.v_patient_load_weekly AS
 SELECT date_trunc('week', r.ts, coalesce(c.time_zone, 'UTC')) AS week,
@@ -186,46 +229,47 @@ WHERE r.valid AND r.patient_id IS NOT NULL
 GROUP BY 1, 2, 3, 4;
 
 CREATE OR REPLACE VIEW sledfleet.v_alerts_daily AS
-SELECT date_trunc('day', a.ts, coalesce(c.time_zone, 'UTC')) AS day,
-       a.clinic_id, a.rule, a.severity, count(*) AS alerts
-FROM sledfleet.alerts a
-LEFT JOIN sledfleet.clinics c ON c.clinic_id = a.clinic_id
-GROUP BY 1, 2, 3, 4;
-
--- status counters are cumulative per machine: the day's highest value per machine
+SELECT d.day, c.clinic_id, x.rule, x.severity, x.alerts
+FROM sledfleet.clinics c
+JOIN sledfleet.zone_days d ON d.time_zone = c.time_zone
+CROSS JOIN LATERAL (
+    SELECT a.rule, a.severity, count(*) AS alerts
+    FROM sledfleet.alerts a
+    WHERE a.clinic_id = c.clinic_id AND a.ts >= d.day AND a.ts < d.next_day
+    GROUP BY a.rule, a.severity
+) x;
 CREATE OR REPLACE VIEW sledfleet.v_data_quality AS
-SELECT day, clinic_id,
-       count(*) FILTER (WHERE has_status) AS machines_reporting,
-       coalesce(sum(frames), 0)::bigint AS frames,
-       coalesce(sum(frames_missing), 0)::bigint AS frames_missing,
-       coalesce(sum(frames_replayed), 0)::bigint AS frames_replayed,
-       coalesce(sum(frames_duplicate), 0)::bigint AS frames_duplicate,
-       coalesce(sum(edge_dropped), 0)::bigint AS edge_dropped,
-       max(max_abs_clock_offset_ms) AS max_abs_clock_offset_ms,
-       coalesce(sum(reps), 0)::bigint AS reps,
-       coalesce(sum(replayed_reps), 0)::bigint AS replayed_reps,
-       coalesce(sum(dropout_samples), 0)::bigint AS dropout_samples
-FROM (
-    SELECT date_trunc('day', s.bucket, coalesce(c.time_zone, 'UTC')) AS day,
-           s.clinic_id, s.machine_id, true AS has_status,
+SELECT d.day, c.clinic_id,
+       count(*) FILTER (WHERE m.has_status) AS machines_reporting,
+       coalesce(sum(m.frames), 0)::bigint AS frames,
+       coalesce(sum(m.frames_missing), 0)::bigint AS frames_missing,
+       coalesce(sum(m.frames_replayed), 0)::bigint AS frames_replayed,
+       coalesce(sum(m.frames_duplicate), 0)::bigint AS frames_duplicate,
+       coalesce(sum(m.edge_dropped), 0)::bigint AS edge_dropped,
+       max(m.max_abs_clock_offset_ms) AS max_abs_clock_offset_ms,
+       coalesce(sum(m.reps), 0)::bigint AS reps,
+       coalesce(sum(m.replayed_reps), 0)::bigint AS replayed_reps,
+       coalesce(sum(m.dropout_samples), 0)::bigint AS dropout_samples
+FROM sledfleet.clinics c
+JOIN sledfleet.zone_days d ON d.time_zone = c.time_zone
+CROSS JOIN LATERAL (
+    SELECT s.machine_id, true AS has_status,
            max(s.frames) AS frames, max(s.frames_missing) AS frames_missing,
            max(s.frames_replayed) AS frames_replayed, max(s.frames_duplicate) AS frames_duplicate,
            max(s.edge_dropped) AS edge_dropped,
            max(s.max_abs_clock_offset_ms) AS max_abs_clock_offset_ms,
            NULL::bigint AS reps, NULL::bigint AS replayed_reps, NULL::bigint AS dropout_samples
     FROM sledfleet.agg_machine_status_hourly s
-    LEFT JOIN sledfleet.clinics c ON c.clinic_id = s.clinic_id
-    GROUP BY 1, 2, 3
+    WHERE s.clinic_id = c.clinic_id AND s.bucket >= d.day AND s.bucket < d.next_day
+    GROUP BY s.machine_id
     UNION ALL
-    SELECT date_trunc('day', h.bucket, coalesce(c.time_zone, 'UTC')),
-           h.clinic_id, h.machine_id, false,
-           NULL, NULL, NULL, NULL, NULL, NULL,
+    SELECT h.machine_id, false, NULL, NULL, NULL, NULL, NULL, NULL,
            sum(h.reps)::bigint, sum(h.replayed_reps)::bigint, sum(h.dropout_samples)::bigint
     FROM sledfleet.agg_machine_hourly h
-    LEFT JOIN sledfleet.clinics c ON c.clinic_id = h.clinic_id
-    GROUP BY 1, 2, 3
-) per_machine
-GROUP BY day, clinic_id;
+    WHERE h.clinic_id = c.clinic_id AND h.bucket >= d.day AND h.bucket < d.next_day
+    GROUP BY h.machine_id
+) m
+GROUP BY d.day, c.clinic_id;
 
 CREATE OR REPLACE VIEW sledfleet.v_outcomes AS
 SELECT (o.measured_on::timestamp AT TIME ZONE coalesce(c.time_zone, 'UTC')) AS measured_at,
@@ -278,7 +322,10 @@ INSERT INTO sledfleet.aggregates VALUES
     ('agg_clinic_15m', 3, INTERVAL '35 days', INTERVAL '1 hour', INTERVAL '15 minutes');
 
 -- [timescale]
+-- A batch per week of 15-minute buckets: the policies' default batch is far smaller, and a
+-- 70-day window then costs thousands of small refreshes (minutes on TimescaleDB-on-WASM).
 SELECT add_continuous_aggregate_policy(format('sledfleet.%I', name)::regclass,
-    start_offset => start_offset, end_offset => end_offset, schedule_interval => schedule)
+    start_offset => start_offset, end_offset => end_offset, schedule_interval => schedule,
+    buckets_per_batch => 672)
 FROM sledfleet.aggregates WHERE name IN ('agg_patient_15m', 'agg_clinic_15m');
 -- [end]
