@@ -1,0 +1,388 @@
+"""End-to-end capacity: N simulated machines through the whole pipeline on this machine.
+
+For each step (machines × mix) one run, everything real and co-located: N simulated
+machines, each with its own edge agent (MQTT client, SQLite outbox) in this process
+(``edge.fleet_runner``), the shared Mosquitto and Kafka, and ``sledfleet bridge``, one or
+more ``sledfleet stream worker`` and ``sledfleet sink`` as processes (started the way the
+demo starts them, ``dashboards.demo.pipeline``), writing into a fresh database.
+
+Mixes:
+* ``all``    — every machine streams 100 Hz all the time (sessions back to back, idle
+  samples between them): N × rate samples/s offered.
+* ``clinic`` — a clinic day: each machine sends samples only while a patient trains
+  (``fill_idle`` off: nothing between sessions), the way a sled idles most of the day.
+
+Per step it prints:
+* offered and sustained samples/s (samples framed by the agents over the live window, and
+  whether the pipeline kept up: lag at the end of the window and catch-up time after it);
+* zero loss, checked against ground truth: every frame the agents framed reached Kafka
+  through the bridge and was consumed by the worker (edge ``frames`` = bridge forwarded =
+  worker frames), and every rep of the simulator's truth (sessions that ended inside the
+  window) is in the database exactly once;
+* p50/p99 latency from rep end (device time) to stored row;
+* consumer lag of the worker (telemetry) and sink over time (max, and at the end);
+* CPU per role (% of one core over the live window; Mosquitto and Kafka are the shared
+  servers, so their figures include other users of the machine) and CPU µs per frame.
+
+Run under ``nice -n 10``; it takes about (duration + 2 min) per step.
+Usage: .venv/bin/python benchmarks/capacity.py [--machines 100,300] [--mix all,clinic]
+       [--duration-s 120] [--rate-hz 100] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import os
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+from dashboards.demo import pipeline
+from dashboards.demo.summary import Q_LATENCY
+from edge.agent_settings import EdgeSettings
+from edge.fleet_runner import FleetRunner
+from edge.settings import MqttSettings, load
+from edge.simulator import FleetConfig, build_fleet
+from stream.topics import TopicsSettings, topic_specs
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_EVERY_S = 5.0
+MACHINES_PER_CLINIC = 10
+CATCHUP_TIMEOUT_S = 600.0
+TRUTH_MARGIN_NS = 5 * 10**9
+"""Truth reps must end this long before the window's end to be expected in the database."""
+
+
+# --- measurements -------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def find_pids(pattern: str) -> list[int]:
+    """Processes whose command line contains ``pattern`` (the shared servers)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if pattern in cmd:
+                out.append(int(d.name))
+    return out
+
+
+@dataclass
+class Lag:
+    """Committed offset of a group → end offset of a topic, summed over partitions."""
+
+    bootstrap: str
+    topic: str
+    group_hint: str
+    group: str | None = None
+    _consumer: Any = None
+
+    def read(self) -> int | None:
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        try:
+            if self.group is None:
+                groups = [g[0] for g in admin.list_consumer_groups()]
+                found = [g for g in groups if self.group_hint in g]
+                if not found:
+                    return None
+                self.group = found[0]
+            committed = admin.list_consumer_group_offsets(self.group)
+        finally:
+            admin.close()
+        if self._consumer is None:
+            self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap)
+        parts = self._consumer.partitions_for_topic(self.topic) or set()
+        tps = [TopicPartition(self.topic, p) for p in parts]
+        ends = self._consumer.end_offsets(tps)
+        total = 0
+        for tp in tps:
+            meta = committed.get(tp)
+            total += ends[tp] - (meta.offset if meta is not None and meta.offset >= 0 else 0)
+        return total
+
+
+@dataclass
+class Sampler:
+    """Every SAMPLE_EVERY_S: worker and sink lag; CPU of every process measured."""
+
+    lags: dict[str, Lag]
+    pids: dict[str, list[int]]
+    series: list[dict[str, Any]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def cpu(self) -> dict[str, float]:
+        out = {}
+        for role, pids in self.pids.items():
+            total = 0.0
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    total += cpu_seconds(pid)
+            out[role] = total
+        return out
+
+    def run(self) -> None:
+        t0 = time.monotonic()
+        while not self.stop.wait(SAMPLE_EVERY_S):
+            row: dict[str, Any] = {"t": round(time.monotonic() - t0)}
+            for name, lag in self.lags.items():
+                try:
+                    row[name] = lag.read()
+                except Exception as exc:  # a benchmark keeps sampling
+                    row[name] = f"error {type(exc).__name__}"
+            self.series.append(row)
+
+
+def http_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def metrics(url: str) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            key = s.name + ("{" + ",".join(f"{k}={v}" for k, v in sorted(s.labels.items())) + "}")
+            out[key] = s.value
+            out[s.name] = out.get(s.name, 0.0) + s.value if s.labels else s.value
+    return out
+
+
+# --- one step -------------------------------------------------------------------------------
+
+
+def run_step(machines: int, mix: str, args: argparse.Namespace) -> dict[str, Any]:
+    clinics = math.ceil(machines / MACHINES_PER_CLINIC)
+    config = pipeline.DemoConfig(
+        clinics=clinics,
+        machines_per_clinic=MACHINES_PER_CLINIC,
+        patients_per_machine=2,
+        weeks=1,
+        live_machines=machines,
+        live_s=args.duration_s,
+        workers=args.workers,
+        out_dir=REPO / "out" / "capacity" / f"{machines}-{mix}",
+        database="sledfleet_capacity",
+        start_services=False,
+    )
+    run = pipeline.new_run(config)
+    run.kafka = replace(run.kafka, topic_prefix=f"cap{run.run_id}m{machines}{mix}.")
+    pipeline.prepare_database(config, run)
+    pipeline.create_topics(run)
+    result: dict[str, Any] = {"machines": machines, "mix": mix}
+    try:
+        pipeline.start_roles(run)
+        fleet = build_fleet(
+            FleetConfig(
+                clinics=clinics,
+                machines_per_clinic=MACHINES_PER_CLINIC,
+                patients_per_machine=2,
+                seed=args.seed,
+                mode="live",
+                duration_s=args.duration_s,
+                rate_hz=args.rate_hz,
+            )
+        )
+        sims = fleet.machines[:machines]
+        for sim in sims:
+            sim.fill_idle = mix == "all"
+        pipeline.publish_prescriptions(run, fleet.prescriptions)
+        result.update(measure(run, sims, fleet, args))
+    finally:
+        run.roles.stop()
+        delete_topics(run)
+    return result
+
+
+def measure(run: Any, sims: list[Any], fleet: Any, args: argparse.Namespace) -> dict[str, Any]:
+    roles = {r.name: r for r in run.roles.roles}
+    prefix = run.kafka.topic_prefix
+    bridge_url = roles["bridge"].health_url.replace("/healthz", "/metrics")
+    worker_urls = [
+        r.health_url.rstrip("/") + "/sledfleet/stats/" for n, r in roles.items() if "stream" in n
+    ]
+    pids = {n: [r.proc.pid] for n, r in roles.items() if r.proc is not None}
+    pids["edge agents (this process)"] = [os.getpid()]
+    pids["mosquitto (shared)"] = find_pids("mosquitto -c")
+    pids["kafka (shared)"] = find_pids("kafka.Kafka")
+    sampler = Sampler(
+        {
+            "worker lag": Lag(
+                run.kafka.bootstrap, prefix + "sledfleet.telemetry", f"demo-{run.run_id}"
+            ),
+            "sink lag": Lag(run.kafka.bootstrap, prefix + "sledfleet.reps", f"sink-{run.run_id}"),
+        },
+        pids,
+    )
+    base = replace(load(EdgeSettings), outbox_dir=str(run.work_dir / "outbox"))
+    runner = FleetRunner(
+        [(base.for_machine(m.clinic_id, m.machine_id), m.source()) for m in sims],
+        load(MqttSettings),
+    )
+    threading.Thread(target=sampler.run, daemon=True).start()
+    cpu0 = sampler.cpu()
+    started_ns = min(m.t0_ns for m in sims)
+    t0 = time.monotonic()
+    holder: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: holder.update(stats=runner.run()), daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(2.0)
+        run.roles.check()
+    window_s = time.monotonic() - t0
+    cpu1 = sampler.cpu()
+    end_ns = started_ns + int(args.duration_s * 1e9)
+    lag_at_end = sampler.lags["worker lag"].read()
+    c0 = time.monotonic()
+    pipeline.wait_for_database(run, "catch-up", None, CATCHUP_TIMEOUT_S)
+    catchup_s = time.monotonic() - c0 - pipeline.CATCHUP_STABLE_S
+    sampler.stop.set()
+    stats = holder["stats"]
+    bridge = metrics(bridge_url)
+    worker_frames = sum(int(http_json(u).get("frames", 0)) for u in worker_urls)
+    truth = fleet.truth()
+    want = {
+        (r["machine_id"], r["session_id"], int(r["set_no"]), int(r["rep_no"]))
+        for r in truth["reps"]
+        if r["end_ns"] <= end_ns - TRUTH_MARGIN_NS and r["start_ns"] >= started_ns
+    }
+    with psycopg.connect(run.dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT machine_id, session_id, set_no, rep_no FROM sledfleet.reps"
+            " WHERE start_ns >= %s",
+            (started_ns,),
+        ).fetchall()
+        lat = conn.execute(Q_LATENCY, {"since_ns": started_ns}).fetchone()
+    got = [(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
+    forwarded = bridge.get(
+        f"sledfleet_bridge_forwarded_total{{topic={prefix}sledfleet.telemetry}}", 0
+    )
+    cpu = {k: (cpu1[k] - cpu0[k]) / window_s * 100 for k in cpu0}
+    return {
+        "window_s": window_s,
+        "samples": stats.samples,
+        "samples_per_s": stats.samples / window_s,
+        "frames": stats.frames,
+        "edge_acked": stats.acked,
+        "edge_dropped": stats.dropped_frames,
+        "bridge_forwarded_telemetry": forwarded,
+        "bridge_dead_lettered": bridge.get("sledfleet_bridge_dead_lettered_total", 0),
+        "worker_frames": worker_frames,
+        "truth_reps": len(want),
+        "missing_reps": len(want - set(got)),
+        "duplicate_reps": len(got) - len(set(got)),
+        "latency": dict(zip(("n", "p50", "p95", "p99"), lat, strict=True)) if lat else {},
+        "lag_at_end": lag_at_end,
+        "catchup_s": max(0.0, catchup_s),
+        "lag_series": sampler.series,
+        "cpu_pct": cpu,
+        "cpu_us_per_frame": {
+            k: v / 100 * window_s / max(1, stats.frames) * 1e6 for k, v in cpu.items()
+        },
+    }
+
+
+def delete_topics(run: Any) -> None:
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=run.kafka.bootstrap)
+        try:
+            admin.delete_topics(
+                [s.name for s in topic_specs(TopicsSettings(), run.kafka.topic_prefix)]
+            )
+        finally:
+            admin.close()
+    except Exception as exc:  # leftover topics are harmless, a failed cleanup is logged
+        logging.warning("deleting topics failed: %s", exc)
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def report(r: dict[str, Any]) -> None:
+    lat = r["latency"]
+    lossless = (
+        r["edge_dropped"] == 0
+        and r["frames"] == r["bridge_forwarded_telemetry"] == r["worker_frames"]
+        and r["missing_reps"] == 0
+        and r["duplicate_reps"] == 0
+    )
+    lags = [
+        row.get("worker lag") for row in r["lag_series"] if isinstance(row.get("worker lag"), int)
+    ]
+    print(
+        f"\n== {r['machines']} machines, mix {r['mix']}: {r['samples_per_s']:,.0f} samples/s "
+        f"offered over {r['window_s']:.0f} s; zero loss: {'YES' if lossless else 'NO'}"
+    )
+    print(
+        f"   frames: edge {r['frames']:,} (dropped {r['edge_dropped']}), bridge "
+        f"{r['bridge_forwarded_telemetry']:,.0f}, worker {r['worker_frames']:,}; reps: truth "
+        f"{r['truth_reps']:,}, missing {r['missing_reps']}, duplicates {r['duplicate_reps']}"
+    )
+    if lat:
+        p50, p99 = lat.get("p50"), lat.get("p99")
+        print(
+            f"   latency rep end -> stored row: n {lat.get('n')}, "
+            f"p50 {p50 if p50 is None else round(p50, 2)} s, "
+            f"p99 {p99 if p99 is None else round(p99, 2)} s"
+        )
+    print(
+        f"   worker lag (frames): max {max(lags, default=0):,}, at the window's end "
+        f"{r['lag_at_end']}; catch-up after the window {r['catchup_s']:.0f} s"
+    )
+    print(
+        "   lag over time: "
+        + ", ".join(
+            f"{row['t']}s:{row.get('worker lag')}/{row.get('sink lag')}" for row in r["lag_series"]
+        )
+        + "  (worker/sink)"
+    )
+    for role, pct in sorted(r["cpu_pct"].items()):
+        us = r["cpu_us_per_frame"][role]
+        print(f"   CPU {role:32} {pct:6.1f} % of a core  {us:8.0f} us/frame")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--machines", default="100,300", help="comma-separated fleet sizes")
+    ap.add_argument("--mix", default="all,clinic", help="all (always streaming) and/or clinic")
+    ap.add_argument("--duration-s", type=float, default=120.0, help="live window per step")
+    ap.add_argument("--rate-hz", type=float, default=100.0, help="sample rate per machine")
+    ap.add_argument("--workers", type=int, default=1, help="stream worker processes")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    results = []
+    for n in (int(x) for x in args.machines.split(",")):
+        for mix in (m.strip() for m in args.mix.split(",")):
+            r = run_step(n, mix, args)
+            report(r)
+            results.append(r)
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=1, default=str))
+    print(f"\nload average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()
