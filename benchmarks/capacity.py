@@ -48,6 +48,7 @@ import psycopg
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from dashboards.demo import pipeline
+from dashboards.demo.processes import RoleFailed
 from dashboards.demo.summary import Q_LATENCY
 from edge.agent_settings import EdgeSettings
 from edge.fleet_runner import FleetRunner
@@ -91,20 +92,13 @@ class Lag:
 
     bootstrap: str
     topic: str
-    group_hint: str
-    group: str | None = None
+    group: str
     _consumer: Any = None
 
     def read(self) -> int | None:
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
         try:
-            if self.group is None:
-                groups = [g[0] for g in admin.list_consumer_groups()]
-                found = [g for g in groups if self.group_hint in g]
-                if not found:
-                    return None
-                self.group = found[0]
-            committed = admin.list_consumer_group_offsets(self.group)
+            committed = admin.list_group_offsets({self.group: None}).get(self.group, {})
         finally:
             admin.close()
         if self._consumer is None:
@@ -187,23 +181,26 @@ def run_step(machines: int, mix: str, args: argparse.Namespace) -> dict[str, Any
         start_services=False,
     )
     run = pipeline.new_run(config)
+    tag = f"k{run.run_id[-6:]}{machines}{mix[0]}"
     run.kafka = replace(run.kafka, topic_prefix=f"cap{run.run_id}m{machines}{mix}.")
-    pipeline.prepare_database(config, run)
+    prepare_database(run)
     pipeline.create_topics(run)
     result: dict[str, Any] = {"machines": machines, "mix": mix}
+    # ids unique to this run: a demo or test elsewhere on the shared broker uses c01-m01 too
+    # (same MQTT client ids would kick each other off, same clinics would mix traffic)
+    fleet_cfg = FleetConfig(
+        clinics=clinics,
+        machines_per_clinic=MACHINES_PER_CLINIC,
+        patients_per_machine=2,
+        seed=args.seed,
+        mode="live",
+        duration_s=args.duration_s,
+        rate_hz=args.rate_hz,
+        id_prefix=tag,
+    )
     try:
-        pipeline.start_roles(run)
-        fleet = build_fleet(
-            FleetConfig(
-                clinics=clinics,
-                machines_per_clinic=MACHINES_PER_CLINIC,
-                patients_per_machine=2,
-                seed=args.seed,
-                mode="live",
-                duration_s=args.duration_s,
-                rate_hz=args.rate_hz,
-            )
-        )
+        start_roles(run, [f"{tag}c{c + 1:02d}" for c in range(clinics)])
+        fleet = build_fleet(fleet_cfg)
         sims = fleet.machines[:machines]
         for sim in sims:
             sim.fill_idle = mix == "all"
@@ -213,6 +210,65 @@ def run_step(machines: int, mix: str, args: argparse.Namespace) -> dict[str, Any
         run.roles.stop()
         delete_topics(run)
     return result
+
+
+def prepare_database(run: Any) -> None:
+    """A fresh, migrated database (no clinic roles: nothing here reads as a clinic)."""
+    from psycopg import sql
+
+    from storage.migrate import migrate
+
+    admin = os.environ.get(pipeline.ADMIN_DSN_ENV, pipeline.DEFAULT_ADMIN_DSN)
+    owner = psycopg.conninfo.conninfo_to_dict(run.dsn).get("user", "sledfleet")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        name = sql.Identifier(run.config.database)
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(name, sql.Identifier(str(owner)))
+        )
+    with psycopg.connect(run.dsn, autocommit=True) as conn:
+        migrate(conn)
+
+
+def start_roles(run: Any, clinic_ids: list[str]) -> None:
+    """Bridge, worker(s) and sink as the demo starts them, subscribed to these clinics."""
+    from dashboards.demo.processes import Role, free_port
+
+    logs = run.work_dir / "logs"
+    common = {"SLEDFLEET_KAFKA_TOPIC_PREFIX": run.kafka.topic_prefix, **pipeline.LATENCY_PROFILE}
+    port = free_port()
+    bridge_env = {
+        **common,
+        "SLEDFLEET_BRIDGE_METRICS_PORT": str(port),
+        "SLEDFLEET_BRIDGE_SHARE_GROUP": f"cap-{run.run_id}",
+        "SLEDFLEET_BRIDGE_CLIENT_ID": f"cap-bridge-{run.run_id}",
+        "SLEDFLEET_BRIDGE_SESSION_EXPIRY_S": "600",
+        "SLEDFLEET_BRIDGE_CLINIC_FILTER": ",".join(clinic_ids),
+    }
+    url = f"http://127.0.0.1:{port}/healthz"
+    run.roles.start(Role("bridge", ["bridge"], bridge_env, logs / "bridge.log", url))
+    for i in range(run.config.workers):
+        port = free_port()
+        worker_env = {
+            **common,
+            "SLEDFLEET_STREAM_APP_ID": f"sledfleet-demo-{run.run_id}",
+            "SLEDFLEET_STREAM_DATA_DIR": str(run.work_dir / f"stream-{i + 1}"),
+            "SLEDFLEET_STREAM_WEB_PORT": str(port),
+        }
+        name = f"stream-worker-{i + 1}"
+        url = f"http://127.0.0.1:{port}/"
+        role = Role(name, ["stream", "worker"], worker_env, logs / f"{name}.log", url)
+        run.roles.start(role, timeout_s=180.0)
+    port = free_port()
+    sink_env = {
+        **common,
+        "SLEDFLEET_DATABASE_URL": run.dsn,
+        "SLEDFLEET_SINK_GROUP": f"demo-sink-{run.run_id}",
+        "SLEDFLEET_SINK_METRICS_PORT": str(port),
+        "SLEDFLEET_SINK_REFRESH_S": "10",
+    }
+    url = f"http://127.0.0.1:{port}/health"
+    run.roles.start(Role("sink", ["sink"], sink_env, logs / "sink.log", url))
 
 
 def measure(run: Any, sims: list[Any], fleet: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -229,9 +285,13 @@ def measure(run: Any, sims: list[Any], fleet: Any, args: argparse.Namespace) -> 
     sampler = Sampler(
         {
             "worker lag": Lag(
-                run.kafka.bootstrap, prefix + "sledfleet.telemetry", f"demo-{run.run_id}"
+                run.kafka.bootstrap,
+                prefix + "sledfleet.telemetry",
+                f"{prefix}sledfleet-demo-{run.run_id}",
             ),
-            "sink lag": Lag(run.kafka.bootstrap, prefix + "sledfleet.reps", f"sink-{run.run_id}"),
+            "sink lag": Lag(
+                run.kafka.bootstrap, prefix + "sledfleet.reps", f"demo-sink-{run.run_id}"
+            ),
         },
         pids,
     )
@@ -280,9 +340,10 @@ def measure(run: Any, sims: list[Any], fleet: Any, args: argparse.Namespace) -> 
     )
     cpu = {k: (cpu1[k] - cpu0[k]) / window_s * 100 for k in cpu0}
     return {
-        "window_s": window_s,
+        "window_s": args.duration_s,
+        "wall_s": window_s,
         "samples": stats.samples,
-        "samples_per_s": stats.samples / window_s,
+        "samples_per_s": stats.samples / args.duration_s,
         "frames": stats.frames,
         "edge_acked": stats.acked,
         "edge_dropped": stats.dropped_frames,
@@ -376,7 +437,12 @@ def main() -> None:
     results = []
     for n in (int(x) for x in args.machines.split(",")):
         for mix in (m.strip() for m in args.mix.split(",")):
-            r = run_step(n, mix, args)
+            try:
+                r = run_step(n, mix, args)
+            except RoleFailed as exc:  # a role crashed under this load: that is the result
+                print(f"\n== {n} machines, mix {mix}: FAILED: {exc}")
+                results.append({"machines": n, "mix": mix, "failed": str(exc)})
+                continue
             report(r)
             results.append(r)
             if args.json:
