@@ -122,14 +122,14 @@ class Sampler:
     series: list[dict[str, Any]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
-    def cpu(self) -> dict[str, float]:
-        out = {}
+    def cpu(self) -> dict[str, dict[int, float]]:
+        """CPU seconds per role and pid (a pid gone or new between two reads is left out)."""
+        out: dict[str, dict[int, float]] = {}
         for role, pids in self.pids.items():
-            total = 0.0
+            out[role] = {}
             for pid in pids:
                 with contextlib.suppress(OSError):
-                    total += cpu_seconds(pid)
-            out[role] = total
+                    out[role][pid] = cpu_seconds(pid)
         return out
 
     def run(self) -> None:
@@ -338,7 +338,12 @@ def measure(run: Any, sims: list[Any], fleet: Any, args: argparse.Namespace) -> 
     forwarded = bridge.get(
         f"sledfleet_bridge_forwarded_total{{topic={prefix}sledfleet.telemetry}}", 0
     )
-    cpu = {k: (cpu1[k] - cpu0[k]) / window_s * 100 for k in cpu0}
+    cpu = {
+        role: sum(cpu1[role][p] - t for p, t in cpu0[role].items() if p in cpu1[role])
+        / window_s
+        * 100
+        for role in cpu0
+    }
     return {
         "window_s": args.duration_s,
         "wall_s": window_s,
@@ -352,6 +357,7 @@ def measure(run: Any, sims: list[Any], fleet: Any, args: argparse.Namespace) -> 
         "worker_frames": worker_frames,
         "truth_reps": len(want),
         "missing_reps": len(want - set(got)),
+        "missing_sample": sorted(want - set(got))[:30],  # for diagnosis (JSON output)
         "duplicate_reps": len(got) - len(set(got)),
         "latency": dict(zip(("n", "p50", "p95", "p99"), lat, strict=True)) if lat else {},
         "lag_at_end": lag_at_end,
