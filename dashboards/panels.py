@@ -64,6 +64,7 @@ def timeseries_panel(
     soft_max: float | None = None,
     stacked: bool = False,
     description: str = "",
+    empty: str = "",
 ) -> timeseries.Panel:
     p: timeseries.Panel = _place(timeseries.Panel(), query_name, ds_uid, title, w, h)
     p = (
@@ -95,6 +96,8 @@ def timeseries_panel(
         p = p.axis_soft_max(soft_max)
     if stacked:
         p = p.stacking(common_b.StackingConfig().mode(common.StackingMode.NORMAL))
+    if empty:
+        p = p.no_value(empty)
     if description:
         p = p.description(description)
     return p
@@ -144,9 +147,12 @@ def table_panel(
     h: int = 8,
     overrides: Sequence[tuple[str, list[dashboard.DynamicConfigValue]]] = (),
     description: str = "",
+    empty: str = "",
 ) -> table.Panel:
     p: table.Panel = _place(table.Panel(), query_name, ds_uid, title, w, h)
     p = p.show_header(True).filterable(True).cell_options(common.TableAutoCellOptions())
+    if empty:
+        p = p.no_value(empty)
     for name, props in overrides:
         p = p.override_by_name(name, props)
     if description:

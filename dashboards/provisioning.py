@@ -3,8 +3,10 @@
 One description feeds both ways of getting it into Grafana:
 
 * file provisioning (``dashboards/provisioning/``, mounted by ``docker-compose.yml``): a
-  datasource per clinic logging in as that clinic's database role plus the operations
-  datasource, and a dashboard provider per folder reading ``dashboards/json/<folder>/``;
+  datasource per clinic logging in as that clinic's database role, alone in the clinic's
+  own Grafana organisation, plus the operations datasource in the operations org (1), and
+  a dashboard provider per folder reading ``dashboards/json/<folder>/`` in the same org as
+  its datasource (issue #13: no datasource is reachable from another org);
 * ``sledfleet dashboards deploy`` (:mod:`dashboards.deploy`) through the HTTP API.
 
 Passwords never appear in files: provisioning writes ``${ENV_VAR}`` (Grafana expands it),
@@ -21,7 +23,7 @@ import yaml
 
 from dashboards.builders import OPS_FOLDER
 from dashboards.sqlquery import POSTGRES_PLUGIN
-from dashboards.tenants import OPS_DATASOURCE_UID, OPS_FOLDER_UID, Tenants
+from dashboards.tenants import OPS_DATASOURCE_UID, OPS_FOLDER_UID, OPS_ORG_ID, Tenants
 
 DASHBOARDS_MOUNT: Final = "/var/lib/grafana/dashboards/sledfleet"
 """Where docker-compose mounts ``dashboards/json`` inside the Grafana container."""
@@ -37,6 +39,7 @@ class DatasourceSpec:
     user: str
     password_env: str
     folder_uid: str  # the folder whose team may use it
+    org_id: int = OPS_ORG_ID  # the only Grafana organisation it exists in
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,7 @@ class FolderSpec:
     title: str
     path: str  # under dashboards/json
     team: str | None  # team granted View (None: operations, granted to the ops team)
+    org_id: int = OPS_ORG_ID
 
 
 def datasources(tenants: Tenants) -> list[DatasourceSpec]:
@@ -65,6 +69,7 @@ def datasources(tenants: Tenants) -> list[DatasourceSpec]:
             db.role_for(c),
             db.password_env_for(c),
             c.folder_uid,
+            c.org_id,
         )
         for c in tenants.clinics
     ]
@@ -73,7 +78,7 @@ def datasources(tenants: Tenants) -> list[DatasourceSpec]:
 
 def folders(tenants: Tenants) -> list[FolderSpec]:
     out = [FolderSpec(OPS_FOLDER_UID, "Operations", OPS_FOLDER, None)]
-    out += [FolderSpec(c.folder_uid, c.name, c.id, c.team) for c in tenants.clinics]
+    out += [FolderSpec(c.folder_uid, c.name, c.id, c.team, c.org_id) for c in tenants.clinics]
     return out
 
 
@@ -110,8 +115,8 @@ def datasources_yaml(tenants: Tenants) -> str:
     items = []
     for spec in datasources(tenants):
         m = datasource_api_model(spec, tenants, "${" + spec.password_env + "}")
-        m.pop("isDefault")
-        m["orgId"] = 1
+        m["isDefault"] = True  # the only datasource of its org
+        m["orgId"] = spec.org_id
         items.append(m)
     doc = {
         "apiVersion": 1,
@@ -127,7 +132,7 @@ def providers_yaml(tenants: Tenants) -> str:
         "providers": [
             {
                 "name": f"sledfleet-{f.path}",
-                "orgId": 1,
+                "orgId": f.org_id,
                 "folder": f.title,
                 "folderUid": f.uid,
                 "type": "file",

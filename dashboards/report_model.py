@@ -1,15 +1,15 @@
-"""What the patient report says, computed from the patient dashboard's query results.
+"""What the patient report says, taken from the patient dashboard's query results.
 
-Pure: the rows come in (as returned by :func:`dashboards.queries.run`), facts come out —
-lapses (gaps between sessions of at least ``LAPSE_DAYS``), the strength trend (weekly
-e1RM and MCV at the most used reference load, first vs last week), adherence over the
-period and the asymmetry picture. Nothing here touches the database or draws.
+Pure: the rows come in (as returned by :func:`dashboards.queries.run`), facts come out.
+Every number is computed by one SQL definition (``dashboards/sql/patient_*.sql`` over the
+views of ``storage/migrations/0011_therapist_definitions.sql``) that the dashboard shows
+too; this module only picks rows (first and last week of a trend, the latest session) and
+checks that what it reports does not contradict itself. Nothing here touches the database
+or draws.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -20,10 +20,15 @@ from dashboards import thresholds as t
 
 @dataclass(frozen=True, slots=True)
 class Lapse:
-    start: datetime  # last session before the gap (or the period start)
-    end: datetime  # next session (or the period end, when still lapsing)
+    start: datetime  # last session before the gap, or the prescription's start
+    start_kind: str
+    end: datetime  # next session, the prescription's end, or now (ongoing)
+    end_kind: str
     days: float
-    ongoing: bool
+
+    @property
+    def ongoing(self) -> bool:
+        return self.end_kind == "now"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,20 +50,34 @@ class Trend:
 @dataclass(frozen=True, slots=True)
 class Facts:
     patient_id: str
+    time_zone: str
     period_start: datetime
     period_end: datetime
+    care_start: datetime | None
     sessions: int
     prescribed: int
     attended: int
-    adherence: float | None  # attended / prescribed over the period's weeks
+    completed: int
+    adherence: float | None  # attended / prescribed over the ISO weeks overlapping the period
+    compliance: float | None  # completed as prescribed / prescribed, same weeks
+    rolling4_adherence: float | None  # latest ISO week's rolling 4 weeks (the alert's number)
+    latest_week: str | None
+    last_session: datetime | None
+    days_since_last_session: float | None
     lapses: list[Lapse] = field(default_factory=list)
     e1rm: Trend | None = None
     mcv: Trend | None = None
     reference_load: str | None = None
     asi_latest: float | None = None
+    weaker_side_latest: str | None = None
     asi_sessions_outside_band: int = 0
+    asi_sessions: int = 0
+    sessions_not_as_prescribed: int = 0
     vl_sets_above_prescription: int = 0
     vl_sets: int = 0
+    open_alerts: int = 0
+    notes: int = 0
+    relapse_notes: int = 0
 
     def as_json(self) -> dict[str, Any]:
         def conv(v: Any) -> Any:
@@ -75,6 +94,8 @@ class Facts:
             trend = getattr(self, name)
             if trend is not None:
                 out[name]["change_pct"] = trend.change_pct
+        for lapse, raw in zip(self.lapses, out["lapses"], strict=True):
+            raw["ongoing"] = lapse.ongoing
         return out
 
 
@@ -82,23 +103,8 @@ def _f(v: Any) -> float | None:
     return None if v is None else float(v)
 
 
-def lapses(
-    session_times: Sequence[datetime],
-    start: datetime,
-    end: datetime,
-    min_days: float = t.LAPSE_DAYS,
-) -> list[Lapse]:
-    """Gaps longer than ``min_days`` between consecutive sessions, and before the first /
-    after the last one within the period (a weekly session on the same weekday is not a
-    lapse; missing one is)."""
-    times = sorted(session_times)
-    points = [start, *times, end]
-    out = []
-    for a, b in itertools.pairwise(points):
-        days = (b - a).total_seconds() / 86400
-        if days > min_days:
-            out.append(Lapse(a, b, days, ongoing=b == end))
-    return out
+def _i(v: Any) -> int:
+    return 0 if v is None else int(v)
 
 
 def weekly_trend(
@@ -111,12 +117,11 @@ def weekly_trend(
     return Trend(label, unit, points[0][0], points[0][1], points[-1][0], points[-1][1])
 
 
-def reference_load(rows: Sequence[Mapping[str, Any]]) -> str | None:
-    """The load trained in the most weeks (ties: the lighter one)."""
-    weeks = Counter(str(r["metric"]) for r in rows)
-    if not weeks:
-        return None
-    return sorted(weeks, key=lambda m: (-weeks[m], float(m.split()[0])))[0]
+def lapses(rows: Sequence[Mapping[str, Any]]) -> list[Lapse]:
+    return [
+        Lapse(r["lapse_start"], r["start_kind"], r["lapse_end"], r["end_kind"], float(r["days"]))
+        for r in rows
+    ]
 
 
 def derive(
@@ -126,37 +131,75 @@ def derive(
     results: Mapping[str, Sequence[Mapping[str, Any]]],
 ) -> Facts:
     """``results``: query name -> rows as dicts (patient_* queries)."""
-    sessions = results["patient_sessions"]
-    adherence = results["patient_adherence_weekly"]
-    prescribed = sum(int(r["prescribed"] or 0) for r in adherence)
-    attended = sum(int(r["attended"] or 0) for r in adherence)
+    summary = results["patient_summary"][0] if results["patient_summary"] else {}
     mcv_rows = results["patient_mcv_reference_load"]
-    ref = reference_load(mcv_rows)
-    asi = results["patient_asymmetry"]
+    ref = str(mcv_rows[0]["metric"]) if mcv_rows else None
+    asi = results["patient_sides"]
     vl = results["patient_velocity_loss"]
     limit = t.VELOCITY_LOSS_PRESCRIBED_PCT
+    notes = results["patient_notes"]
     return Facts(
         patient_id=patient_id,
-        period_start=start,
-        period_end=end,
-        sessions=len(sessions),
-        prescribed=prescribed,
-        attended=attended,
-        adherence=attended / prescribed if prescribed else None,
-        lapses=lapses([r["time"] for r in sessions], start, end),
+        time_zone=str(summary.get("time_zone") or "UTC"),
+        period_start=summary.get("period_start") or start,
+        period_end=summary.get("period_end") or end,
+        care_start=summary.get("care_start"),
+        sessions=_i(summary.get("sessions")),
+        prescribed=_i(summary.get("prescribed")),
+        attended=_i(summary.get("attended")),
+        completed=_i(summary.get("completed")),
+        adherence=_f(summary.get("adherence")),
+        compliance=_f(summary.get("compliance")),
+        rolling4_adherence=_f(summary.get("rolling4_adherence")),
+        latest_week=summary.get("iso_week"),
+        last_session=summary.get("last_session"),
+        days_since_last_session=_f(summary.get("days_since_last_session")),
+        lapses=lapses(results["patient_lapses"]),
         e1rm=weekly_trend(results["patient_e1rm_weekly"], "e1rm_kg", "e1RM", "kg"),
-        mcv=weekly_trend(
-            [r for r in mcv_rows if r["metric"] == ref], "mcv_ms", f"MCV at {ref}", "m/s"
-        )
-        if ref
-        else None,
+        mcv=weekly_trend(mcv_rows, "mcv_ms", f"MCV at {ref}", "m/s") if ref else None,
         reference_load=ref,
-        asi_latest=_f(asi[-1]["asi_pct"]) if asi else None,
+        asi_latest=_f(summary.get("asi_pct")),
+        weaker_side_latest=summary.get("weaker_side"),
         asi_sessions_outside_band=sum(
-            1 for r in asi if abs(float(r["asi_pct"])) > t.ASYMMETRY_BAND_PCT
+            1
+            for r in asi
+            if r["asi_pct"] is not None and abs(float(r["asi_pct"])) > t.ASYMMETRY_BAND_PCT
+        ),
+        asi_sessions=sum(1 for r in asi if r["asi_pct"] is not None),
+        sessions_not_as_prescribed=sum(
+            1 for r in results["patient_sessions"] if str(r["as_prescribed"]).startswith("no:")
         ),
         vl_sets_above_prescription=sum(
             1 for r in vl if float(r["velocity_loss_pct"]) > float(r["prescribed_max_pct"] or limit)
         ),
         vl_sets=len(vl),
+        open_alerts=_i(summary.get("open_alerts")),
+        notes=len(notes),
+        relapse_notes=sum(1 for r in notes if r["relapse"]),
     )
+
+
+def contradictions(facts: Facts, results: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
+    """Statements in the report that disagree with each other (empty when consistent).
+
+    The rendered-output test asserts this is empty for the seeded patient; the report prints
+    any it finds instead of hiding them.
+    """
+    out = []
+    f = facts
+    sessions = results["patient_sessions"]
+    if f.sessions != sum(1 for r in sessions if f.period_start <= r["time"] <= f.period_end):
+        out.append("the summary's session count differs from the sessions table")
+    if f.lapses and f.lapses[-1].ongoing and f.last_session and f.days_since_last_session:
+        lp = f.lapses[-1]
+        if lp.start_kind == "session" and lp.start != f.last_session:
+            out.append("the ongoing lapse does not start at the last session")
+    for lp in f.lapses:
+        if lp.start < (f.care_start or lp.start):
+            out.append(f"a lapse starts {lp.start:%Y-%m-%d}, before care started")
+    for a in results["patient_alerts"]:
+        if a["rule"] == "low adherence" and "rolling 4-week" not in str(a["reading"]):
+            out.append("a low-adherence alert does not name its window")
+    if f.compliance is not None and f.completed > f.attended:
+        out.append("more sessions completed as prescribed than attended")
+    return out

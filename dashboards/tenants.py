@@ -22,6 +22,8 @@ DEFAULT_TENANTS: Final = Path(__file__).with_name("tenants.toml")
 OPS_DATASOURCE_UID: Final = "sf-ops"
 OPS_FOLDER_UID: Final = "sf-operations"
 OPS_TEAM: Final = "SledFleet operations"
+OPS_ORG_ID: Final = 1
+"""The operations organisation: Grafana's first org, which always exists. Fleet views only."""
 _CLINIC_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,24}$")
 """Stricter than the wire contract's ids: clinic ids become Grafana uids (<= 40 chars)."""
 
@@ -30,6 +32,11 @@ _CLINIC_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,24}$")
 class Clinic:
     id: str
     name: str
+    org_id: int
+    """The clinic's own Grafana organisation (issue #13, H3): in Grafana OSS any Viewer can
+    query any datasource of their organisation, so each clinic's datasource lives alone in
+    its org. Orgs are not file-provisionable: they must exist before Grafana reads the
+    provisioning files (docs/security.md)."""
 
     @property
     def datasource_uid(self) -> str:
@@ -75,10 +82,19 @@ class Tenants:
 
 def parse(data: dict[str, Any]) -> Tenants:
     db = data["database"]
-    clinics = tuple(Clinic(id=str(c["id"]), name=str(c["name"])) for c in data.get("clinics", []))
+    clinics = tuple(
+        Clinic(id=str(c["id"]), name=str(c["name"]), org_id=int(c["org_id"]))
+        for c in data.get("clinics", [])
+    )
     ids = [c.id for c in clinics]
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate clinic ids in tenants: {ids}")
+    orgs = [c.org_id for c in clinics]
+    if len(set(orgs)) != len(orgs) or OPS_ORG_ID in orgs or min(orgs, default=2) < 2:
+        raise ValueError(
+            f"every clinic needs its own Grafana org id >= 2 (org {OPS_ORG_ID} is operations): "
+            f"{dict(zip(ids, orgs, strict=True))}"
+        )
     for cid in ids:
         if not _CLINIC_ID_RE.match(cid):
             raise ValueError(f"clinic id {cid!r} must match {_CLINIC_ID_RE.pattern}")

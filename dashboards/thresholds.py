@@ -50,3 +50,15 @@ CLOCK_OFFSET_WARN_MS: Final = 250.0
 
 CLOCK_OFFSET_CRITICAL_MS: Final = 1000.0
 """Device clock offset beyond ±1 s is shown red *(ours)*."""
+
+OUTCOME_T25FW_CHANGE_PCT: Final = 20.0
+"""Timed 25-Foot Walk: a change of at least 20 % is meaningful (DOMAIN: clinical outcomes)."""
+
+OUTCOME_5STS_CHANGE_S: Final = 6.3
+"""Five Times Sit-to-Stand: MDC95 ≈ 6.3 s (one small study; DOMAIN)."""
+
+OUTCOME_6MW_CHANGE_PCT: Final = 20.0
+"""6-Minute Walk: 20 % change *(ours)*, the T25FW criterion, until a clinic sets its own."""
+
+OUTCOME_MSWS12_CHANGE_POINTS: Final = 8.0
+"""MSWS-12: a change of 8 points is meaningful (DOMAIN)."""

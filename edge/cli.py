@@ -17,6 +17,8 @@ from edge.settings import ConfigError
 # name -> (module that defines `register(subparsers)`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "edge": ("edge.agent_cli", "run the edge agent beside one sled (or a simulated fleet)"),
+    "device": ("edge.devices_cli", "provision, list and revoke broker accounts (secure mode)"),
+    "secrets": ("edge.secrets_check", "refuse placeholder secrets before a deployment starts"),
     "simulate": ("edge.simulator.cli", "simulate a multi-clinic fleet, live or backfilled"),
     "bridge": ("stream.bridge.cli", "move MQTT messages into Kafka, dead-lettering bad input"),
     "stream": ("stream.app.cli", "run the Faust stream worker (reps, sets, sessions, alerts)"),
@@ -25,8 +27,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sink": ("storage.sink_cli", "write the stream's output topics into the database"),
     "db": ("storage.cli", "database migrations and status"),
     "outcome": ("storage.outcomes", "record a clinical outcome test (T25FW, 5STS, 6MW, MSWS-12)"),
+    "note": ("storage.notes", "record a patient's effort (RPE), fatigue or symptom notes"),
     "dashboards": ("dashboards.cli", "build and deploy the Grafana dashboards"),
-    "report": ("dashboards.report_cli", "render a printable patient progress report"),
+    "report": ("dashboards.report_cli", "printable progress reports (a patient or a clinic)"),
     "demo": ("dashboards.demo.cli", "run a simulated clinic fleet through the whole pipeline"),
 }
 

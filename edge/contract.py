@@ -36,10 +36,22 @@ TOPIC_ROOT: Final = "sledfleet/v1"
 
 MessageKind = Literal["telemetry", "event", "state", "config"]
 MESSAGE_KINDS: Final[tuple[MessageKind, ...]] = ("telemetry", "event", "state", "config")
-EventType = Literal["session_started", "session_ended", "load_changed", "calibrated", "fault"]
+EventType = Literal[
+    "session_started", "session_ended", "load_changed", "calibrated", "fault", "patient_note"
+]
 EVENT_TYPES: Final[frozenset[str]] = frozenset(
-    {"session_started", "session_ended", "load_changed", "calibrated", "fault"}
+    {"session_started", "session_ended", "load_changed", "calibrated", "fault", "patient_note"}
 )
+PATIENT_NOTE_FIELDS: Final[frozenset[str]] = frozenset(
+    {"v", "clinic_id", "machine_id", "type", "event_id", "seq", "ts_ns", "session_id",
+     "replayed", "patient_id", "phase", "rpe", "fatigue", "symptoms", "relapse_suspected",
+     "recorded_by"}
+)  # fmt: skip
+"""Every field a ``patient_note`` event may carry; any other is refused (``EVENT_FIELDS``)."""
+NOTE_PHASES: Final[frozenset[str]] = frozenset({"check_in", "after_session"})
+RPE_RANGE: Final = (0.0, 10.0)  # Borg CR10
+FATIGUE_RANGE: Final = (0.0, 10.0)  # 0-10 numeric rating scale
+MAX_NOTE_CHARS: Final = 512
 
 # --- Kafka topics (written by the bridge / stream / prescribe, read downstream) -----------
 KAFKA_TELEMETRY: Final = "sledfleet.telemetry"
@@ -53,11 +65,19 @@ KAFKA_ADHERENCE: Final = "sledfleet.adherence"
 KAFKA_ALERTS: Final = "sledfleet.alerts"
 KAFKA_MACHINE_STATUS: Final = "sledfleet.machine-status"
 KAFKA_DEADLETTER: Final = "sledfleet.deadletter"
+KAFKA_CLINICS: Final = "sledfleet.clinics"
+"""Compacted, one partition: clinic_id → {v, clinic_id, time_zone, updated_at_ns}
+(``sledfleet db add-clinic|set-clinic-tz`` write it, the stream worker reads it whole)."""
 KAFKA_BY_KIND: Final[Mapping[str, str]] = {
     "telemetry": KAFKA_TELEMETRY,
-    "event": KAFKA_EVENTS,
-    "state": KAFKA_STATE,
+    "event": KAFKA_TELEMETRY,
+    "state": KAFKA_TELEMETRY,
 }
+"""Where the bridge writes each MQTT message kind: all of a machine's messages go to one
+topic, keyed by machine, so one partition carries them in the order the bridge received
+them (a Kafka header ``kind`` names each message's kind). The stream worker forwards
+validated events and state messages to ``KAFKA_EVENTS`` and ``KAFKA_STATE``."""
+KIND_HEADER: Final = "kind"
 
 # --- Limits (physical ranges and sizes) ---------------------------------------------------
 MAX_PAYLOAD_BYTES: Final = 64 * 1024
@@ -305,6 +325,53 @@ def check_ids(payload: Mapping[str, Any], topic: TopicParts | None) -> None:
         raise ContractError("topic_mismatch", "clinic_id/machine_id differ from the MQTT topic")
 
 
+# --- Allowed fields (issue #13: unknown fields are refused, personal data never passes) ----
+# A field not listed here is refused with reason ``unknown_field`` (never stripped: the
+# device is misconfigured and the dead letter says so); a field whose name says it holds a
+# name, birth date or contact detail is refused with reason ``personal_data``. Patients are
+# pseudonymous ids; names and birth dates stay in the clinic's own records.
+
+TELEMETRY_FIELDS: Final = frozenset(
+    {"v", "clinic_id", "machine_id", "seq", "session_id", "t0_ns", "rate_hz", "load_kg",
+     "position_mm", "force_left_n", "force_right_n", "replayed"}
+)  # fmt: skip
+EVENT_COMMON_FIELDS: Final = frozenset(
+    {"v", "clinic_id", "machine_id", "type", "event_id", "seq", "ts_ns", "session_id",
+     "replayed"}
+)  # fmt: skip
+EVENT_FIELDS: Final[Mapping[str, frozenset[str]]] = {
+    "session_started": frozenset({"patient_id", "prescription_id", "setup"}),
+    "session_ended": frozenset(),
+    "load_changed": frozenset({"load_kg"}),
+    "calibrated": frozenset({"usable_rom_mm", "zero_offsets"}),
+    "fault": frozenset({"code", "detail"}),
+    "patient_note": PATIENT_NOTE_FIELDS - EVENT_COMMON_FIELDS,
+}
+"""Fields an event of each type may carry besides ``EVENT_COMMON_FIELDS``. Every type in
+``EVENT_TYPES`` needs an entry (tests/unit/edge/test_contract_strict.py checks)."""
+SETUP_FIELDS: Final = frozenset({"seat_position", "footplate_position"})
+PERSONAL_DATA_PATTERN: Final = re.compile(
+    r"(^|_)(name|names|surname|firstname|lastname|dob|birth|birthdate|birthday|born|"
+    r"email|e_mail|phone|mobile|address|ssn|nhs|insurance)(_|$)",
+    re.IGNORECASE,
+)
+"""Field names that announce personal data (``patient_name``, ``date_of_birth``, ``dob``,
+``email``...). Checked before the allowed list so the reason is ``personal_data``."""
+MAX_FREE_TEXT_CHARS: Final = 512
+"""Longest free text (a fault's ``detail``); the database keeps it out of ops views."""
+
+
+def check_fields(payload: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
+    """Refuse personal-data fields (``personal_data``) and unlisted ones (``unknown_field``)."""
+    if allowed.issuperset(payload):
+        return
+    extra = sorted(str(k)[:64] for k in payload if k not in allowed)
+    personal = [k for k in extra if PERSONAL_DATA_PATTERN.search(k)]
+    if personal:
+        raise ContractError("personal_data", f"{where} carries personal-data fields {personal}")
+    raise ContractError("unknown_field", f"{where} has fields outside the contract: {extra[:8]}")
+
+
 # --- Per-kind validation ---------------------------------------------------------------------
 
 
@@ -335,6 +402,7 @@ _I63: Final = 2**63 - 1
 def validate_telemetry(payload: Mapping[str, Any], topic: TopicParts | None = None) -> None:
     """A telemetry frame: version, ids, seq, clock, rate, equal-length series in range."""
     check_version(payload)
+    check_fields(payload, TELEMETRY_FIELDS, "telemetry")
     check_ids(payload, topic)
     _int(payload, "seq", 0, _I63)
     _optional_id(payload, "session_id")
@@ -359,6 +427,7 @@ def validate_event(payload: Mapping[str, Any], topic: TopicParts | None = None) 
     etype = payload.get("type")
     if etype not in EVENT_TYPES:
         raise ContractError("unknown_event_type", f"type {str(etype)[:32]!r}")
+    check_fields(payload, EVENT_COMMON_FIELDS | EVENT_FIELDS.get(etype, frozenset()), etype)
     event_id = payload.get("event_id")
     if not isinstance(event_id, str) or len(event_id) != 36:
         raise ContractError("bad_field", "event_id must be a UUID")
@@ -376,6 +445,7 @@ def validate_event(payload: Mapping[str, Any], topic: TopicParts | None = None) 
         setup = payload.get("setup", {})
         if not isinstance(setup, dict):
             raise ContractError("bad_field", "setup must be an object")
+        check_fields(setup, SETUP_FIELDS, "setup")
         for key in ("seat_position", "footplate_position"):
             if key in setup and setup[key] is not None:
                 _number(setup, key, (0.0, 100.0))
@@ -390,8 +460,37 @@ def validate_event(payload: Mapping[str, Any], topic: TopicParts | None = None) 
         if not isinstance(code, str) or not 1 <= len(code) <= 64:
             raise ContractError("bad_field", "fault code must be a short string")
         detail = payload.get("detail", "")
-        if not isinstance(detail, str) or len(detail) > 512:
-            raise ContractError("bad_field", "fault detail must be a string of <= 512 chars")
+        if not isinstance(detail, str) or len(detail) > MAX_FREE_TEXT_CHARS:
+            raise ContractError(
+                "bad_field", f"fault detail must be a string of <= {MAX_FREE_TEXT_CHARS} chars"
+            )
+    elif etype == "patient_note":
+        _patient_note(payload)
+
+
+def _patient_note(payload: Mapping[str, Any]) -> None:
+    """Effort (RPE, Borg CR10), fatigue (0-10), symptoms and a suspected-relapse flag, at
+    check-in or after a session; at least one of them."""
+    check_id("patient_id", payload.get("patient_id"))
+    if payload.get("phase") not in NOTE_PHASES:
+        raise ContractError("bad_field", "phase must be check_in or after_session")
+    for key, rng in (("rpe", RPE_RANGE), ("fatigue", FATIGUE_RANGE)):
+        if payload.get(key) is not None:
+            _number(payload, key, rng)
+    for key in ("symptoms", "recorded_by"):
+        text = payload.get(key)
+        if text is not None and (not isinstance(text, str) or len(text) > MAX_NOTE_CHARS):
+            raise ContractError("bad_field", f"{key} must be a string of <= {MAX_NOTE_CHARS} chars")
+    relapse = payload.get("relapse_suspected")
+    if relapse is not None and not isinstance(relapse, bool):
+        raise ContractError("bad_field", "relapse_suspected must be a boolean")
+    if all(
+        payload.get(k) in (None, "", False)
+        for k in ("rpe", "fatigue", "symptoms", "relapse_suspected")
+    ):
+        raise ContractError(
+            "bad_field", "patient_note needs rpe, fatigue, symptoms or relapse_suspected"
+        )
 
 
 @_total

@@ -9,6 +9,14 @@ thread. One pump thread (the caller's) services every agent each
 A source that is not live (``source.live`` is False: CSV replay, benchmarks) is
 paused while its agent has more than ``backpressure_rows`` unsent rows, so a fast
 replay fills the outbox no faster than MQTT drains it instead of hitting the bound.
+
+A source may say more about its device (the simulator's do, ``edge.simulator.source``):
+
+- ``reported_clock_offset_ms``: the device clock's offset as its agent knows it; the
+  agent reports it in its state (``clock_offset_ms``) instead of estimating it;
+- ``connect_gate`` (a ``threading.Event``): the machine's uplink is down until it is set.
+  Its agent starts (connects) only then; meanwhile the source fills the outbox without
+  backpressure, and everything stored before the connection is sent marked replayed.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from dataclasses import dataclass, field
 
 from edge.agent import EdgeAgent
 from edge.agent_settings import EdgeSettings
+from edge.clock import ClockOffsetEstimator
 from edge.samples import SensorSource, SourceItem
 from edge.settings import MqttSettings
 
@@ -46,6 +55,33 @@ class FleetStats:
     source_errors: list[str] = field(default_factory=list)
 
 
+class ReportedOffset(ClockOffsetEstimator):
+    """The offset a device knows (the simulator's clocks): reported as is."""
+
+    def __init__(self, offset_ms: float) -> None:
+        super().__init__()
+        self._offset_ms = offset_ms
+
+    def observe(self, device_ns: int, host_ns: int) -> None:
+        return None
+
+    @property
+    def offset_ms(self) -> float | None:
+        return round(self._offset_ms, 3)
+
+
+def _make_agent(
+    settings: EdgeSettings, mqtt_settings: MqttSettings, src: SensorSource
+) -> EdgeAgent:
+    offset = getattr(src, "reported_clock_offset_ms", None)
+    live = bool(getattr(src, "live", True))
+    # the agent reports clock_offset_ms only when it is live; a known offset is reported
+    agent = EdgeAgent(settings, mqtt_settings, src.rate_hz, live=live or offset is not None)
+    if offset is not None:
+        agent.clock = ReportedOffset(float(offset))
+    return agent
+
+
 class FleetRunner:
     def __init__(
         self,
@@ -60,10 +96,12 @@ class FleetRunner:
         if len(set(ids)) != len(ids):
             raise ValueError("machine ids must be unique (each is an MQTT client id)")
         self.sources = [src for _, src in machines]
-        self.agents = [
-            EdgeAgent(s, mqtt_settings, src.rate_hz, live=bool(getattr(src, "live", True)))
-            for s, src in machines
+        self.agents = [_make_agent(s, mqtt_settings, src) for s, src in machines]
+        self.paced = [bool(getattr(src, "live", True)) for src in self.sources]
+        self.gates: list[threading.Event | None] = [
+            getattr(src, "connect_gate", None) for src in self.sources
         ]
+        self._started = [False] * len(machines)
         self.settings = machines[0][0]
         self.exit_when_done = exit_when_done
         self.drain_timeout_s = drain_timeout_s
@@ -77,10 +115,11 @@ class FleetRunner:
         self.stop_event.set()
 
     def run(self) -> FleetStats:
-        for agent in self.agents:
-            agent.start()
+        self._start_agents()
         deadline = time.monotonic() + self.settings.connect_wait_s
-        for agent in self.agents:
+        for i, agent in enumerate(self.agents):
+            if not self._started[i]:
+                continue
             if not agent.wait_connected(max(0.0, deadline - time.monotonic())):
                 log.warning("%s: not connected yet; buffering in the outbox", agent.machine_id)
                 break
@@ -101,14 +140,26 @@ class FleetRunner:
                 _close_quietly(src)
             for t in threads:
                 t.join(SOURCE_JOIN_TIMEOUT_S)
+            self._start_agents(force=True)  # an offline machine still flushes its outbox
             for agent in self.agents:
                 agent.stop(self.drain_timeout_s if self.exit_when_done else 1.0)
         return self._stats()
+
+    def _start_agents(self, force: bool = False) -> None:
+        """Start (connect) every agent whose uplink is up (no gate, or its gate set)."""
+        for i, agent in enumerate(self.agents):
+            gate = self.gates[i]
+            if not self._started[i] and (force or gate is None or gate.is_set()):
+                self._started[i] = True
+                if gate is not None:
+                    agent.pump()  # frames taken while offline go to the outbox: the backlog
+                agent.start()
 
     def _pump_loop(self) -> None:
         interval = self.settings.pump_interval_s
         while not self.stop_event.is_set():
             t0 = time.monotonic()
+            self._start_agents()
             for agent in self.agents:
                 agent.pump()
             if self.exit_when_done and self._all_delivered():
@@ -127,12 +178,12 @@ class FleetRunner:
             for item in source.items():
                 if self.stop_event.is_set():
                     break
-                if agent.live:
+                if self.paced[i]:
                     agent.feed(item)
                     continue
                 chunk.append(item)
                 if len(chunk) >= REPLAY_CHUNK:
-                    self._wait_for_room(agent)
+                    self._wait_for_room(i)
                     agent.feed_many(chunk)
                     chunk = []
         except Exception as exc:
@@ -144,8 +195,11 @@ class FleetRunner:
             agent.finish()
             self._done[i].set()
 
-    def _wait_for_room(self, agent: EdgeAgent) -> None:
+    def _wait_for_room(self, i: int) -> None:
+        agent, gate = self.agents[i], self.gates[i]
         while agent.backlog() > agent.settings.backpressure_rows:
+            if gate is not None and not gate.is_set():
+                return  # offline: the outbox holds the backlog until the uplink is back
             if self.stop_event.wait(agent.settings.pump_interval_s):
                 return
 

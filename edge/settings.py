@@ -62,6 +62,12 @@ MAX_PORT = 65535
 
 def _coerce(default: Any, raw: str, name: str) -> Any:
     if isinstance(default, Secret):
+        if "change-me" in raw.lower():  # a template value nobody replaced (issue #13)
+            raise ConfigError(
+                f"environment variable {name}",
+                "is still a change-me placeholder",
+                "set a real secret (see docs/security.md)",
+            )
         return Secret(raw)
     if isinstance(default, bool):
         if raw.strip().lower() not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
@@ -119,6 +125,11 @@ class KafkaSettings:
     bootstrap: str = env("SLEDFLEET_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     topic_prefix: str = env("SLEDFLEET_KAFKA_TOPIC_PREFIX", "")
     """Prepended to every contract topic name; tests use it to isolate themselves."""
+
+    @property
+    def servers(self) -> list[str]:
+        """``bootstrap`` as a list of ``host:port`` (it may name several brokers)."""
+        return [s.strip() for s in self.bootstrap.split(",") if s.strip()]
 
 
 @dataclass(frozen=True, slots=True)

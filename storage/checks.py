@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from edge.contract import ID_PATTERN, TS_NS_RANGE, ContractError
+from stream.zones import check_zone
 
 MAX_TEXT: Final = 2000
 """Longest free text stored (alert messages, fault details); longer is truncated."""
@@ -91,6 +92,14 @@ def _iso_week(field: str, v: Any) -> str:
     return v
 
 
+def _time_zone(field: str, v: Any) -> str:
+    """An IANA zone name the tz database knows (the clinic calendar of a record)."""
+    try:
+        return check_zone(v)
+    except ValueError as exc:
+        raise ContractError("bad_field", f"{field}: {exc}") from exc
+
+
 NS = _int(*TS_NS_RANGE)
 INT = _int(0, I32)
 BIG = _int(0, I64)
@@ -101,5 +110,5 @@ BOOL, OPT_BOOL = _bool, _opt(_bool)
 OPT_TEXT = _opt(_text)
 
 # public names for the table specs
-DATE, ISO_WEEK, TEXT = _date, _iso_week, _text
+DATE, ISO_WEEK, TEXT, TIME_ZONE = _date, _iso_week, _text, _time_zone
 optional, enum = _opt, _enum

@@ -23,9 +23,18 @@ REGISTER_MACHINES: Final = sql.SQL(
     "INSERT INTO sledfleet.machines (machine_id, clinic_id, last_seen) "
     "SELECT m, c, sledfleet.ns_to_ts(t) "
     "FROM unnest(%s::text[], %s::text[], %s::int8[]) AS u(m, c, t) "
-    "ON CONFLICT (machine_id) DO UPDATE SET clinic_id = EXCLUDED.clinic_id, "
-    "last_seen = EXCLUDED.last_seen "
-    "WHERE machines.last_seen IS NULL OR machines.last_seen < EXCLUDED.last_seen"
+    "ON CONFLICT (machine_id) DO UPDATE SET last_seen = EXCLUDED.last_seen "
+    "WHERE machines.clinic_id = EXCLUDED.clinic_id "
+    "AND (machines.last_seen IS NULL OR machines.last_seen < EXCLUDED.last_seen)"
+)
+"""Never moves a machine to another clinic (issue #13): rows claiming another clinic are
+dead-lettered by the sink before this runs (``REGISTERED_CLINICS``); a move is the explicit
+``sledfleet db move-machine``, which writes an audit row."""
+REGISTERED_MACHINES: Final = sql.SQL(
+    "SELECT machine_id, clinic_id FROM sledfleet.machines WHERE machine_id = ANY(%s::text[])"
+)
+REGISTERED_PATIENTS: Final = sql.SQL(
+    "SELECT patient_id, clinic_id FROM sledfleet.patients WHERE patient_id = ANY(%s::text[])"
 )
 REGISTER_PATIENTS: Final = sql.SQL(
     "INSERT INTO sledfleet.patients (patient_id, clinic_id) "
@@ -160,3 +169,47 @@ def registry_of(
 
 def columns(rows: Sequence[tuple[Any, ...]], idx: Sequence[int]) -> list[list[Any]]:
     return [[r[i] for r in rows] for i in idx]
+
+
+# --- clinic time zones (``sledfleet db add-clinic --tz`` / ``set-clinic-tz``) ------------------
+# The registry is the source of truth; the CLI publishes what these return to the
+# ``sledfleet.clinics`` topic (stream/clinic_zones.py). The CHECK on clinics.time_zone refuses
+# names missing from the server's tz database (pg_timezone_names).
+SET_CLINIC_TIME_ZONE: Final = sql.SQL(
+    "INSERT INTO sledfleet.clinics (clinic_id, time_zone, time_zone_updated_at) "
+    "VALUES (%s, %s, clock_timestamp()) ON CONFLICT (clinic_id) DO UPDATE "
+    "SET time_zone = EXCLUDED.time_zone, time_zone_updated_at = EXCLUDED.time_zone_updated_at"
+)
+CLINIC_ZONES: Final = sql.SQL(
+    "SELECT clinic_id, time_zone, "
+    "(extract(epoch FROM coalesce(time_zone_updated_at, first_seen)) * 1000000)::int8 * 1000 "
+    "FROM sledfleet.clinics WHERE %s::text[] IS NULL OR clinic_id = ANY(%s::text[]) "
+    "ORDER BY clinic_id"
+)
+
+
+def set_clinic_time_zone(conn: Any, clinic_id: str, time_zone: str) -> None:
+    """Create the clinic if needed and set its zone (psycopg.errors.CheckViolation when the
+    server does not know the zone)."""
+    with conn.transaction():
+        conn.execute(SET_CLINIC_TIME_ZONE, (clinic_id, time_zone))
+
+
+def clinic_zones(conn: Any, clinic_ids: Sequence[str] | None = None) -> list[tuple[str, str, int]]:
+    """(clinic_id, time_zone, updated_at_ns) of the given clinics (all when None)."""
+    ids = None if clinic_ids is None else list(clinic_ids)
+    rows = conn.execute(CLINIC_ZONES, (ids, ids)).fetchall()
+    return [(r[0], r[1], int(r[2])) for r in rows]
+
+
+MOVE_MACHINE: Final = sql.SQL(
+    "WITH old AS (SELECT machine_id, clinic_id FROM sledfleet.machines "
+    "WHERE machine_id = %(machine)s FOR UPDATE), "
+    "moved AS (UPDATE sledfleet.machines m SET clinic_id = %(clinic)s FROM old "
+    "WHERE m.machine_id = old.machine_id AND old.clinic_id <> %(clinic)s "
+    "RETURNING m.machine_id, old.clinic_id AS from_clinic) "
+    "INSERT INTO sledfleet.machine_moves (machine_id, from_clinic, to_clinic, reason) "
+    "SELECT machine_id, from_clinic, %(clinic)s, %(reason)s FROM moved "
+    "RETURNING from_clinic"
+)
+"""``sledfleet db move-machine``: the only way a machine changes clinic, audited."""

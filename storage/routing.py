@@ -72,6 +72,18 @@ def _state(payload: Mapping[str, Any]) -> Parsed:
     return Parsed(STATE, None, state_row(payload))
 
 
+OTHER_KIND = "other_kind"
+"""Parsed kind of an event or state message met on the machine topic (which carries a
+machine's frames, events and state together): the frames table skips it; the sink
+stores those from the topics the stream worker forwards them to."""
+
+
+def _frame(payload: Mapping[str, Any]) -> Parsed:
+    if "t0_ns" not in payload and ("type" in payload or "status" in payload):
+        return Parsed(OTHER_KIND, None, ())
+    return Parsed(FRAME.kind, FRAME, frame_row(payload))
+
+
 def topics(
     prefix: str, *, frames: bool, events: bool, state: bool, dead_letters: bool
 ) -> dict[str, Callable[[Mapping[str, Any]], Parsed]]:
@@ -80,7 +92,7 @@ def topics(
         prefix + t: _record for t in RECORD_TOPICS
     }
     if frames:
-        out[prefix + KAFKA_TELEMETRY] = _fixed(FRAME, frame_row)
+        out[prefix + KAFKA_TELEMETRY] = _frame
     if events:
         out[prefix + KAFKA_EVENTS] = _fixed(EVENT, event_row)
     if state:
@@ -104,3 +116,33 @@ def parse(
         raise
     except (TypeError, ValueError, AttributeError, KeyError) as exc:  # belt and braces
         raise ContractError("bad_record", f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+
+
+# --- clinic ownership (issue #13: the sink never moves a machine or patient between clinics)
+
+
+def claims(parsed: Parsed) -> tuple[str | None, str | None, str | None]:
+    """(clinic_id, machine_id, patient_id) a parsed row claims; None where it has none."""
+    if parsed.spec is None:  # machine birth/death: (machine_id, clinic_id, ...)
+        return parsed.row[1], parsed.row[0], None
+    names = parsed.spec.names
+    row = parsed.row
+
+    def get(name: str) -> str | None:
+        return row[names.index(name)] if name in names else None
+
+    return get("clinic_id"), get("machine_id"), get("patient_id")
+
+
+def foreign(parsed: Parsed, machines: Mapping[str, str], patients: Mapping[str, str]) -> str | None:
+    """Why ``parsed`` claims a machine or patient registered to another clinic, else None.
+    ``machines`` / ``patients`` map ids to their registered clinic (absent: not yet known,
+    the row registers it)."""
+    clinic, machine, patient = claims(parsed)
+    if clinic is None:
+        return None
+    if machine is not None and machines.get(machine, clinic) != clinic:
+        return f"machine {machine} is registered to clinic {machines[machine]}, not {clinic}"
+    if patient is not None and patients.get(patient, clinic) != clinic:
+        return f"patient {patient} is registered to clinic {patients[patient]}, not {clinic}"
+    return None

@@ -36,7 +36,8 @@ from edge.settings import KafkaSettings, env, load
 from storage import queries
 from storage.db import Flavour, connect, installed_flavour
 from storage.metrics import Metrics, serve
-from storage.routing import STATE, Parsed, parse, topics
+from storage.registry import REGISTERED_MACHINES, REGISTERED_PATIENTS
+from storage.routing import OTHER_KIND, STATE, Parsed, claims, foreign, parse, topics
 from storage.writer import Batch, WriteMode, Writer
 
 log = logging.getLogger(__name__)
@@ -131,9 +132,12 @@ class Sink:
         """Write until the database has the batch (retrying outages) or ``stop`` is set;
         rows the database rejects are bisected out and dead-lettered."""
         delay = self.settings.backoff_min_s
+        owned: Sequence[Item] | None = None
         while True:
             try:
-                self._write_isolating(items, producer)
+                if owned is None:
+                    owned = self._own_clinic_only(items, producer)
+                self._write_isolating(owned, producer)
                 if not self.metrics.healthy:
                     log.info("database is back; resuming consumption")
                 self.metrics.healthy, self.metrics.status = True, "ok"
@@ -150,6 +154,32 @@ class Sink:
                 if stop.wait(delay):
                     raise InterruptedError("stopped while the database was unavailable") from exc
                 delay = min(delay * 2, self.settings.backoff_max_s)
+
+    def _own_clinic_only(self, items: Sequence[Item], producer: Any) -> list[Item]:
+        """Drop (dead-letter, reason ``clinic_mismatch``) rows claiming a machine or patient
+        the registry holds for another clinic: the sink never moves either between clinics."""
+        found = [claims(it.parsed) for it in items]
+        machines = sorted({m for _, m, _ in found if m is not None})
+        patients = sorted({p for _, _, p in found if p is not None})
+        conn = self._connect().conn
+        with conn.cursor() as cur:
+            cur.execute(REGISTERED_MACHINES, (machines,))
+            machine_clinic = dict(cur.fetchall())
+            cur.execute(REGISTERED_PATIENTS, (patients,))
+            patient_clinic = dict(cur.fetchall())
+        kept: list[Item] = []
+        for it, (clinic, machine, patient) in zip(items, found, strict=True):
+            why = foreign(it.parsed, machine_clinic, patient_clinic)
+            if why is None:
+                kept.append(it)
+                if clinic is not None:  # a new id belongs to the first clinic claiming it
+                    if machine is not None:
+                        machine_clinic.setdefault(machine, clinic)
+                    if patient is not None:
+                        patient_clinic.setdefault(patient, clinic)
+            else:
+                self._dead(producer, it.topic, repr(it.parsed.row).encode(), "clinic_mismatch", why)
+        return kept
 
     def _write_isolating(self, items: Sequence[Item], producer: Any) -> None:
         writer = self._connect()
@@ -220,6 +250,9 @@ class Sink:
                         self.metrics.inc("dead_letters_unreadable_total")
                         continue
                     self._dead(producer, tp.topic, msg.value, exc.reason, exc.detail)
+                    continue
+                if parsed.kind == OTHER_KIND:
+                    self.metrics.inc("machine_topic_other_kinds_total")
                     continue
                 if parsed.kind == "frame" and parsed.row[4] < oldest_frame:
                     self.metrics.inc("frames_expired_total")

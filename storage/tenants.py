@@ -20,7 +20,7 @@ import secrets
 from typing import Any, Final
 
 import psycopg
-from psycopg import errors, sql
+from psycopg import sql
 
 from edge.contract import check_id
 
@@ -46,19 +46,59 @@ def clinic_role_name(clinic_id: str) -> str:
     return name
 
 
-def _create_login_role(conn: psycopg.Connection[Any], role: str, password: str) -> None:
+GENERATED_PASSWORD_BYTES: Final = 24
+"""Random bytes of a generated role password (32 URL-safe characters); one per role."""
+ROLE_COMMENT_PREFIX: Final = "sledfleet role for "
+"""COMMENT ON ROLE marks a role this module made and what for (``clinic <id>``, ``ops``):
+a role of that name made for anything else is never taken over."""
+
+
+class RoleError(ValueError):
+    """A role cannot be created or updated as asked (name collision, foreign role)."""
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+
+
+def scram_verifier(conn: psycopg.Connection[Any], role: str, password: str) -> str:
+    """The SCRAM-SHA-256 verifier of ``password``, computed by libpq on this side
+    (PQencryptPasswordConn): statements carry it, never the password."""
+    hashed = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
+    return hashed.decode("ascii")
+
+
+def _create_login_role(
+    conn: psycopg.Connection[Any], role: str, password: str, purpose: str
+) -> None:
+    """Create ``role`` or set its password: looked up in pg_roles first (a failing CREATE
+    would be logged by the server with its text), and only a SCRAM verifier is sent."""
     ident = sql.Identifier(role)
-    try:
-        with conn.transaction():
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(ident, sql.Literal(password))
+    verifier = sql.Literal(scram_verifier(conn, role, password))
+    comment = ROLE_COMMENT_PREFIX + purpose
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s",
+            (role,),
+        ).fetchone()
+        if row is None:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(ident, verifier))
+            conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, sql.Literal(comment)))
+            log.info("created role %s", role)
+            return
+        if row[0] is None and role.startswith((CLINIC_ROLE_PREFIX, OPS_ROLE)):
+            # made before roles carried a comment: adopt it, from now on it is marked
+            conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, sql.Literal(comment)))
+            log.warning(
+                "role %s had no SledFleet comment; marked as the role for %s", role, purpose
             )
-        log.info("created role %s", role)
-    except errors.DuplicateObject:
-        with conn.transaction():
-            conn.execute(
-                sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(ident, sql.Literal(password))
+        elif row[0] != comment:
+            raise RoleError(
+                f"role {role} exists and is not SledFleet's role for {purpose} "
+                f"({row[0] or 'no comment'}): refusing to take it over"
             )
+        conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(ident, verifier))
+        log.info("new password for role %s", role)
 
 
 def add_clinic(
@@ -66,19 +106,26 @@ def add_clinic(
 ) -> tuple[str, str]:
     """Create (or update) the clinic and its role; returns (role name, password)."""
     role = clinic_role_name(clinic_id)
-    password = password or secrets.token_urlsafe(18)
-    _create_login_role(conn, role, password)
+    mapped = conn.execute(
+        "SELECT clinic_id FROM sledfleet.clinic_roles WHERE role_name = %s", (role,)
+    ).fetchone()
+    if mapped is not None and mapped[0] != clinic_id:
+        raise RoleError(f"clinic {clinic_id}: role {role} already belongs to clinic {mapped[0]}")
+    password = password or generate_password()
+    _create_login_role(conn, role, password, f"clinic {clinic_id}")
     ident = sql.Identifier(role)
     with conn.transaction():
         conn.execute(
             "INSERT INTO sledfleet.clinics (clinic_id) VALUES (%s) ON CONFLICT DO NOTHING",
             (clinic_id,),
         )
-        conn.execute(
+        inserted = conn.execute(
             "INSERT INTO sledfleet.clinic_roles (role_name, clinic_id) VALUES (%s, %s) "
-            "ON CONFLICT (role_name) DO UPDATE SET clinic_id = EXCLUDED.clinic_id",
+            "ON CONFLICT (role_name) DO NOTHING RETURNING clinic_id",
             (role, clinic_id),
-        )
+        ).fetchone()
+        if inserted is None and mapped is None:  # a concurrent add-clinic took the name
+            raise RoleError(f"clinic {clinic_id}: role {role} was just taken by another clinic")
         conn.execute(sql.SQL("ALTER ROLE {} SET search_path = clinic, public").format(ident))
         _grant_schema(conn, "clinic", role)
     return role, password
@@ -86,8 +133,8 @@ def add_clinic(
 
 def ensure_ops_role(conn: psycopg.Connection[Any], password: str | None = None) -> str:
     """Create or update ``sledfleet_ops`` and grant it schema ``ops``; returns the password."""
-    password = password or secrets.token_urlsafe(18)
-    _create_login_role(conn, OPS_ROLE, password)
+    password = password or generate_password()
+    _create_login_role(conn, OPS_ROLE, password, "ops")
     with conn.transaction():
         conn.execute(
             sql.SQL("ALTER ROLE {} SET search_path = ops, public").format(sql.Identifier(OPS_ROLE))

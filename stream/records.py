@@ -132,7 +132,8 @@ class Adherence(TypedDict):
     clinic_id: str
     prescription_id: str | None
     iso_week: str  # e.g. "2026-W47"
-    week_start: str  # ISO date of that week's Monday
+    week_start: str  # ISO date of that week's Monday, in the clinic's local calendar
+    time_zone: str  # the clinic's IANA zone the week was counted in (e.g. "Australia/Sydney")
     prescribed: int
     attended: int
     completed: int
@@ -176,6 +177,9 @@ class Alert(TypedDict):
     threshold: float | None
     message: str
     emitted_at_ns: int
+    historical: NotRequired[bool]
+    """About the past (older than the stream's historical alert age when raised, e.g. from
+    a replayed backlog): recorded, never counted as a new open alert."""
 
 
 class MachineStatus(TypedDict):

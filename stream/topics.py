@@ -3,8 +3,9 @@
 The broker never auto-creates topics; this module owns their partition counts,
 retention and cleanup policies. Topics keyed by machine share one partition
 count so stream processors can join them partition by partition
-(co-partitioning), and so do the topics keyed by patient. ``state`` and
-``prescriptions`` are compacted: the latest value per key is what readers need.
+(co-partitioning), and so do the topics keyed by patient. ``state``,
+``prescriptions`` and ``clinics`` are compacted: the latest value per key is what readers
+need (``clinics`` has one partition: every worker reads all of it).
 The dead-letter topic accepts 16 MiB records so a 10 MB bad payload still fits
 whole. ``ensure_topics`` is idempotent: existing topics are left as they are.
 """
@@ -72,6 +73,8 @@ def topic_specs(settings: TopicsSettings, prefix: str = "") -> list[TopicSpec]:
         # keyed by patient_id (co-partitioned)
         TopicSpec(contract.KAFKA_PRESCRIPTIONS, hot, compact),
         TopicSpec(contract.KAFKA_ADHERENCE, hot, standard),
+        # clinic → IANA time zone, read whole by every stream worker (stream/app/clinics.py)
+        TopicSpec(contract.KAFKA_CLINICS, 1, compact),
         # operators' topics
         TopicSpec(contract.KAFKA_ALERTS, low, standard),
         TopicSpec(

@@ -1,5 +1,9 @@
-"""Patient progress (therapists): one patient's calendar, adherence, strength, asymmetry,
-fatigue and clinical outcomes on one time axis."""
+"""Patient progress (therapists): the patient at a glance, then calendar, adherence, strength,
+left/right force, effort notes, fatigue and clinical outcomes on one time axis.
+
+Every panel runs the same ``dashboards/sql`` query the printable report runs, so the two
+cannot disagree; a panel without data shows the report's sentence saying how to record it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from grafana_foundation_sdk.builders import dashboard as dash_b
 from grafana_foundation_sdk.models import common, dashboard
 
 from dashboards import thresholds as t
+from dashboards.empty import EMPTY
 from dashboards.panels import (
     GREEN,
     ORANGE,
@@ -57,61 +62,99 @@ def build(uid: str, title: str, ds: str) -> dash_b.Dashboard:
     )
     summary = "patient_summary"
     d = (
-        d.with_row(row("This week"))
+        d.with_row(row("Patient at a glance"))
         .with_panel(
             stat_panel(
-                "Adherence (latest week)",
+                "Adherence this week",
                 summary,
                 ds,
                 "percentunit",
-                fields="/^adherence$/",
+                fields="/^week_adherence$/",
                 thresholds=adherence_steps(),
+                description="Sessions attended / prescribed in the latest ISO week (clinic "
+                "time zone).",
             )
         )
         .with_panel(
             stat_panel(
-                "Compliance (latest week)",
-                summary,
-                ds,
-                "percentunit",
-                fields="/^compliance$/",
-                thresholds=compliance_steps(),
-            )
-        )
-        .with_panel(
-            stat_panel(
-                "Adherence, 4 weeks",
-                summary,
-                ds,
-                "percentunit",
-                fields="/^rolling4_adherence$/",
-                thresholds=adherence_steps(),
-            )
-        )
-        .with_panel(
-            stat_panel(
-                "Compliance, 4 weeks",
-                summary,
-                ds,
-                "percentunit",
-                fields="/^rolling4_compliance$/",
-                thresholds=compliance_steps(),
-            )
-        )
-        .with_panel(
-            stat_panel(
-                "Days since last session",
+                "Last session (days ago)",
                 summary,
                 ds,
                 "d",
                 fields="/^days_since_last_session$/",
                 thresholds=days_steps(),
                 decimals=1,
-                description="Orange: lapse (7 days), red: dropout risk (28).",
+                description="Days from the last session to the end of the range. Orange: "
+                f"lapse ({t.LAPSE_DAYS:g} days), red: dropout risk ({t.DROPOUT_DAYS:g}).",
             )
         )
-        .with_panel(stat_panel("Sessions in range", summary, ds, "none", fields="/^sessions$/"))
-        .with_panel(table_panel("Current prescription", "patient_prescription", ds, h=4))
+        .with_panel(
+            stat_panel(
+                "Asymmetry, latest session",
+                summary,
+                ds,
+                "percent",
+                fields="/^asi_pct$/",
+                thresholds=steps(
+                    (None, RED), (-t.ASYMMETRY_BAND_PCT, GREEN), (t.ASYMMETRY_BAND_PCT, RED)
+                ),
+                decimals=1,
+                description="ASI = (F_R - F_L) / max(F_R, F_L) × 100; positive: right "
+                "stronger.",
+            )
+        )
+        .with_panel(
+            stat_panel("Weaker side", summary, ds, "none", fields="/^weaker_side$/", w=3)
+        )
+        .with_panel(
+            stat_panel(
+                "Open alerts",
+                summary,
+                ds,
+                "none",
+                fields="/^open_alerts$/",
+                thresholds=steps((None, GREEN), (1, ORANGE)),
+                w=3,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Adherence, period",
+                summary,
+                ds,
+                "percentunit",
+                fields="/^adherence$/",
+                thresholds=adherence_steps(),
+                w=3,
+                description="Attended / prescribed over the ISO weeks of the range, from the "
+                "patient's care start (first prescription or session).",
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Compliance, period",
+                summary,
+                ds,
+                "percentunit",
+                fields="/^compliance$/",
+                thresholds=compliance_steps(),
+                w=3,
+                description="Sessions as prescribed (sets × reps at the load, velocity loss "
+                "within the limit) / prescribed.",
+            )
+        )
+        .with_panel(table_panel("Current prescription", "patient_prescription", ds, h=4, w=12))
+        .with_panel(
+            table_panel(
+                "Lapses (no session for over 7 days while a prescription is active)",
+                "patient_lapses",
+                ds,
+                h=4,
+                w=12,
+                overrides=[("days", [prop("decimals", 0)])],
+                empty="No lapse in this range.",
+            )
+        )
     )
     d = (
         d.with_row(row("Training"))
@@ -122,7 +165,9 @@ def build(uid: str, title: str, ds: str) -> dash_b.Dashboard:
                 ds,
                 "none",
                 draw=common.GraphDrawStyle.BARS,
-                description="Sessions and valid reps per day; a gap is a lapse.",
+                description="Sessions per day of the clinic's calendar, and how many were "
+                "as prescribed.",
+                empty=EMPTY["calendar"],
             )
         )
         .with_panel(
@@ -134,6 +179,7 @@ def build(uid: str, title: str, ds: str) -> dash_b.Dashboard:
                 draw=common.GraphDrawStyle.BARS,
                 description="Sessions prescribed, attended and completed as prescribed per "
                 "ISO week; lines: weekly and rolling 4-week adherence.",
+                empty=EMPTY["adherence"],
             )
             .override_by_name(
                 "prescribed",
@@ -154,18 +200,15 @@ def build(uid: str, title: str, ds: str) -> dash_b.Dashboard:
         )
         .with_panel(
             timeseries_panel(
-                "MCV at reference loads (weekly)",
+                "MCV at the prescribed load (weekly)",
                 "patient_mcv_reference_load",
                 ds,
                 "velocityms",
                 draw=common.GraphDrawStyle.LINE,
-                description="Mean concentric velocity of the sets at each load; faster at the "
+                description="Mean concentric velocity of the valid reps at the current "
+                "prescription's load (the same reference for every patient); faster at the "
                 "same load means stronger.",
-            )
-        )
-        .with_panel(
-            timeseries_panel(
-                "Mean power at reference loads (weekly)", "patient_power_reference_load", ds, "watt"
+                empty=EMPTY["strength"],
             )
         )
         .with_panel(
@@ -178,6 +221,7 @@ def build(uid: str, title: str, ds: str) -> dash_b.Dashboard:
                 "standard deviation, at least "
                 f"{t.E1RM_MIN_REL_UNCERTAINTY:.1%} (published error 7.5-30 %). A trend, "
                 "not a single truth.",
+                empty=EMPTY["strength"],
             )
             .override_by_name(
                 "e1rm_high_kg",
@@ -195,19 +239,50 @@ def build(uid: str, title: str, ds: str) -> dash_b.Dashboard:
         )
         .with_panel(
             timeseries_panel(
-                "Left/right asymmetry",
-                "patient_asymmetry",
+                "Load progression",
+                "patient_load_progression",
                 ds,
-                "percent",
+                "masskg",
+                description="Heaviest load per session and the prescribed load (dashed).",
+                empty=EMPTY["load"],
+            )
+            .override_by_name(
+                "prescribed_load_kg",
+                [prop("custom.lineStyle", {"fill": "dash", "dash": [10, 10]})],
+            )
+            .override_by_name(
+                "volume_load_kg",
+                [prop("custom.axisPlacement", "right"), prop("custom.drawStyle", "bars")],
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                "Mean power per load (weekly)", "patient_power_reference_load", ds, "watt"
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                "Left/right force and asymmetry",
+                "patient_sides",
+                ds,
+                "newton",
                 draw=common.GraphDrawStyle.POINTS,
-                thresholds=steps(
-                    (None, RED), (-t.ASYMMETRY_BAND_PCT, GREEN), (t.ASYMMETRY_BAND_PCT, RED)
-                ),
-                threshold_style=common.GraphThresholdsStyleMode.LINE_AND_AREA,
-                soft_min=-2 * t.ASYMMETRY_BAND_PCT,
-                soft_max=2 * t.ASYMMETRY_BAND_PCT,
-                description="Session mean ASI = (F_R - F_L) / max(F_R, F_L); positive: right "
-                f"side stronger. Green band: within ±{t.ASYMMETRY_BAND_PCT:g} %.",
+                description="Mean concentric force of each leg per session; ASI (right "
+                "axis) = (F_R - F_L) / max(F_R, F_L), positive: right side stronger. "
+                f"Green band: within ±{t.ASYMMETRY_BAND_PCT:g} %.",
+                empty=EMPTY["sides"],
+            ).override_by_name(
+                "asi_pct",
+                [
+                    prop("unit", "percent"),
+                    prop("custom.axisPlacement", "right"),
+                    prop("custom.axisSoftMin", -2 * t.ASYMMETRY_BAND_PCT),
+                    prop("custom.axisSoftMax", 2 * t.ASYMMETRY_BAND_PCT),
+                    prop("custom.thresholdsStyle", {"mode": "line+area"}),
+                    threshold_prop(
+                        (None, RED), (-t.ASYMMETRY_BAND_PCT, GREEN), (t.ASYMMETRY_BAND_PCT, RED)
+                    ),
+                ],
             )
         )
         .with_panel(
@@ -226,6 +301,7 @@ def build(uid: str, title: str, ds: str) -> dash_b.Dashboard:
                 soft_min=0,
                 soft_max=50,
                 description="(best - last MCV) / best per set; dashed: the prescription's limit.",
+                empty=EMPTY["velocity_loss"],
             ).override_by_name(
                 "prescribed_max_pct",
                 [
@@ -236,6 +312,21 @@ def build(uid: str, title: str, ds: str) -> dash_b.Dashboard:
             )
         )
         .with_panel(
+            table_panel(
+                "Effort, fatigue and symptom notes",
+                "patient_notes",
+                ds,
+                w=12,
+                h=8,
+                description="RPE (Borg CR10), fatigue (0-10), symptoms and suspected "
+                "relapse, recorded with `sledfleet note add`.",
+                empty=EMPTY["effort"],
+            )
+        )
+    )
+    d = (
+        d.with_row(row("Clinical outcomes"))
+        .with_panel(
             timeseries_panel(
                 "Clinical outcomes",
                 "patient_outcomes",
@@ -244,6 +335,7 @@ def build(uid: str, title: str, ds: str) -> dash_b.Dashboard:
                 draw=common.GraphDrawStyle.POINTS,
                 description="Timed 25-Foot Walk and Five Times Sit-to-Stand (s), 6-Minute "
                 "Walk (m, right axis), MSWS-12 (points).",
+                empty=EMPTY["outcomes"],
             )
             .override_by_name(
                 "6MW (m)", [prop("unit", "lengthm"), prop("custom.axisPlacement", "right")]
@@ -254,9 +346,26 @@ def build(uid: str, title: str, ds: str) -> dash_b.Dashboard:
         )
         .with_panel(
             table_panel(
+                "Outcome change against the meaningful-change threshold",
+                "patient_outcome_change",
+                ds,
+                w=12,
+                description=f"T25FW ≥ {t.OUTCOME_T25FW_CHANGE_PCT:g} %, 5STS ≥ "
+                f"{t.OUTCOME_5STS_CHANGE_S:g} s, 6MW ≥ {t.OUTCOME_6MW_CHANGE_PCT:g} % (ours), "
+                f"MSWS-12 ≥ {t.OUTCOME_MSWS12_CHANGE_POINTS:g} points.",
+                empty=EMPTY["outcomes"],
+            )
+        )
+    )
+    d = (
+        d.with_row(row("Sessions and alerts"))
+        .with_panel(
+            table_panel(
                 "Sessions",
                 "patient_sessions",
                 ds,
+                description="'as prescribed': yes, or no with the reason.",
+                empty=EMPTY["calendar"],
                 overrides=[
                     ("duration_s", [prop("unit", "s")]),
                     ("max_load_kg", [prop("unit", "masskg")]),
@@ -290,6 +399,8 @@ def build(uid: str, title: str, ds: str) -> dash_b.Dashboard:
                 ],
             )
         )
-        .with_panel(table_panel("Alerts", "patient_alerts", ds, h=6))
+        .with_panel(
+            table_panel("Alerts", "patient_alerts", ds, h=6, empty="No alert in this range.")
+        )
     )
     return d

@@ -42,6 +42,13 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     p.add_argument("--live-s", type=float, default=d.live_s, help="seconds of live streaming")
     p.add_argument("--workers", type=int, default=d.workers, help="stream worker processes")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed of the simulation")
+    p.add_argument(
+        "--disorder",
+        action=argparse.BooleanOptionalAction,
+        default=d.disorder,
+        help="a disordered fleet: clinics in three time zones, 50/100/200 Hz, clock offsets,"
+        " network delays (edge.simulator.scenarios.demo_disorder)",
+    )
     p.add_argument("--out", type=Path, default=d.out_dir, help="reports, logs, summary.json")
     p.add_argument("--database", default=d.database, help="demo database (recreated)")
     p.add_argument(
@@ -63,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         live_s=args.live_s,
         workers=args.workers,
         seed=args.seed,
+        disorder=args.disorder,
         out_dir=args.out,
         database=args.database,
         start_services=not args.no_services,
@@ -128,26 +136,23 @@ def _score(score: Any) -> dict[str, Any]:
 
 
 def write_reports(run_: Any) -> list[Path]:
-    """Patient reports for the patients with the longest lapse and the best adherence."""
+    """Every patient's report, per clinic with its index page (HTML; the A4 PDF comes with
+    ``sledfleet report clinic``, whose code this is)."""
     import psycopg
 
     from dashboards import report as patient_report
+    from dashboards.report_cli import ReportSettings, write_clinic
 
-    by_patient: dict[str, list[int]] = {}
-    for row in run_.truth.get("adherence", []):
-        by_patient.setdefault(row["patient_id"], []).append(row["attended"])
-    if not by_patient:
-        return []
-    lapsed = max(by_patient, key=lambda p: (by_patient[p].count(0), p))
-    steady = max(by_patient, key=lambda p: (sum(by_patient[p]), p))
-    chosen = list(dict.fromkeys([lapsed, steady]))[: max(1, run_.config.reports)]
     out_dir = run_.config.out_dir / "reports"
-    paths = []
+    paths: list[Path] = []
     period = patient_report.period_ending(None, max(12, run_.config.weeks + 1))
     with psycopg.connect(run_.dsn, autocommit=True) as conn:
-        for patient_id in chosen:
-            rep = patient_report.build(conn, patient_id, period)
-            paths.append(patient_report.write(rep, out_dir))
+        clinics = [r[0] for r in conn.execute("SELECT clinic_id FROM v_clinics ORDER BY 1")]
+        for clinic_id in clinics:
+            written = write_clinic(
+                conn, clinic_id, period, out_dir / clinic_id, False, ReportSettings()
+            )
+            paths += [p for p in written if p.name != "index.html"]
     return paths
 
 

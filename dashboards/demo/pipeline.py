@@ -58,6 +58,9 @@ class DemoConfig:
     live_machines: int = 3
     live_s: float = 120.0
     seed: int = 7
+    disorder: bool = False
+    """The simulator's disorder knobs (``edge.simulator.scenarios.demo_disorder``): clinics
+    in three time zones, mixed rates and frame sizes, clock offsets, network delays."""
     workers: int = 1
     reports: int = 2
     out_dir: Path = Path("out/demo")
@@ -221,8 +224,9 @@ def backfill_start(weeks: int, today: dt.date | None = None) -> dt.date:
 
 def fleet_config(config: DemoConfig, mode: str) -> Any:
     from edge.simulator import FleetConfig
+    from edge.simulator.scenarios import demo_disorder
 
-    return FleetConfig(
+    fleet = FleetConfig(
         clinics=config.clinics,
         machines_per_clinic=config.machines_per_clinic,
         patients_per_machine=config.patients_per_machine,
@@ -232,6 +236,7 @@ def fleet_config(config: DemoConfig, mode: str) -> Any:
         mode=mode,  # type: ignore[arg-type]
         duration_s=config.live_s if mode == "live" else None,
     )
+    return demo_disorder(fleet) if config.disorder else fleet
 
 
 def publish_prescriptions(run: DemoRun, prescriptions: list[dict[str, Any]]) -> None:
@@ -258,8 +263,7 @@ def run_fleet(
     if frame_samples is not None:
         base = replace(base, frame_samples=frame_samples)
     runner = FleetRunner(
-        [(base.for_machine(m.clinic_id, m.machine_id), m.source()) for m in machines],
-        load(MqttSettings),
+        [(m.edge_settings(base), m.source()) for m in machines], load(MqttSettings)
     )
     result: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: result.update(stats=runner.run()), daemon=True)
@@ -318,8 +322,11 @@ def backfill(run: DemoRun) -> None:
     fleet = build_fleet(fleet_config(run.config, "backfill"))
     run.truth = fleet.truth()
     publish_prescriptions(run, fleet.prescriptions)
-    t0 = min(m.t0_ns for m in fleet.machines)
-    run.backfill_window_ns = (t0, t0 + run.config.weeks * 7 * 86_400 * 10**9)
+    day_ns = 86_400 * 10**9  # sessions as stored, in device or corrected time: a day of slack
+    starts = [s["start_ns"] for s in run.truth["sessions"]] or [
+        min(m.t0_ns for m in fleet.machines)
+    ]
+    run.backfill_window_ns = (min(starts) - day_ns, max(starts) + day_ns)
     target = (len(run.truth["sessions"]), len(run.truth["reps"]))
 
     def progress() -> tuple[int, str]:

@@ -3,7 +3,10 @@
 - ``physics``: minimum-jerk strokes, forces on an inclined sled, L/R split, sensor effects.
 - ``patients``: MS patient profiles (strength, asymmetry, fatigue, tremor, adherence).
 - ``session``: one session's timeline and per-rep truth, planned without rendering.
-- ``fleet``: clinics × machines × patients, the schedule, a ``SensorSource`` per machine.
+- ``schedule``: when sessions happen (clinic hours in local time, late sessions).
+- ``disorder``: device clocks, network delays, reconnect backlogs, machines offline for days.
+- ``fleet``: clinics × machines × patients and their knobs (``FleetConfig``).
+- ``source``: a ``SensorSource`` per machine; ``lockstep``: machines advancing together.
 - ``truth``: rep/set/session/adherence ground truth and its JSON Lines files.
 
 Needs numpy (extra ``sim``); the plain edge agent does not import this package.
@@ -12,9 +15,12 @@ Needs numpy (extra ``sim``); the plain edge agent does not import this package.
 from __future__ import annotations
 
 from edge.samples import SensorSource
-from edge.simulator.fleet import Fleet, FleetConfig, MachineSim, MachineSource, build_fleet
+from edge.simulator.disorder import DeviceClock
+from edge.simulator.fleet import Fleet, FleetConfig, MachineSim, build_fleet
+from edge.simulator.source import MachineSource
 
 __all__ = [
+    "DeviceClock",
     "Fleet",
     "FleetConfig",
     "MachineSim",

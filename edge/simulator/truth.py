@@ -2,8 +2,11 @@
 
 Everything is computed from the *planned, noise-free* timeline at the true boundaries
 (before tremor, sensor noise, rounding, dropouts and channel faults are applied).
-Times are UTC epoch ns on the sample grid (``t0 + index / rate``); the device clock of a
-simulated machine has no offset, so device time = true time.
+Times are **true** epoch ns: the device time of the sample-grid index (``t0 + index /
+rate``, what the samples carry) minus the device clock's offset and drift
+(``edge.simulator.disorder.DeviceClock``); with an exact clock the two are equal.
+Days and ISO weeks are the clinic's **local** calendar (its IANA zone,
+``FleetConfig.time_zones``): a week starts on Monday 00:00 local.
 
 **Rep** (one per concentric stroke, partial ones included; natural key
 ``(machine_id, session_id, set_no, rep_no)``):
@@ -42,7 +45,11 @@ the worst set; ``max_load_kg``; ``completed_as_prescribed``: at least the prescr
 of sets each with ≥ the prescribed valid reps at ≥ the prescribed load (warm-up and lighter
 sets do not count; velocity loss is not part of it).
 
-**Adherence** per patient and ISO week (Monday-based, UTC) overlapping the prescription:
+**Session** also carries ``time_zone``, ``date`` (local date of the check-in, true time),
+``iso_week`` and ``week_start`` (its local Monday) and ``device_start_ns`` (the check-in
+as the device stamped it).
+
+**Adherence** per patient and clinic-local ISO week overlapping the prescription:
 ``prescribed`` = sessions_per_week (also for a partly covered first/last week);
 ``attended`` = sessions started that week with ≥ 1 valid rep; ``completed`` = those
 completed as prescribed;
@@ -59,6 +66,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge.simulator.schedule import local_date
+
 if TYPE_CHECKING:
     from edge.simulator.fleet import Fleet
     from edge.simulator.session import SessionScript
@@ -71,9 +80,12 @@ def _mean(xs: list[float]) -> float | None:
 
 
 def session_truth(
-    script: SessionScript, to_ns: Any, rate_hz: float
+    script: SessionScript, to_ns: Any, rate_hz: float, device_ns: Any = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """Truth of one session; ``to_ns`` maps a grid index to true time, ``device_ns`` to
+    device time (default: the same)."""
     info = script.info
+    tz = info.get("time_zone", "UTC")
     base = {
         "clinic_id": info["clinic_id"],
         "machine_id": info["machine_id"],
@@ -100,13 +112,20 @@ def session_truth(
     valid = [r for r in reps if r["valid"]]
     vls = [s["velocity_loss_pct"] for s in sets if s["velocity_loss_pct"] is not None]
     start_ns, end_ns = to_ns(info["checkin_index"]), to_ns(info["checkout_index"])
+    day = local_date(start_ns, tz)
+    iso = day.isocalendar()
+    monday = day - dt.timedelta(days=day.weekday())
     session = {
         "kind": "session",
         **base,
         "prescription_id": rx["prescription_id"],
         "start_ns": start_ns,
         "end_ns": end_ns,
-        "date": dt.datetime.fromtimestamp(start_ns / 1e9, dt.UTC).date().isoformat(),
+        "time_zone": tz,
+        "date": day.isoformat(),
+        "iso_week": f"{iso[0]}-W{iso[1]:02d}",
+        "week_start": monday.isoformat(),
+        "device_start_ns": (device_ns or to_ns)(info["checkin_index"]),
         "end_reason": "checkout",
         "sets": len(sets),
         "reps": len(valid),
@@ -165,8 +184,13 @@ def _set_truth(base: dict[str, Any], set_no: int, rs: list[dict[str, Any]]) -> d
 
 
 def weekly_adherence(
-    prescription: dict[str, Any], sessions: list[dict[str, Any]], last_date: dt.date
+    prescription: dict[str, Any],
+    sessions: list[dict[str, Any]],
+    last_date: dt.date,
+    time_zone: str = "UTC",
 ) -> list[dict[str, Any]]:
+    """Rows per clinic-local ISO week; ``sessions[i]["date"]`` is the local check-in date,
+    ``last_date`` the last local date simulated."""
     start = dt.date.fromisoformat(prescription["start_date"])
     end = dt.date.fromisoformat(prescription["end_date"]) if prescription["end_date"] else last_date
     end = min(end, last_date)
@@ -189,6 +213,7 @@ def weekly_adherence(
                 "prescription_id": prescription["prescription_id"],
                 "iso_week": f"{iso[0]}-W{iso[1]:02d}",
                 "week_start": monday.isoformat(),
+                "time_zone": time_zone,
                 "prescribed": spw,
                 "attended": len(week),
                 "completed": sum(1 for s in week if s["completed_as_prescribed"]),
@@ -212,33 +237,51 @@ def _ratio(a: int, b: int) -> float | None:
 
 
 def ground_truth(fleet: Fleet) -> dict[str, list[dict[str, Any]]]:
-    from edge.simulator.fleet import index_to_ns
+    from edge.simulator.source import index_to_ns
 
     out: dict[str, list[dict[str, Any]]] = {k: [] for k in TRUTH_FILES}
     by_patient: dict[str, list[dict[str, Any]]] = defaultdict(list)
     last_date = fleet.config.start_date + dt.timedelta(days=fleet.config.days - 1)
     for sim in fleet.machines:
-        to_ns = index_to_ns(sim.t0_ns, sim.rate_hz)
+        device_ns = index_to_ns(sim.t0_ns, sim.rate_hz)
+        clock = sim.clock
+
+        def true_ns(i: int, device_ns: Any = device_ns, clock: Any = clock) -> int:
+            return int(clock.true_ns(device_ns(i)))
+
         scripts = fleet.scripts.get(sim.machine_id, [])
         for script in scripts:
-            reps, sets, session = session_truth(script, to_ns, sim.rate_hz)
+            reps, sets, session = session_truth(script, true_ns, sim.rate_hz, device_ns)
             out["reps"] += reps
             out["sets"] += sets
             out["sessions"].append(session)
             by_patient[session["patient_id"]].append(session)
             last_date = max(last_date, dt.date.fromisoformat(session["date"]))
+        d = sim.delivery
         out["machines"].append(
             {
                 "clinic_id": sim.clinic_id,
                 "machine_id": sim.machine_id,
+                "time_zone": sim.time_zone,
                 "rate_hz": sim.rate_hz,
+                "frame_samples": sim.frame_samples,
                 "t0_ns": sim.t0_ns,
+                "clock_offset_ms": clock.offset_ms,
+                "clock_drift_ppm": clock.drift_ppm,
+                "clock_offset_reported": clock.reported,
+                "delay_s": d.delay_ns / 1e9,
+                "outages": [list(o) for o in d.outages],
+                "reconnect_at_ns": d.reconnect_at_ns,
+                "offline_days": d.offline_days,
                 "sessions": len(scripts),
             }
         )
+    zones = fleet.clinic_time_zones
     for rx in fleet.prescriptions:
         out["prescriptions"].append(rx)
-        out["adherence"] += weekly_adherence(rx, by_patient.get(rx["patient_id"], []), last_date)
+        tz = zones.get(rx["clinic_id"], "UTC")
+        sessions = by_patient.get(rx["patient_id"], [])
+        out["adherence"] += weekly_adherence(rx, sessions, last_date, tz)
     return out
 
 

@@ -21,25 +21,42 @@ mosquitto_secure_files() {
     local dir="$1" log="$2"
     local user="${SLEDFLEET_MQTT_USERNAME:-sledfleet-bridge}"
     local password="${SLEDFLEET_MQTT_PASSWORD:-}"
-    if [[ ! -s "$dir/passwd" ]]; then
+    if [[ ! -s "$dir/accounts.json" ]] || ! grep -q "\"$user\"" "$dir/accounts.json"; then
         [[ -n "$password" ]] || fail mosquitto "secure mode needs SLEDFLEET_MQTT_PASSWORD for the first service account" "$log"
-        : >"$dir/passwd"
-        chmod 600 "$dir/passwd"
-        mosquitto_passwd -b "$dir/passwd" "$user" "$password" >>"$log" 2>&1 ||
-            fail mosquitto "mosquitto_passwd could not create $dir/passwd" "$log"
+        # the password goes through stdin (printf is a shell builtin): never in argv or ps
+        printf '%s\n' "$password" | (cd "$REPO_ROOT" && python3 -m edge.devices service "$dir" "$user") >>"$log" 2>&1 ||
+            fail mosquitto "could not create the service account $user ($(tail -1 "$log"))" "$log"
     fi
     if [[ ! -s "$dir/tls/server.crt" ]]; then
         mkdir -p "$dir/tls"
         (
             cd "$dir/tls"
+            umask 077
             openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=SledFleet dev CA" \
                 -keyout ca.key -out ca.crt &&
                 openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
                     -keyout server.key -out server.csr &&
                 printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >san.ext &&
                 openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
-                    -days 825 -extfile san.ext -out server.crt
+                    -days 825 -extfile san.ext -out server.crt &&
+                chmod 644 ca.crt server.crt
         ) >>"$log" 2>&1 || fail mosquitto "openssl could not create the TLS certificates" "$log"
+    fi
+}
+
+# mosquitto_run_user <dir>: the user the broker runs as. Started as root, never root: the
+# Debian package's "mosquitto" user, owning the broker's run dir, when it can reach it.
+mosquitto_run_user() {
+    local dir="$1"
+    if [[ "$(id -u)" != 0 ]] || ! id mosquitto >/dev/null 2>&1; then
+        id -un
+        return 0
+    fi
+    chown -R mosquitto: "$dir"
+    if runuser -u mosquitto -- test -w "$dir/data" 2>/dev/null; then
+        echo mosquitto
+    else
+        id -un # a run dir the mosquitto user cannot reach (a clone under /root, say)
     fi
 }
 
@@ -68,24 +85,23 @@ mosquitto_start() {
     local bin
     bin="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
 
-    local MQTT_USER MQTT_DIR MQTT_ANONYMOUS ACL_FILE
-    MQTT_USER="$(id -un)"
+    local MQTT_USER MQTT_DIR MQTT_PER_LISTENER ACL_FILE mode=dev
     MQTT_DIR="$dir"
-    MQTT_ANONYMOUS=true
+    MQTT_PER_LISTENER=false
     ACL_FILE="$SERVICES_DIR/mosquitto/acl"
     if [[ "${SLEDFLEET_MQTT_SECURE:-0}" == 1 ]]; then
-        MQTT_ANONYMOUS=false
+        mode=secure
+        MQTT_PER_LISTENER=true
         if port_open "$MQTTS_PORT"; then
             fail mosquitto "TLS port $MQTTS_PORT already in use by $(port_owner "$MQTTS_PORT")" "$log"
         fi
         mosquitto_secure_files "$dir" "$log"
     fi
-    render "$SERVICES_DIR/mosquitto/mosquitto.conf.in" "$conf" MQTT_USER MQTT_PORT MQTT_DIR MQTT_ANONYMOUS
-    if [[ "${SLEDFLEET_MQTT_SECURE:-0}" == 1 ]]; then
-        render "$SERVICES_DIR/mosquitto/secure.conf.in" "$conf.secure" MQTT_DIR MQTTS_PORT ACL_FILE
-        cat "$conf.secure" >>"$conf"
-        rm -f "$conf.secure"
-    fi
+    MQTT_USER="$(mosquitto_run_user "$dir")"
+    render "$SERVICES_DIR/mosquitto/mosquitto.conf.in" "$conf" MQTT_USER MQTT_DIR MQTT_PER_LISTENER
+    render "$SERVICES_DIR/mosquitto/$mode.conf.in" "$conf.$mode" MQTT_DIR MQTT_PORT MQTTS_PORT ACL_FILE
+    cat "$conf.$mode" >>"$conf"
+    rm -f "$conf.$mode"
     printf -- '--- %s starting mosquitto on 127.0.0.1:%s\n' "$(date -u +%FT%TZ)" "$MQTT_PORT" >>"$log"
     spawn mosquitto "$log" "$bin" -c "$conf"
     pid="$SPAWNED_PID"

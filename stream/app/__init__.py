@@ -1,10 +1,11 @@
 """The Faust application: a thin adapter between Kafka and the pure core in ``stream.core``.
 
 ``create_app`` builds the app (topics, tables, agents, timers); ``sledfleet stream worker``
-runs it. All computation lives in ``stream.core``; this package decodes input, keeps
-per-machine and per-patient state in changelog-backed tables, puts every partition's
-input into one canonical order (``machines``, ``reorder``) and routes the core's records
-to their output topics (``agents``).
+runs it. All computation, ordering and timing included, lives in ``stream.core``
+(``timeline`` decides per machine what the core sees and at which device time); this
+package decodes input, keeps one changelog-backed table value per machine and per
+patient, and routes the core's records to their output topics (``agents``). Every touch
+of Faust beyond its public API is in ``faust_port`` (Faust pinned exactly).
 
 Faust 0.15 gotchas met on the way (each handled here, see the modules):
 
@@ -16,8 +17,9 @@ Faust 0.15 gotchas met on the way (each handled here, see the modules):
   changelog are dropped on revocation): ``table.items()`` is *not* limited to the
   assigned partitions. Ticks filter on the consumer's assignment.
 * One agent over co-partitioned topics sees them in fetch order, not device-time order:
-  a backlogged worker reads a whole day of check-ins before the first frame. The sparse
-  topics are read ahead at every assignment with a side consumer.
+  a backlogged worker read a whole day of check-ins before the first frame. A machine's
+  frames, events and state therefore travel on one topic (the bridge writes them there
+  in the order it received them), and Kafka itself gives each machine's order.
 * Awaiting Faust's consumer thread (``consumer.highwaters()``) from inside an agent can
   deadlock with the thread that is waiting to hand that agent messages.
 * ``noack_take`` + messages held back unacked makes ``stream_wait_empty`` wait forever at
@@ -34,7 +36,7 @@ Faust 0.15 gotchas met on the way (each handled here, see the modules):
   refuses a missing head offset). The machine agent checks every delivered telemetry
   offset against the one expected (``stream.app.holes``), reads holes with a side
   consumer, handles them in order before the frame after the hole, and once outputs and
-  state are acknowledged makes Faust's acked offsets exact (``holes.mark_acked``).
+  state are acknowledged makes Faust's acked offsets exact (``FaustPort.mark_acked``).
 * Web port 0 is refused (``create_app`` picks a free port for 0); ``datadir`` is created
   even with the memory store.
 """

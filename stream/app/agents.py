@@ -30,7 +30,9 @@ from typing import Any, TypeVar
 from edge import contract
 from edge.contract import ContractError
 from stream.app import codecs
+from stream.app.faust_port import FaustPort
 from stream.app.state import Message
+from stream.core.processor import REJECTED
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,17 +42,14 @@ T = TypeVar("T")
 class TopicNames:
     """Every Kafka topic the worker touches, with the deployment's prefix applied."""
 
-    telemetry: str
-    events: str
-    state: str
+    machines: str  # input: one ordered stream per machine (telemetry, events, state)
+    events: str  # output: validated events, forwarded for the sink
+    state: str  # output: validated birth/death messages, forwarded for the sink (compacted)
     prescriptions: str
     sessions: str
     deadletter: str
     sessions_by_patient: str  # internal: session records re-keyed by patient_id
     outputs: Mapping[str, str]  # record kind -> topic
-
-    def kind_of(self) -> dict[str, str]:
-        return {self.telemetry: "telemetry", self.events: "event", self.state: "state"}
 
 
 @dataclass(slots=True)
@@ -69,10 +68,12 @@ class Counters:
     ticks: int = 0
     held_released: int = 0
     machine_ticks: int = 0
-    sparse_preread: int = 0
+    silence_checks: int = 0  # machines given a liveness check (wall-clock silence)
     states_repeated: int = 0
+    historical_alerts: int = 0  # alerts about the past (replays), marked historical
+    state_max_bytes: int = 0  # the largest machine state value written to the changelog
     skipped_recovered: int = 0  # telemetry Faust stepped over, read by the side consumer
-    read_ahead_ns: int = 0  # machine batches: reading the sparse topics ahead
+    read_ahead_ns: int = 0  # machine batches: reading telemetry Faust stepped over
     compute_ns: int = 0  # machine batches: decode, validate, core, encode, state JSON
     flush_ns: int = 0  # machine batches: waiting for Kafka to ack outputs and changelog
     first_batch_ns: int = 0  # wall clock when the first machine batch started
@@ -80,14 +81,19 @@ class Counters:
     first_batch_cpu_ns: int = 0  # process CPU time (all threads) at the first machine batch
     last_batch_cpu_ns: int = 0  # ... and after the latest one
     by_kind: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)  # dead-lettered by the core, by reason
 
 
 class Plumbing:
     """One per worker; the machine and patient agents hold a reference."""
 
-    def __init__(self, app: Any, topics: TopicNames) -> None:
+    def __init__(
+        self, app: Any, topics: TopicNames, historical_alert_age_s: float = 3600.0
+    ) -> None:
         self.app = app
+        self.port = FaustPort(app)
         self.topics = topics
+        self.historical_ns = int(historical_alert_age_s * 1e9)
         self.counters = Counters()
         self._lock: asyncio.Lock | None = None
 
@@ -104,7 +110,7 @@ class Plumbing:
             raise
         except Exception as exc:
             log.exception("batch failed; stopping the worker to resume from committed offsets")
-            await self.app.crash(exc)
+            await self.port.crash(exc)
             raise
 
     @property
@@ -117,12 +123,7 @@ class Plumbing:
 
     async def produce(self, messages: Iterable[Message]) -> None:
         """Send messages and wait until Kafka acknowledged every one."""
-        producer = self.app.producer
-        futures: list[Awaitable[Any]] = []
-        for topic, key, value, partition in messages:
-            futures.append(await producer.send(topic, key, value, partition, None, None))
-        if futures:
-            await asyncio.gather(*futures)
+        await self.port.produce(messages)
 
     async def flush(self, out: list[Message], changelog: list[Message]) -> None:
         """Outputs first, then state: see the module docstring."""
@@ -135,6 +136,12 @@ class Plumbing:
         c = self.counters
         for record in records:
             kind = record["kind"]
+            if kind == REJECTED:
+                self._rejected(record, out)
+                continue
+            if kind == "alert" and int(record["ts_ns"]) < now - self.historical_ns:
+                record["historical"] = True
+                c.historical_alerts += 1
             topic = self.topics.outputs.get(kind)
             if topic is None:
                 log.error("core emitted a record of unknown kind %r; dropped", kind)
@@ -150,6 +157,15 @@ class Plumbing:
             c.by_kind[kind] = c.by_kind.get(kind, 0) + 1
             out.append((topic, codecs.record_key(record), value, None))
 
+    def _rejected(self, record: dict[str, Any], out: list[Message]) -> None:
+        """An input the core refused (a late frame, a frame of a finalized session):
+        dead-lettered with the core's reason, counted by reason, logged at WARNING."""
+        reason = str(record["reason"])
+        c = self.counters
+        c.rejected[reason] = c.rejected.get(reason, 0) + 1
+        err = ContractError(reason, str(record["detail"]))
+        out.append(self.dead("stream:core", contract.encode(record["input"]), err))
+
     def dead(self, origin: str, raw: bytes | None, err: ContractError) -> Message:
         self.counters.dead_letters += 1
         log.warning("dead letter from %s: %s %s", origin, err.reason, err.detail[:200])
@@ -162,11 +178,7 @@ class Plumbing:
         return self.dead(origin, contract.encode(payload), err)
 
     def assigned(self, topic: str) -> set[int]:
-        return {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
+        return self.port.assigned(topic)
 
     def ready(self) -> bool:
-        return not self.app.rebalancing and self.app.tables.recovery.completed.is_set()
-
-    def generation(self) -> int:
-        gen: int = self.app.consumer_generation_id
-        return gen
+        return self.port.ready()

@@ -17,9 +17,14 @@ from edge import contract
 from edge.settings import KafkaSettings, load
 from stream.app import codecs
 from stream.app.agents import Plumbing, TopicNames
+from stream.app.clinics import ClinicDirectory
+from stream.app.faust_port import check_version, harden_web
 from stream.app.machines import MachineAgent, Timing
+from stream.app.metrics import WorkerMetrics
+from stream.app.metrics import page as metrics_page
 from stream.app.patients import PatientAgent
 from stream.app.settings import StreamSettings
+from stream.app.web import web_options
 from stream.core.adherence import PatientTracker
 from stream.core.processor import MachineProcessor
 from stream.core.settings import CoreSettings
@@ -35,7 +40,7 @@ outputs are idempotent by natural key (see ``stream.app.agents``)."""
 def topic_names(kafka: KafkaSettings, app_id: str) -> TopicNames:
     p = kafka.topic_prefix
     return TopicNames(
-        telemetry=p + contract.KAFKA_TELEMETRY,
+        machines=p + contract.KAFKA_TELEMETRY,
         events=p + contract.KAFKA_EVENTS,
         state=p + contract.KAFKA_STATE,
         prescriptions=p + contract.KAFKA_PRESCRIPTIONS,
@@ -56,7 +61,7 @@ def wait_for_partitions(
 ) -> dict[str, int]:
     """Partition counts of ``topics``, waiting until all exist (``sledfleet topics``
     creates them; the broker does not auto-create)."""
-    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap, client_id="sledfleet-stream-meta")
+    consumer = KafkaConsumer(bootstrap_servers=kafka.servers, client_id="sledfleet-stream-meta")
     deadline = time.monotonic() + timeout_s
     try:
         while True:
@@ -78,7 +83,7 @@ def wait_for_partitions(
 
 def ensure_internal_topic(kafka: KafkaSettings, name: str, partitions: int) -> None:
     """Create the internal re-keying topic if missing (idempotent)."""
-    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap, client_id="sledfleet-stream")
+    admin = KafkaAdminClient(bootstrap_servers=kafka.servers, client_id="sledfleet-stream")
     try:
         result = admin.create_topics(
             {name: {"num_partitions": partitions, "replication_factor": 1}},
@@ -108,6 +113,7 @@ def create_app(
 ) -> Any:
     """Build the Faust app. Blocks until the input topics exist (their partition counts
     size the tables)."""
+    check_version()
     settings = settings or load(StreamSettings)
     kafka = kafka or load(KafkaSettings)
     core = core or load(CoreSettings)
@@ -121,28 +127,24 @@ def create_app(
     counts = wait_for_partitions(
         kafka,
         [
-            names.telemetry,
+            names.machines,
             names.events,
             names.state,
             names.prescriptions,
             names.sessions,
             names.deadletter,
+            kafka.topic_prefix + contract.KAFKA_CLINICS,
             *names.outputs.values(),
         ],
         settings.topic_wait_s,
     )
-    machine_partitions = counts[names.telemetry]
-    if counts[names.events] != machine_partitions or counts[names.state] != machine_partitions:
-        raise RuntimeError(
-            "telemetry, events and state topics must be co-partitioned: "
-            f"{counts[names.telemetry]}/{counts[names.events]}/{counts[names.state]} partitions"
-        )
+    machine_partitions = counts[names.machines]
     patient_partitions = counts[names.prescriptions]
     ensure_internal_topic(kafka, names.sessions_by_patient, patient_partitions)
 
     app: Any = faust.App(
         app_id,
-        broker=f"kafka://{kafka.bootstrap}",
+        broker=[f"kafka://{server}" for server in kafka.servers],
         store="memory://",
         datadir=settings.data_dir,
         autodiscover=False,
@@ -161,19 +163,19 @@ def create_app(
         stream_recovery_delay=0.0,
         table_standby_replicas=0,
         web_enabled=settings.web_enabled,
-        web_host=settings.web_host,
-        web_port=settings.web_port or free_port(settings.web_host),
+        **web_options(settings.web_host, settings.web_port or free_port(settings.web_host)),
         web_in_thread=False,
         worker_redirect_stdouts=False,
     )
 
+    harden_web(app)  # loopback by default, no /table or /router pages (docs/security.md)
     raw: dict[str, Any] = {
         "key_type": bytes,
         "value_type": bytes,
         "key_serializer": "raw",
         "value_serializer": "raw",
     }
-    machine_input = app.topic(names.telemetry, names.events, names.state, **raw)
+    machine_input = app.topic(names.machines, **raw)
     sessions_input = app.topic(names.sessions, **raw)
     patient_input = app.topic(names.prescriptions, names.sessions_by_patient, **raw)
 
@@ -184,12 +186,10 @@ def create_app(
             help=help_text,
         )
 
-    machines = table(
-        "machines", machine_partitions, "per input partition: clock and machines' core state"
-    )
+    machines = table("machines", machine_partitions, "per machine: core state and timeline (JSON)")
     patients = table("patients", patient_partitions, "per-patient adherence state (JSON)")
 
-    plumbing = Plumbing(app, names)
+    plumbing = Plumbing(app, names, settings.historical_alert_age_s)
     machine_agent = MachineAgent(
         plumbing,
         machines,
@@ -200,10 +200,14 @@ def create_app(
             reorder_idle_s=settings.reorder_idle_s,
             stall_s=settings.stall_s,
         ),
+        bootstrap=kafka.servers,
         validate=settings.validate_input,
     )
 
-    patient_agent = PatientAgent(plumbing, patients, PatientTracker(core), machine_agent.today_ns)
+    clinics = ClinicDirectory(kafka.servers, kafka.topic_prefix + contract.KAFKA_CLINICS)
+    patient_agent = PatientAgent(
+        plumbing, patients, PatientTracker(core), machine_agent.today_ns, clinics
+    )
     app.sledfleet = plumbing
     take = settings.take_max, settings.take_within_s
 
@@ -229,21 +233,7 @@ def create_app(
         return web.json(asdict(plumbing.counters))
 
     async def consumer_state(web: Any, request: Any) -> Any:
-        consumer = app.consumer
-
-        def tps(items: Any) -> list[str]:
-            return sorted(f"{tp.topic}:{tp.partition}" for tp in items or ())
-
-        return web.json(
-            {
-                "assigned": tps(consumer.assignment()),
-                "active": tps(consumer._active_partitions),
-                "paused": tps(consumer._paused_partitions),
-                "buffered": tps(consumer._buffered_partitions),
-                "flow_active": consumer.flow_active,
-                "rebalancing": app.rebalancing,
-            }
-        )
+        return web.json(plumbing.port.consumer_snapshot())
 
     async def tracebacks(web: Any, request: Any) -> Any:
         return web.text(app.agents.human_tracebacks())
@@ -253,12 +243,15 @@ def create_app(
     app.agent(patient_input, name="patient-agent")(patient_stream)
     app.timer(settings.release_interval_s, name="idle-partitions")(idle_check)
     app.timer(settings.tick_interval_s, name="patient-tick")(daily_tick)
+    metrics = WorkerMetrics(lambda: plumbing.counters, plumbing.port.lag)
+    app.page("/metrics")(metrics_page(metrics))
     app.page("/sledfleet/stats/")(stats)
     app.page("/sledfleet/tracebacks/")(tracebacks)
     app.page("/sledfleet/consumer/")(consumer_state)
 
     async def close_side_readers(sender: Any, **kwargs: Any) -> None:
         await machine_agent.close()
+        await clinics.close()
 
     app.on_before_shutdown.connect(close_side_readers)
     return app

@@ -41,6 +41,50 @@ def decode_input(kind: str, raw: bytes | None, validate: bool = True) -> dict[st
     return payload
 
 
+def kind_of(headers: Any, payload: Mapping[str, Any]) -> str:
+    """A machine message's kind: the bridge's ``kind`` header, else by its fields
+    (a frame has ``t0_ns``, an event ``type``, a birth/death ``status``)."""
+    for key, value in headers or ():
+        if key == contract.KIND_HEADER and value is not None:
+            kind = value.decode() if isinstance(value, bytes) else str(value)
+            if kind in INPUT_KINDS:
+                return kind
+            raise ContractError("unknown_kind", f"kind header {kind[:32]!r}")
+    if "t0_ns" in payload:
+        return "telemetry"
+    if "type" in payload:
+        return "event"
+    if "status" in payload:
+        return "state"
+    raise ContractError("unknown_kind", "neither a frame, an event nor a state message")
+
+
+def received_at_ns(headers: Any) -> int | None:
+    """The bridge's ``received_at_ns`` header (platform time), if present and valid."""
+    for key, value in headers or ():
+        if key == "received_at_ns" and value:
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def decode_machine_input(
+    raw: bytes | None, headers: Any, validate: bool = True
+) -> tuple[str, dict[str, Any]]:
+    """Parse one message of a machine's stream: (kind, payload); ContractError if bad."""
+    if raw is None:
+        raise ContractError("empty", "message has no value")
+    payload = contract.decode(raw)
+    kind = kind_of(headers, payload)
+    if validate:
+        contract.VALIDATORS[kind](payload, None)
+    else:
+        contract.check_ids(payload, None)
+    return kind, payload
+
+
 def decode_record(raw: bytes | None) -> dict[str, Any]:
     """Parse one stream record (a session, a prescription); raises ContractError."""
     if raw is None:

@@ -8,7 +8,7 @@ frames had been handled (before this module, ~100 frames were lost about one run
 or records nothing and never commits past the missing head offset again. The machine
 agent reads each hole with a side consumer and handles its frames just before the frame
 after it (``stream.app.machines``); once the batch's outputs and state are acknowledged,
-``mark_acked`` makes Faust's acked offsets exact. Pure functions except ``mark_acked``.
+``FaustPort.mark_acked`` makes Faust's acked offsets exact. Pure.
 """
 
 from __future__ import annotations
@@ -50,59 +50,18 @@ def read_ranges(holes: Iterable[Hole]) -> dict[Any, tuple[int, int]]:
 
 
 def fill(
-    holes: list[Hole], found: Iterable[tuple[Any, int, bytes | None]]
-) -> dict[tuple[Any, int], list[tuple[int, bytes | None]]]:
+    holes: list[Hole], found: Iterable[tuple[Any, int, bytes | None, Any]]
+) -> dict[tuple[Any, int], list[tuple[int, bytes | None, Any]]]:
     """Messages read for ``holes`` keyed by (tp, offset of the frame after their hole),
     in offset order; messages outside every hole (delivered by Faust) are left out."""
-    out: dict[tuple[Any, int], list[tuple[int, bytes | None]]] = {}
+    out: dict[tuple[Any, int], list[tuple[int, bytes | None, Any]]] = {}
     by_tp: Mapping[Any, list[Hole]] = _group(holes)
-    for tp, offset, raw in sorted(found, key=lambda m: (str(m[0]), m[1])):
+    for tp, offset, raw, headers in sorted(found, key=lambda m: (str(m[0]), m[1])):
         for _, start, end in by_tp.get(tp, ()):
             if start <= offset < end:
-                out.setdefault((tp, end), []).append((offset, raw))
+                out.setdefault((tp, end), []).append((offset, raw, headers))
                 break
     return out
-
-
-def mark_acked(consumer: Any, holes: Iterable[Hole], tps: Iterable[Any] = ()) -> int:
-    """Make Faust's commit bookkeeping for ``tps`` and the holes' partitions exact, once
-    the batch that handled them is flushed; returns how many offsets were added.
-
-    * the holes' offsets are added as acked (as ``Consumer.ack`` does for a delivered
-      message): Faust never commits past a missing head offset;
-    * gaps Faust recorded (offset ranges it never delivered, each ending at a delivered
-      and handled message) are folded into the acked offsets now instead of at commit time;
-    * the acked list is made duplicate-free. Faust appends its gaps at commit time without
-      checking, and frames it delivers late *inside* such a gap are acked a second time:
-      an offset listed twice splits the run of consecutive offsets its committer looks
-      for, and the commit then crept ~1 offset per commit interval (seen after kill -9).
-
-    Runs under Faust's ``ack_lock``. Uses Faust 0.15 private state (``_acked``,
-    ``_acked_index``, ``_gap``, ``_committed_offset``), pinned below 0.16 in pyproject;
-    unit-tested here and exercised by the kill -9 integration test."""
-    from faust.types.tuples import ack_lock
-
-    by_tp: dict[Any, list[range]] = {tp: [] for tp in tps}
-    for tp, start, end in holes:
-        by_tp.setdefault(tp, []).append(range(start, end))
-    added = 0
-    with ack_lock:
-        for tp, ranges in by_tp.items():
-            gap = consumer._gap[tp]
-            ranges.extend(range(iv.begin, iv.end) for iv in sorted(gap))
-            gap.clear()
-            committed = consumer._committed_offset[tp]
-            index = consumer._acked_index[tp]
-            acked = consumer._acked[tp]
-            for offsets in ranges:
-                for offset in offsets:
-                    if (committed is None or offset >= committed) and offset not in index:
-                        index.add(offset)
-                        acked.append(offset)
-                        added += 1
-            if len(acked) != len(index):
-                acked[:] = sorted(index)
-    return added
 
 
 def _group(holes: list[Hole]) -> dict[Any, list[Hole]]:

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from stream.app.agents import Counters
+from stream.app.faust_port import FaustPort
 
 PREFIX: Final = "sledfleet_worker_"
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
@@ -37,14 +38,15 @@ COUNTER_HELP: Final[Mapping[str, str]] = {
     "errors": "core failures on one input (dead-lettered; processing goes on)",
     "batches": "batches processed",
     "ticks": "patient-agent daily ticks",
-    "held_released": "held (late or out-of-order) items released by the reorder window",
-    "machine_ticks": "idle checks that advanced a machine by wall-clock liveness",
-    "sparse_preread": "sparse-topic records read ahead of the telemetry batch",
+    "held_released": "held events released (by a later frame, the machine's clock or liveness)",
+    "machine_ticks": "core ticks on machines' own device clocks",
+    "silence_checks": "liveness checks of machines silent by the wall clock",
     "states_repeated": "repeated state messages skipped",
+    "historical_alerts": "alerts about the past (replayed backlogs), marked historical",
     "skipped_recovered": "telemetry Faust skipped after a restart, read by the side consumer",
 }
 SECONDS_HELP: Final[Mapping[str, str]] = {
-    "read_ahead_ns": "seconds machine batches spent reading the sparse topics ahead",
+    "read_ahead_ns": "seconds machine batches spent reading telemetry Faust stepped over",
     "compute_ns": "seconds machine batches spent decoding, computing and encoding",
     "flush_ns": "seconds machine batches spent waiting for Kafka to ack outputs",
 }
@@ -53,6 +55,18 @@ GAUGE_HELP: Final[Mapping[str, str]] = {
     "last_batch_ns": "wall-clock time (unix seconds) the latest machine batch was flushed",
     "first_batch_cpu_ns": "process CPU seconds at the first machine batch",
     "last_batch_cpu_ns": "process CPU seconds after the latest machine batch",
+}
+BYTES_HELP: Final[Mapping[str, str]] = {
+    "state_max_bytes": "largest machine state value written to the changelog (bytes)",
+}
+LABELLED_HELP: Final[Mapping[str, tuple[str, str, str]]] = {
+    # field: (metric name, help, label)
+    "by_kind": ("records_out_by_kind", "records produced, by kind", "kind"),
+    "rejected": (
+        "rejected",
+        "inputs the core refused (late_frame, closed_session), dead-lettered, by reason",
+        "reason",
+    ),
 }
 
 
@@ -90,12 +104,14 @@ class WorkerMetrics:
             elif f.name in GAUGE_HELP:
                 name = PREFIX + f.name.removesuffix("_ns") + "_seconds"
                 yield GaugeMetricFamily(name, GAUGE_HELP[f.name], value=value / NS_PER_S)
-        by_kind = CounterMetricFamily(
-            PREFIX + "records_out_by_kind", "records produced, by kind", labels=["kind"]
-        )
-        for kind, n in sorted(c.by_kind.items()):
-            by_kind.add_metric([kind], n)
-        yield by_kind
+            elif f.name in BYTES_HELP:
+                yield GaugeMetricFamily(PREFIX + f.name, BYTES_HELP[f.name], value=value)
+            elif f.name in LABELLED_HELP:
+                name, help_text, label = LABELLED_HELP[f.name]
+                family = CounterMetricFamily(PREFIX + name, help_text, labels=[label])
+                for key, n in sorted(value.items()):
+                    family.add_metric([key], n)
+                yield family
         lag = GaugeMetricFamily(
             PREFIX + "consumer_lag",
             "records behind the partition's latest offset (committed offset to high water)",
@@ -108,23 +124,8 @@ class WorkerMetrics:
 
 
 def faust_lag(app: Any) -> Lag:
-    """Lag of a Faust app's consumer from what it already knows (no network round trip).
-
-    Faust's committed offset is the next offset to read (``Consumer._new_offset``); the high
-    water is the partition's end offset from the latest fetch. Partitions without either
-    are left out rather than guessed."""
-    consumer = app.consumer
-    out: dict[tuple[str, int], int] = {}
-    for tp in consumer.assignment():
-        committed = consumer._committed_offset.get(tp)
-        try:
-            high = consumer.highwater(tp)
-        except (AssertionError, KeyError):  # aiokafka: partition not fetched or assigned yet
-            continue
-        if committed is None or high is None:
-            continue
-        out[(tp.topic, tp.partition)] = max(0, int(high) - int(committed))
-    return out
+    """Lag of a Faust app's consumer from what it already knows (``FaustPort.lag``)."""
+    return FaustPort(app).lag()
 
 
 def page(metrics: WorkerMetrics) -> Callable[[Any, Any], Any]:

@@ -6,6 +6,11 @@ the compacted prescriptions topic; the patient agent consumes both and keeps one
 ``PatientState`` per patient in a changelog-backed table. The daily lapse check runs on
 a wall-clock timer but judges by event time: "today" is the latest device time this
 worker has seen on its machine partitions.
+
+Calendars are the clinic's: before each batch and tick the clinic directory
+(stream/app/clinics.py) catches up with ``sledfleet.clinics``; a patient state is created
+in its clinic's zone and switched (re-bucketing its history) when that zone changes.
+Unknown clinics are on UTC.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 from edge.contract import ContractError, check_id
 from stream.app import codecs
 from stream.app.agents import Plumbing
+from stream.app.clinics import ClinicDirectory
 from stream.app.state import Message, PatientEntry, StateTable, patient_from_json
 from stream.core.adherence import PatientTracker
 
@@ -30,11 +36,33 @@ class PatientAgent:
         patients: Any,
         tracker: PatientTracker,
         today_ns: Callable[[], int | None],
+        clinics: ClinicDirectory,
     ) -> None:
         self.p = plumbing
         self.patients: StateTable[PatientEntry] = StateTable(patients, patient_from_json)
         self.tracker = tracker
         self.today_ns = today_ns
+        self.clinics = clinics
+
+    async def _refresh_zones(self, out: list[Message]) -> None:
+        """Catch up with the clinics topic; its bad records become dead letters."""
+        for raw, err in await self.clinics.refresh():
+            out.append(self.p.dead(self.clinics.topic, raw, err))
+
+    def _zone_records(self, entry: PatientEntry) -> list[dict[str, Any]]:
+        """Switch the patient to its clinic's current zone (rows it re-buckets)."""
+        state = entry.state
+        zone = self.clinics.zone_of(state.clinic_id)
+        if zone == state.time_zone:
+            return []
+        log.info(
+            "patient %s: clinic %s zone %s -> %s",
+            state.patient_id,
+            state.clinic_id,
+            state.time_zone,
+            zone,
+        )
+        return self.tracker.set_zone(state, zone, state.today_ns)
 
     async def on_session_batch(self, events: Sequence[Any]) -> None:
         """Re-key session records by patient_id onto the internal co-partitioned topic."""
@@ -60,7 +88,8 @@ class PatientAgent:
     ) -> PatientEntry:
         entry = dirty.get(patient_id) or self.patients.get(patient_id)
         if entry is None:
-            entry = PatientEntry(partition, self.tracker.new_state(patient_id, clinic_id))
+            zone = self.clinics.zone_of(clinic_id)
+            entry = PatientEntry(partition, self.tracker.new_state(patient_id, clinic_id, zone))
         entry.partition = partition
         dirty[patient_id] = entry
         return entry
@@ -70,6 +99,7 @@ class PatientAgent:
         async with self.p.lock:
             out: list[Message] = []
             dirty: dict[str, PatientEntry] = {}
+            await self._refresh_zones(out)
             for event in events:
                 message = event.message
                 raw = message.value
@@ -85,6 +115,7 @@ class PatientAgent:
                     continue
                 entry = self._entry(dirty, patient_id, clinic_id, message.partition)
                 try:
+                    self.p.route(self._zone_records(entry), out)
                     if kind == "prescription":
                         self.p.counters.prescriptions += 1
                         records = self.tracker.on_prescription(entry.state, record)
@@ -106,20 +137,26 @@ class PatientAgent:
         """Timer: the daily lapse/adherence check for the patients this worker owns."""
         if not self.p.ready():
             return
-        today = self.today_ns()
-        if today is None:
-            return
         async with self.p.lock:
             self.p.counters.ticks += 1
-            owned = self.p.assigned(self.p.topics.sessions_by_patient)
             out: list[Message] = []
+            await self._refresh_zones(out)
+            today = self.today_ns()  # None: no device time yet, only zone changes to apply
+            owned = self.p.assigned(self.p.topics.sessions_by_patient)
             changelog: list[Message] = []
             for patient_id in self.patients.snapshot_keys():
                 entry = self.patients.get(patient_id)
                 if entry is None or entry.partition not in owned:
                     continue
                 try:
-                    records = self.tracker.on_tick(entry.state, today, today)
+                    zone_changed = self.clinics.zone_of(entry.state.clinic_id) != (
+                        entry.state.time_zone
+                    )
+                    records = self._zone_records(entry)
+                    if today is not None:
+                        records += self.tracker.on_tick(entry.state, today, today)
+                    elif not zone_changed:
+                        continue
                 except Exception:
                     log.exception("adherence tick failed for patient %s", patient_id)
                     self.p.counters.errors += 1

@@ -32,6 +32,10 @@ class StreamSettings:
     stall_s: float = env("SLEDFLEET_STREAM_STALL_S", 60.0)
     """An owned partition with frames waiting but none handled this long makes the worker
     exit (non-zero) so its supervisor restarts it (a Faust 0.15 fetch stall)."""
+    historical_alert_age_s: float = env("SLEDFLEET_STREAM_HISTORICAL_ALERT_AGE_S", 3600.0)
+    """An alert about something older than this (platform time) when it is raised, e.g.
+    from a machine replaying yesterday's outbox, is marked ``historical``: recorded, never
+    counted as a new open alert."""
     take_max: int = env("SLEDFLEET_STREAM_TAKE_MAX", 1000)
     """Largest batch of input messages handled (and state written) at once."""
     fetch_max_bytes: int = env("SLEDFLEET_STREAM_FETCH_MAX_BYTES", 4 * 1024 * 1024)

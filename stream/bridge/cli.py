@@ -72,7 +72,11 @@ def serve(mqtt_settings: MqttSettings, kafka: KafkaSettings, settings: BridgeSet
     signal.signal(signal.SIGINT, on_signal)
 
     metrics = BridgeMetrics()
-    bridge = Bridge(mqtt_settings, kafka, settings, metrics)
+    try:
+        bridge = Bridge(mqtt_settings, kafka, settings, metrics)
+    except RuntimeError as exc:  # secure mode without a readable device registry
+        log.error("bridge cannot start: %s", exc)
+        return 1
     server = MetricsServer(
         metrics.registry(), bridge.health, settings.metrics_host, settings.metrics_port, "bridge"
     )

@@ -15,6 +15,7 @@ from typing import Final, NamedTuple
 from edge.contract import (
     KAFKA_BY_KIND,
     KAFKA_DEADLETTER,
+    KIND_HEADER,
     MAX_PAYLOAD_BYTES,
     TOPIC_ROOT,
     VALIDATORS,
@@ -116,6 +117,7 @@ def route(
             raw,
             [
                 ("mqtt_topic", topic_header),
+                (KIND_HEADER, _KIND_BYTES[parts.kind]),
                 ("received_at_ns", str(received_at_ns).encode()),
                 ("bridge_id", bridge_id.encode()),
             ],
@@ -131,6 +133,8 @@ def route(
         raw_limit=dead_letter_raw_limit,
     )
 
+
+_KIND_BYTES: Final[dict[str, bytes]] = {kind: kind.encode() for kind in KAFKA_BY_KIND}
 
 _TopicInfo = tuple[TopicParts, str, bytes, bytes]
 """parse_topic's answer, the Kafka topic (unprefixed), the record key, the topic header."""

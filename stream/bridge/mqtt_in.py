@@ -47,6 +47,7 @@ from stream.bridge.kafka_confluent import DeliveryFailed
 from stream.bridge.kafka_out import Out, connect_producer
 from stream.bridge.metrics import BridgeMetrics
 from stream.bridge.paho_buffered import BufferedClient
+from stream.bridge.registration import for_bridge
 from stream.bridge.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,11 @@ class Bridge:
         self._producer: Out | None = None
         self._client: BufferedClient | None = None
         prefix = kafka_settings.topic_prefix
-        self.topics = [prefix + t for t in (*KAFKA_BY_KIND.values(), KAFKA_DEADLETTER)]
+        targets = (*dict.fromkeys(KAFKA_BY_KIND.values()), KAFKA_DEADLETTER)
+        self.topics = [prefix + t for t in targets]
+        self.registration = for_bridge(
+            settings.registry_file, prefix, self.client_id, settings.dead_letter_raw_limit
+        )  # secure mode: machine must be registered to the topic's clinic (docs/security.md)
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self, stop: threading.Event | None = None) -> None:
@@ -264,6 +269,8 @@ class Bridge:
                 bridge_id=self.client_id,
                 dead_letter_raw_limit=self.settings.dead_letter_raw_limit,
             )
+            if self.registration is not None:
+                record = self.registration.check(topic, raw, record, received_at_ns)
         except Exception as exc:  # a bug, not bad data: stop loudly, leave it unacked
             log.exception("routing %s failed", topic[:200])
             self._stop_fatally(f"routing failed: {exc!r}")

@@ -28,6 +28,10 @@ class BridgeSettings:
     """MQTT 5 shared-subscription group: bridges in one group split the messages."""
     clinic_filter: str = env("SLEDFLEET_BRIDGE_CLINIC_FILTER", "+")
     """Clinic level of the subscriptions: ``+`` (all clinics) or comma-separated clinic ids."""
+    registry_file: str = env("SLEDFLEET_BRIDGE_REGISTRY_FILE", "")
+    """Secure mode: the device registry (machine -> clinic, ``registry.json`` rendered by
+    ``sledfleet device``). A message whose machine is not registered to its topic's clinic
+    is dead-lettered (stream/bridge/registration.py). Empty: no check (dev mode)."""
     session_expiry_s: int = env("SLEDFLEET_BRIDGE_SESSION_EXPIRY_S", 3600)
     """How long the broker keeps the session (queueing QoS 1 messages) while the bridge is down."""
     receive_maximum: int = env("SLEDFLEET_BRIDGE_RECEIVE_MAXIMUM", 2000)

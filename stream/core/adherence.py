@@ -1,11 +1,14 @@
 """Per-patient adherence, compliance and patient alerts, by event time (MoXFo, Motl 2023).
 
-Per ISO week (UTC) W, with the prescription active in W (the latest-starting one whose
+Calendars are the clinic's: days and ISO weeks are local dates in the patient state's
+``time_zone`` (the clinic's IANA zone, ``UTC`` when none is known; see stream.core.weeks).
+
+Per clinic-local ISO week W, with the prescription active in W (the latest-starting one whose
 [start_date, end_date] overlaps the week):
 
 * prescribed = its ``sessions_per_week`` prorated by the days of W it covers up to today,
   ⌊spw × days / 7 + ½⌋ (weeks it does not overlap get no row),
-* attended = sessions checked in during W (UTC),
+* attended = sessions that started during W (local time),
 * completed = attended sessions completed as prescribed (≥ prescribed sets, ≥ sets × reps
   valid reps, at ≥ the prescribed load),
 * adherence = attended / prescribed, compliance = completed / prescribed, relative
@@ -14,7 +17,13 @@ Per ISO week (UTC) W, with the prescription active in W (the latest-starting one
 Everything keys on the session's own start time, so a late or replayed session counts in
 its own week and re-emits the rows of that week and the three after it. A row is emitted
 only when its values change (the patient state remembers what was sent), so re-delivered
-input re-emits nothing, and the sink upserts by (patient_id, iso_week).
+input re-emits nothing, and the sink upserts by (patient_id, iso_week). A change of the
+clinic's zone (:meth:`PatientTracker.set_zone`) re-buckets the whole history in the new
+zone and re-emits the weeks whose values change; each row names the zone it was counted in.
+
+Lapse and dropout alerts count local calendar days since the last session (a session on
+Monday evening and none by the next Monday morning is 7 days), so a DST week of 167 or
+169 hours neither delays nor advances them.
 """
 
 from __future__ import annotations
@@ -25,8 +34,18 @@ from typing import Any
 
 from stream.core import alerts
 from stream.core.jsonstate import detached
-from stream.core.settings import DAY_NS, CoreSettings
-from stream.core.weeks import WEEK_NS, day_of, iso_week, monday_ns, monday_of, weeks_between
+from stream.core.settings import CoreSettings
+from stream.core.weeks import (
+    UTC_NAME,
+    WEEK_NS,
+    calendar_days,
+    check_zone,
+    day_of,
+    iso_week,
+    midnight_ns,
+    monday_of,
+    weeks_between,
+)
 from stream.records import RECORD_VERSION
 
 Records = list[dict[str, Any]]
@@ -35,9 +54,10 @@ LOAD_TOLERANCE_KG = 0.5
 
 
 class PatientState:
-    def __init__(self, patient_id: str, clinic_id: str) -> None:
+    def __init__(self, patient_id: str, clinic_id: str, time_zone: str = UTC_NAME) -> None:
         self.patient_id = patient_id
         self.clinic_id = clinic_id
+        self.time_zone = time_zone  # the clinic zone the rows and alerts were computed in
         self.prescriptions: dict[str, dict[str, Any]] = {}
         self.sessions: dict[str, dict[str, Any]] = {}  # session_id -> summary
         self.rows: dict[str, list[Any]] = {}  # iso_week -> values last emitted
@@ -52,6 +72,7 @@ class PatientState:
         return {
             "patient_id": self.patient_id,
             "clinic_id": self.clinic_id,
+            "time_zone": self.time_zone,
             "prescriptions": self.prescriptions,
             "sessions": self.sessions,
             "rows": self.rows,
@@ -63,7 +84,7 @@ class PatientState:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> PatientState:
         d = detached(d)
-        st = cls(d["patient_id"], d["clinic_id"])
+        st = cls(d["patient_id"], d["clinic_id"], d.get("time_zone", UTC_NAME))
         st.prescriptions = d["prescriptions"]
         st.sessions = d["sessions"]
         st.rows = d["rows"]
@@ -118,8 +139,21 @@ class PatientTracker:
         """Re-emit a session record whose ``completed_as_prescribed`` the tracker decided
         (the machine processor does not know prescriptions); its echo changes nothing."""
 
-    def new_state(self, patient_id: str, clinic_id: str) -> PatientState:
-        return PatientState(patient_id, clinic_id)
+    def new_state(self, patient_id: str, clinic_id: str, time_zone: str = UTC_NAME) -> PatientState:
+        return PatientState(patient_id, clinic_id, check_zone(time_zone))
+
+    def set_zone(self, state: PatientState, time_zone: str, now_ns: int) -> Records:
+        """Use the clinic's (new) zone from now on, for the whole history: sessions are
+        re-bucketed into local weeks and the rows whose values change are re-emitted (same
+        keys, so the sink overwrites them). Nothing happens when the zone is unchanged."""
+        if time_zone == state.time_zone:
+            return []
+        state.time_zone = check_zone(time_zone)
+        for summary in state.sessions.values():
+            if summary.get("given") is None:
+                summary["completed"] = self._completed(state, summary)
+        state.rows = {}  # every row names its zone: re-emit all of them once
+        return self._rows(state, state.today_ns, now_ns)
 
     # --- inputs ----------------------------------------------------------------------------------
 
@@ -177,7 +211,7 @@ class PatientTracker:
         max load ≥ prescribed) — an approximation (a warm-up or short set hides in them)."""
         p = st.prescriptions.get(summary["prescription_id"] or "")
         if p is None:
-            p = _active(st, monday_of(day_of(summary["start_ns"])))
+            p = _active(st, monday_of(day_of(summary["start_ns"], st.time_zone)))
         if p is None:
             return None
         per_set = summary.get("set_loads_reps")
@@ -193,7 +227,7 @@ class PatientTracker:
     def _week_counts(self, st: PatientState) -> dict[dt.date, list[int]]:
         counts: dict[dt.date, list[int]] = {}
         for s in st.sessions.values():
-            c = counts.setdefault(monday_of(day_of(s["start_ns"])), [0, 0])
+            c = counts.setdefault(monday_of(day_of(s["start_ns"], st.time_zone)), [0, 0])
             c[0] += 1
             c[1] += 1 if s["completed"] else 0
         return counts
@@ -201,7 +235,7 @@ class PatientTracker:
     def _rows(self, st: PatientState, today_ns: int, now_ns: int) -> Records:
         if today_ns <= 0 or not st.prescriptions:
             return []
-        today = day_of(today_ns)
+        today = day_of(today_ns, st.time_zone)
         counts = self._week_counts(st)
         first = min(dt.date.fromisoformat(p["start_date"]) for p in st.prescriptions.values())
         weekly: list[tuple[dt.date, dict[str, Any] | None, int, int, int]] = []
@@ -232,6 +266,7 @@ class PatientTracker:
                     "prescription_id": values[0],
                     "iso_week": week,
                     "week_start": monday.isoformat(),
+                    "time_zone": st.time_zone,
                     "prescribed": prescribed,
                     "attended": attended,
                     "completed": completed,
@@ -266,7 +301,7 @@ class PatientTracker:
         )
         for h in hist:
             p = st.prescriptions.get(h["prescription_id"] or "") or _active(
-                st, monday_of(day_of(h["start_ns"]))
+                st, monday_of(day_of(h["start_ns"], st.time_zone))
             )
             h["prescribed_vl"] = p["max_velocity_loss_pct"] if p else None
         return hist
@@ -334,14 +369,15 @@ class PatientTracker:
     def _lapse_alerts(self, st: PatientState, now_ns: int) -> Records:
         s = self.s
         today = st.today_ns
-        p = _active(st, monday_of(day_of(today))) if today else None
+        tz = st.time_zone
+        p = _active(st, monday_of(day_of(today, tz))) if today else None
         if p is None:
             return []
         attended = [x["end_ns"] for x in st.sessions.values()]
-        p_start = monday_ns(dt.date.fromisoformat(p["start_date"]))  # midnight of that day
+        p_start = midnight_ns(dt.date.fromisoformat(p["start_date"]), tz)  # local midnight
         last = max(attended) if attended else p_start
         out: Records = []
-        idle_days = (today - last) / DAY_NS
+        idle_days = calendar_days(last, today, tz)
         if idle_days >= s.lapse_days:
             out += self._raise(
                 st,
@@ -371,7 +407,7 @@ class PatientTracker:
     def _low_adherence(self, st: PatientState, today: int, now_ns: int) -> Records:
         """Rolling 4-week adherence of the last *complete* week below the threshold; one
         alert per run of low weeks (keyed by the run's first week)."""
-        last_complete = monday_of(day_of(today)) - dt.timedelta(days=7)
+        last_complete = monday_of(day_of(today, st.time_zone)) - dt.timedelta(days=7)
         row = st.rows.get(iso_week(last_complete))
         if row is None or row[4] <= 0:
             return []
@@ -380,7 +416,7 @@ class PatientTracker:
             st.low_since = None
             return []
         if st.low_since is None:
-            st.low_since = monday_ns(last_complete)
+            st.low_since = midnight_ns(last_complete, st.time_zone)
         return self._raise(
             st,
             "low_adherence",

@@ -27,9 +27,13 @@ from stream.core.machine_state import MachineState, metric_params, pipeline
 from stream.core.metrics import MetricParams
 from stream.core.settings import CoreSettings
 from stream.core.signal import Conditioned
+from stream.core.timeline import Step
 from stream.records import RECORD_VERSION
 
-__all__ = ["MachineProcessor", "MachineState"]
+__all__ = ["REJECTED", "MachineProcessor", "MachineState", "rejected"]
+
+REJECTED = "rejected"
+"""Record kind of an input the core refuses (see :func:`rejected`); never a Kafka record."""
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,20 @@ class MachineProcessor:
         st.seq.window = self.s.reorder_window
         st.settings = self.s
 
+    def on_step(
+        self, state: MachineState, step: Step, wall_ns: int | None = None
+    ) -> list[dict[str, Any]]:
+        """One step of the machine's :class:`stream.core.timeline.Timeline`: a frame, an
+        event, a state message or a tick, at the machine's own clock."""
+        kind, payload, now_ns = step
+        if kind == "telemetry":
+            return self.on_frame(state, payload or {}, now_ns)
+        if kind == "event":
+            return self.on_event(state, payload or {}, now_ns)
+        if kind == "state":
+            return self.on_state(state, payload or {}, now_ns, wall_ns)
+        return self.on_tick(state, now_ns)
+
     # --- telemetry ----------------------------------------------------------------------------
 
     def on_frame(
@@ -69,10 +87,13 @@ class MachineProcessor:
         late = state.seq.late
         ready, gaps = state.seq.accept(frame)
         if state.seq.late != late:
-            log.info(
-                "machine %s: frame seq %s came after its slot was given up; ignored (late)",
-                state.machine_id,
-                frame.get("seq"),
+            out.append(
+                rejected(
+                    frame,
+                    "late_frame",
+                    f"machine {state.machine_id}: frame seq {frame.get('seq')} came after its "
+                    "slot was given up as a gap",
+                )
             )
         self._after_seq(state, ready, gaps, now_ns, out)
         if state.seq.held:
@@ -105,7 +126,14 @@ class MachineProcessor:
         sid = f.get("session_id")
         if sid is not None and st.sessions.is_closed(sid):
             st.sessions.late_frames += 1
-            log.info("machine %s: frame of closed session %s ignored", st.machine_id, sid)
+            out.append(
+                rejected(
+                    f,
+                    "closed_session",
+                    f"machine {st.machine_id}: frame seq {f.get('seq')} of session {sid}, "
+                    "which was already finalized",
+                )
+            )
             return
         st.frames += 1
         st.frames_replayed += 1 if f.get("replayed") else 0
@@ -282,8 +310,10 @@ class MachineProcessor:
         return out
 
     def on_state(
-        self, state: MachineState, msg: dict[str, Any], now_ns: int
+        self, state: MachineState, msg: dict[str, Any], now_ns: int, wall_ns: int | None = None
     ) -> list[dict[str, Any]]:
+        """A birth/death message. ``wall_ns`` (platform time at arrival) dates an
+        ``offline`` last will, which carries no time of its own."""
         st = state
         self._bind(st)
         status = msg.get("status")
@@ -297,7 +327,7 @@ class MachineProcessor:
             st.status["edge_dropped"] = int(msg["outbox_dropped"])
         if status == "offline":
             if st.status["offline_since_ns"] is None:
-                st.status["offline_since_ns"] = int(msg.get("ts_ns") or now_ns)
+                st.status["offline_since_ns"] = int(msg.get("ts_ns") or wall_ns or now_ns)
         else:
             st.status["offline_since_ns"] = None
         out = [self._status_record(st, ts, now_ns)]
@@ -329,10 +359,43 @@ class MachineProcessor:
                 st.pipe_key = None
             out += st.sessions.finalize_key(sid, reason, s, now_ns)
         out += st.sessions.release_overdue(now_ns, s, now_ns)
-        out += machine_alerts.offline(st, now_ns, s)
+        out += self._status_if_changed(st, now_ns)
+        return out
+
+    def _status_if_changed(self, st: MachineState, now_ns: int) -> list[dict[str, Any]]:
+        """A machine_status record when its frame counters moved since the last one."""
         if st.frames and _counters(st) != st.emitted_counters:
             ts = st.next_t_ns or st.status["last_ts_ns"] or now_ns
-            out.append(self._status_record(st, int(ts), now_ns))
+            return [self._status_record(st, int(ts), now_ns)]
+        return []
+
+    def on_silence(
+        self, state: MachineState, clock_ns: int, silent_ns: int, wall_ns: int
+    ) -> list[dict[str, Any]]:
+        """Liveness, driven by the wall clock: the machine has sent nothing for
+        ``silent_ns``. Its clock stands at ``clock_ns`` (device time).
+
+        * the offline grace is judged by wall time (an ``offline`` message's own host
+          time, or its arrival);
+        * after the reorder hold, frames held behind a missing seq are released (the gap
+          is given up; a frame arriving later for it is rejected as ``late_frame``);
+        * after the session gap (``session_idle_s``), the machine is ticked at
+          ``clock_ns + silent_ns``: its open set and session are closed as they would be
+          had its clock run on. Shorter silences (a network outage, a reconnect backlog)
+          close nothing: a set resumed after them stays one set;
+        * the machine's frame counters (duplicates, gaps, replayed) are reported when they
+          moved since its last status record.
+        """
+        st, s = state, self.s
+        self._bind(st)
+        out = machine_alerts.offline(st, wall_ns, s)
+        if silent_ns >= s.session_idle_s * 1e9:
+            out += self.on_tick(st, clock_ns + silent_ns)
+        else:
+            if st.seq.held and silent_ns >= s.reorder_hold_s * 1e9:
+                ready, gaps = st.seq.release_all()
+                self._after_seq(st, ready, gaps, clock_ns, out)
+            out += self._status_if_changed(st, clock_ns)
         return out
 
     def _status_record(self, st: MachineState, ts_ns: int, now_ns: int) -> dict[str, Any]:
@@ -361,6 +424,12 @@ class MachineProcessor:
             "last_seq": last_seq,
             "emitted_at_ns": now_ns,
         }
+
+
+def rejected(payload: dict[str, Any], reason: str, detail: str) -> dict[str, Any]:
+    """An input the core will not process: the adapter dead-letters it with ``reason``,
+    counts it and logs it at WARNING (never a silent drop)."""
+    return {"kind": REJECTED, "reason": reason, "detail": detail, "input": payload}
 
 
 def _counters(st: MachineState) -> list[int]:

@@ -6,7 +6,11 @@ inserted with psycopg.sql. Patients follow the simulator's strength model
 (edge/simulator/patients.py): MCV(load) = v0·(1 - load/L0), L0 growing by
 ``PROGRESSION`` per week in which the patient trained. The report patient (first patient
 of the first clinic) misses ``LAPSE_WEEKS`` entirely, so both the strength trend and the
-lapse are known here and checked against what the report prints.
+lapse are known here and checked against what the report prints. Each session is a warm-up
+set below the prescribed load and three sets at it; the second session of every week ends
+with a set over the prescribed velocity loss, so exactly half the sessions are completed as
+prescribed. The report clinic keeps its calendar in ``TIME_ZONE`` and its report patient
+has effort and symptom notes (``note_events``).
 """
 
 from __future__ import annotations
@@ -20,17 +24,22 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 
+from storage.notes import note_event
 from storage.queries import refresh
-from storage.rows import record_row
+from storage.rows import EVENT, event_row, record_row
 from storage.writer import Batch, Writer
 
 NS: Final = 1_000_000_000
 WEEKS: Final = 12
 LAPSE_WEEKS: Final = (5, 6, 7)  # 0-based weeks of the history with no session
-REFERENCE_LOAD_KG: Final = 40.0  # every session's first set
+WARMUP_LOAD_KG: Final = 40.0  # every session's first set, below the prescribed load
+REFERENCE_LOAD_KG: Final = 50.0  # the prescribed load: MCV is reported at it
+TIME_ZONE: Final = "Europe/Berlin"  # the report clinic's zone (the others stay UTC)
 MVT_MS: Final = 0.30  # minimum velocity threshold for e1RM
 PROGRESSION: Final = 0.02  # L0 growth per trained week
 SETS, REPS = 3, 6
+OVER_LIMIT_VL: Final = 0.24  # the last set of every week's second session: over 20 %
+WITHIN_LIMIT_VL: Final = 0.18
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +163,14 @@ def _history(fleet: SeedFleet, c: str, p: int) -> Iterator[dict[str, Any]]:
         days = session_starts(fleet, c, p, week)
         for k, start in enumerate(days):
             yield from _session(
-                c, machine, patient, f"{patient}-w{week}-{k}", start, l0_kg(trained), week
+                c,
+                machine,
+                patient,
+                f"{patient}-w{week}-{k}",
+                start,
+                l0_kg(trained),
+                week,
+                OVER_LIMIT_VL if k == 1 else WITHIN_LIMIT_VL,
             )
         if days:
             trained += 1
@@ -229,16 +245,23 @@ def _alert(
 
 
 def _session(
-    c: str, machine: str, patient: str, session: str, start: int, l0: float, week: int
+    c: str,
+    machine: str,
+    patient: str,
+    session: str,
+    start: int,
+    l0: float,
+    week: int,
+    last_vl: float,
 ) -> Iterator[dict[str, Any]]:
-    loads = [REFERENCE_LOAD_KG, 50.0, 50.0]
+    loads = [WARMUP_LOAD_KG, REFERENCE_LOAD_KG, REFERENCE_LOAD_KG, REFERENCE_LOAD_KG]
     t = start
     total, work, all_mcv = 0, 0.0, []
     worst_vl = 0.0
     for s, load in enumerate(loads, 1):
         set_start = t
         first = mcv(load, l0)
-        fatigue = (0.12, 0.16, 0.24)[s - 1]  # the last set goes past the prescribed 20 %
+        fatigue = (0.08, 0.10, 0.14, last_vl)[s - 1]
         vels = [first * (1 - fatigue * r / (REPS - 1)) for r in range(REPS)]
         for r, v in enumerate(vels, 1):
             force = load * 9.81 + 200.0
@@ -320,7 +343,7 @@ def _session(
         "start_ns": start,
         "end_ns": t,
         "end_reason": "checkout",
-        "sets": SETS,
+        "sets": len(loads),
         "reps": total,
         "partial_reps": 0,
         "volume_load_kg": REPS * sum(loads),
@@ -376,9 +399,43 @@ def seed(
     for rec in records(fleet):
         spec, row = record_row(rec)
         batch.add(spec, row)
+    for note in note_events(fleet):
+        batch.add(EVENT, event_row(note))
     Writer(conn, flavour, mode=mode).write(batch)  # type: ignore[arg-type]
+    conn.execute(
+        sql.SQL("UPDATE {} SET time_zone = %s WHERE clinic_id = %s").format(
+            sql.Identifier("sledfleet", "clinics")
+        ),
+        (TIME_ZONE, fleet.clinics[0]),
+    )
     _extras(conn, fleet, flavour, mode)
     refresh(conn, flavour)  # type: ignore[arg-type]
+
+
+NOTES: Final = (  # (week, rpe, fatigue, symptoms, relapse_suspected) for the report patient
+    (1, 5.0, 3.0, None, False),
+    (4, 7.0, 6.0, "legs heavier since Sunday, worse in the heat", False),
+    (9, 4.0, 2.0, None, False),
+    (10, 6.0, 7.0, "new numbness in the left foot for 2 days", True),
+)
+
+
+def note_events(fleet: SeedFleet) -> list[dict[str, Any]]:
+    """The report patient's notes, taken after the week's first session."""
+    c = fleet.clinics[0]
+    out = []
+    for week, rpe, fatigue, symptoms, relapse in NOTES:
+        starts = session_starts(fleet, c, 0, week)
+        if not starts:
+            continue
+        at = dt.datetime.fromtimestamp(starts[0] / NS + 3600, dt.UTC)
+        out.append(
+            note_event(
+                fleet.report_patient, c, fleet.machine_id(c, 0), at, phase="after_session",
+                rpe=rpe, fatigue=fatigue, symptoms=symptoms, relapse_suspected=relapse,
+            )
+        )  # fmt: skip
+    return out
 
 
 def outcome_rows(fleet: SeedFleet) -> list[tuple[str, str, dt.date, str, float, str]]:

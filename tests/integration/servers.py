@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import ClassVar
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.settings import KafkaSettings, MqttSettings
 
@@ -50,6 +54,31 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
             return True
     except OSError:
         return False
+
+
+def login(port: int, username: str, password: str, ca_file: Path | None = None) -> bool:
+    """One MQTT 5 CONNECT as ``username``: True when the broker accepts it."""
+    answer: list[bool] = []
+    done = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.username_pw_set(username, password)
+    if ca_file is not None:
+        client.tls_set(ca_certs=str(ca_file))
+
+    def on_connect(_c: object, _u: object, _f: object, rc: ReasonCode, _p: object) -> None:
+        answer.append(not rc.is_failure)
+        done.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port, keepalive=10)
+    client.loop_start()
+    try:
+        if not done.wait(20):
+            raise AssertionError(f"no CONNACK from 127.0.0.1:{port}")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return answer[0]
 
 
 class ServiceError(RuntimeError):
@@ -177,18 +206,51 @@ class PrivateMosquitto(PrivateServer):
     def ca_file(self) -> Path:
         return self.run_dir / "mosquitto" / "tls" / "ca.crt"
 
-    def add_user(self, username: str, password: str) -> None:
-        """Add a device/service account (secure mode) and make the running broker reload."""
-        passwd = self.run_dir / "mosquitto" / "passwd"
-        subprocess.run(
-            ["mosquitto_passwd", "-b", str(passwd), username, password],
-            check=True,
+    @property
+    def broker_dir(self) -> Path:
+        return self.run_dir / "mosquitto"
+
+    def device(self, *args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
+        """``sledfleet device <args>`` on this broker (the real CLI; password on stdin).
+        Returns once the broker was sent SIGHUP; poll for the effect (wait_reloaded)."""
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "edge.cli",
+                "device",
+                "--broker-dir",
+                str(self.broker_dir),
+                *args,
+                *(["--password-stdin"] if password is not None else []),
+            ],
+            input=f"{password}\n" if password is not None else "",
             capture_output=True,
-            timeout=30,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=REPO_ROOT,
         )
-        pid = int((self.run_dir / "mosquitto" / "mosquitto.pid").read_text())
-        os.kill(pid, signal.SIGHUP)
-        time.sleep(0.5)  # mosquitto reloads the password file on SIGHUP, asynchronously
+        if result.returncode != 0:
+            raise ServiceError(result.stderr.strip())
+        return result
+
+    def add_device(self, clinic: str, machine: str, password: str) -> None:
+        """Provision a device (secure mode) and wait until the broker accepts its login."""
+        self.device("add", clinic, machine, password=password)
+        self.wait_login(machine, password, True)
+
+    def wait_login(self, username: str, password: str, accepted: bool, timeout: float = 30) -> None:
+        """Poll the TLS listener until a login of ``username`` is accepted (or refused)."""
+        deadline = time.monotonic() + timeout
+        while self.try_login(username, password) != accepted:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"login of {username} never became accepted={accepted}")
+            time.sleep(0.1)
+
+    def try_login(self, username: str, password: str) -> bool:
+        """One MQTT 5 login on the TLS listener: True when CONNACK says success."""
+        return login(self.tls_port, username, password, ca_file=self.ca_file)
 
     @property
     def settings(self) -> MqttSettings:

@@ -31,6 +31,7 @@ from edge import contract
 from edge.framing import DEFAULT_FRAME_SAMPLES, Framer
 from edge.samples import Sample, SourceEvent
 from edge.settings import KafkaSettings
+from stream.app.settings import StreamSettings
 from stream.records import natural_key
 from stream.topics import TopicsSettings, ensure_topics
 
@@ -61,6 +62,7 @@ class DayPlan:
     rom_mm: float = 300.0
     seed: int = 7
     frame_samples: int = DEFAULT_FRAME_SAMPLES
+    start_spread_s: int = 600  # machines' first sessions start within this many seconds
 
 
 def _machine_day(plan: DayPlan, clinic: str, machine: str, rng: random.Random) -> list[Input]:
@@ -72,7 +74,7 @@ def _machine_day(plan: DayPlan, clinic: str, machine: str, rng: random.Random) -
         for o in items:
             out.append((o.kind, machine, o.payload))
 
-    t = DAY0_NS + rng.randrange(0, 600) * 10**9
+    t = DAY0_NS + rng.randrange(0, max(1, plan.start_spread_s)) * 10**9
     out.append(
         (
             "state",
@@ -184,7 +186,7 @@ def produce(
 ) -> int:
     """Publish inputs keyed by machine_id (plus raw (topic, key, value) messages)."""
     producer = KafkaProducer(
-        bootstrap_servers=kafka.bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024
+        bootstrap_servers=kafka.servers, acks="all", linger_ms=5, batch_size=256 * 1024
     )
     n = 0
     try:
@@ -248,7 +250,7 @@ def read_outputs(kafka: KafkaSettings) -> dict[str, list[dict[str, Any]]]:
 
 
 def end_offsets(kafka: KafkaSettings, topics: list[str]) -> dict[TopicPartition, int]:
-    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=kafka.servers)
     try:
         tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
         return dict(consumer.end_offsets(tps))
@@ -257,19 +259,24 @@ def end_offsets(kafka: KafkaSettings, topics: list[str]) -> dict[TopicPartition,
 
 
 def committed(kafka: KafkaSettings, group: str) -> dict[TopicPartition, int]:
-    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    """The group's committed offsets; none while its coordinator is not there yet (a
+    fresh broker creates the offsets topic on the first request)."""
+    from kafka.errors import CoordinatorNotAvailableError, NotCoordinatorError
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka.servers)
     try:
-        offsets = admin.list_group_offsets({group: None}).get(group, {})
+        try:
+            offsets = admin.list_group_offsets({group: None}).get(group, {})
+        except (CoordinatorNotAvailableError, NotCoordinatorError):
+            return {}
         return {tp: meta.offset for tp, meta in offsets.items()}
     finally:
         admin.close()
 
 
 def input_topics(kafka: KafkaSettings) -> list[str]:
-    return [
-        kafka.topic_prefix + t
-        for t in (contract.KAFKA_TELEMETRY, contract.KAFKA_EVENTS, contract.KAFKA_STATE)
-    ]
+    """The worker's one machine input topic (telemetry, events and state, per machine)."""
+    return [kafka.topic_prefix + contract.KAFKA_TELEMETRY]
 
 
 def caught_up(kafka: KafkaSettings, group: str) -> bool:
@@ -447,57 +454,26 @@ def by_machine(inputs: list[Input]) -> dict[str, list[Input]]:
 # --- in-process reference ------------------------------------------------------------------------
 
 
-def _reference_partition(
+def _reference_machine(
     proc: Any, items: list[Input], tick_event_ns: int, grace_ns: int
 ) -> list[dict[str, Any]]:
-    """One input partition in the worker's canonical order (see ``reference``)."""
-    from stream.app.machines import event_time_ns
-    from stream.app.reorder import Inbox
+    """One machine's messages in its own order, as the worker runs them: its timeline
+    decides steps and "now", and at the end a liveness check (everything held released,
+    frames held behind a missing seq given up)."""
+    from stream.core.timeline import Timeline
 
     out: list[dict[str, Any]] = []
-    states: dict[str, Any] = {}
-    inboxes: dict[str, Inbox] = {}
-    clock = 0
-    fn = {"telemetry": proc.on_frame, "event": proc.on_event, "state": proc.on_state}
-
-    def state(machine: str, clinic: str) -> Any:
-        if machine not in states:
-            states[machine] = proc.new_state(clinic, machine)
-            inboxes[machine] = Inbox()
-        return states[machine]
-
-    def apply(machine: str, batch: list[tuple[str, dict[str, Any]]], now: int) -> None:
-        for kind, payload in batch:
-            out.extend(fn[kind](states[machine], payload, now))
-
-    def tick(now: int) -> None:
-        for machine in sorted(states):
-            out.extend(proc.on_tick(states[machine], now))
-
-    sparse = [i for i in items if i[0] != "telemetry"]  # read ahead at assignment:
-    sparse.sort(key=lambda i: (event_time_ns(i[0], i[2]) or 0, i[0]))  # device time, kind
-    for kind, machine, payload in sparse:
-        state(machine, payload["clinic_id"])
-        held = inboxes[machine].admit(kind, payload, event_time_ns(kind, payload))
-        apply(machine, held, clock)
+    tl = Timeline()
+    st: Any = None
     for kind, machine, payload in items:
-        if kind != "telemetry":
-            continue
-        state(machine, payload["clinic_id"])
-        before = clock
-        clock = max(clock, event_time_ns(kind, payload) or 0)
-        batch = inboxes[machine].before_frame(payload["t0_ns"])
-        batch.append((kind, payload))
-        apply(machine, batch, clock)
-        for other in sorted(inboxes):
-            if inboxes[other].queue:
-                apply(other, inboxes[other].release_due(clock, grace_ns), clock)
-        if before and clock // tick_event_ns > before // tick_event_ns:
-            tick(clock)
-    for machine in sorted(inboxes):
-        apply(machine, inboxes[machine].release_all(), clock)
-    if clock:
-        tick(clock)
+        if st is None:
+            st = proc.new_state(payload["clinic_id"], machine)
+        for step in tl.admit(kind, payload, tick_event_ns, grace_ns):
+            out.extend(proc.on_step(st, step, 0))
+    if st is not None:
+        for step in tl.release_quiet():
+            out.extend(proc.on_step(st, step, 0))
+        out.extend(proc.on_silence(st, tl.now(), int(proc.s.reorder_hold_s * 1e9), 0))
     return out
 
 
@@ -508,10 +484,10 @@ def reference(
     tick_event_ns: int = 60 * 10**9,
     grace_ns: int = 30 * 10**9,
 ) -> list[dict[str, Any]]:
-    """``stream.core`` run directly on ``inputs`` in the worker's canonical order (see
-    ``stream.app.machines``): per partition, sparse messages held in per-machine inboxes,
-    frames in topic order, the partition clock as "now", ticks at event-time boundaries,
-    and at the end everything released and one last tick. Then sessions → adherence."""
+    """``stream.core`` run directly on ``inputs`` as the worker runs them (see
+    ``stream.app.machines``): per machine in its own order (one partition carries all of
+    a machine's messages), its own clock as "now", ticks at its own event-time
+    boundaries, then a liveness check. Then sessions → adherence."""
     from stream.core.adherence import PatientTracker
     from stream.core.processor import MachineProcessor
     from stream.core.settings import CoreSettings
@@ -519,12 +495,8 @@ def reference(
     core = CoreSettings()
     proc = MachineProcessor(core)
     out: list[dict[str, Any]] = []
-    per_partition: dict[int, list[Input]] = defaultdict(list)
-    for item in inputs:
-        per_partition[partition_of(item[1], partitions)].append(item)
-
-    for _, items in sorted(per_partition.items()):
-        out.extend(_reference_partition(proc, items, tick_event_ns, grace_ns))
+    for _, items in sorted(by_machine(inputs).items()):
+        out.extend(_reference_machine(proc, items, tick_event_ns, grace_ns))
 
     tracker = PatientTracker(core)
     patients: dict[str, Any] = {}
@@ -543,4 +515,8 @@ def reference(
     for s in sessions:
         st = patient(s["patient_id"], s["clinic_id"])
         out.extend(tracker.on_session(st, s, int(s["end_ns"])) or [])
+    historical = time.time_ns() - int(StreamSettings().historical_alert_age_s * 1e9)
+    for r in out:  # as the worker's router marks them (stream.app.agents)
+        if r["kind"] == "alert" and r["ts_ns"] < historical:
+            r["historical"] = True
     return out

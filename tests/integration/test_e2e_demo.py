@@ -23,8 +23,6 @@ from psycopg import sql
 from edge.settings import KafkaSettings, MqttSettings
 from tests.integration.conftest import dsn_with
 
-pytestmark = [pytest.mark.slow]
-
 DEMO_ARGS = [
     "--clinics", "2",
     "--machines-per-clinic", "2",
@@ -35,6 +33,9 @@ DEMO_ARGS = [
     "--seed", "11",
 ]  # fmt: skip
 DEMO_TIMEOUT_S = 900
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(DEMO_TIMEOUT_S + 120)]
+"""The demo subprocess has its own deadline; pytest's default 300 s is too short for it on
+a loaded machine."""
 
 
 @pytest.fixture

@@ -23,12 +23,14 @@ from edge.settings import MqttSettings, Secret
 
 pytestmark = pytest.mark.integration
 
+DEVICE_SECRET = "device-secret-0123456789"
+
 
 def test_agent_publishes_over_tls_with_device_credentials(tmp_path: Path) -> None:
     clinic, machine = unique_id("c"), unique_id("m")
     service_password = uuid.uuid4().hex
     broker = secure_broker(service_password).start()
-    broker.add_user(machine, "device-secret")
+    broker.add_device(clinic, machine, DEVICE_SECRET)
     try:
         service = MqttSettings(
             host="127.0.0.1",
@@ -43,7 +45,7 @@ def test_agent_publishes_over_tls_with_device_credentials(tmp_path: Path) -> Non
             tls=True,
             ca_file=str(broker.ca_file),
             username=machine,
-            password=Secret("device-secret"),
+            password=Secret(DEVICE_SECRET),
         )
         settings = EdgeSettings(machine_id=machine, clinic_id=clinic, outbox_dir=str(tmp_path))
         stats = AgentThread([(settings, StrokeSource(2000, live=False))], device).join(60)
@@ -60,7 +62,7 @@ def test_agent_publishes_over_tls_with_device_credentials(tmp_path: Path) -> Non
 def test_wrong_password_keeps_everything_in_the_outbox(tmp_path: Path) -> None:
     clinic, machine = unique_id("c"), unique_id("m")
     broker = secure_broker(uuid.uuid4().hex).start()
-    broker.add_user(machine, "device-secret")
+    broker.add_device(clinic, machine, DEVICE_SECRET)
     try:
         device = MqttSettings(
             host="127.0.0.1",
@@ -68,7 +70,7 @@ def test_wrong_password_keeps_everything_in_the_outbox(tmp_path: Path) -> None:
             tls=True,
             ca_file=str(broker.ca_file),
             username=machine,
-            password=Secret("wrong"),
+            password=Secret("wrong-password-0123456789"),
         )
         settings = EdgeSettings(
             machine_id=machine, clinic_id=clinic, outbox_dir=str(tmp_path), connect_wait_s=1

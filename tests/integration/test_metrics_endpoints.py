@@ -3,7 +3,9 @@
 The edge agent (simulated machine) publishes to the shared Mosquitto, a bridge forwards to
 Kafka, a sink reads records produced to its topics: each endpoint must parse, use the
 ``sledfleet_<role>_`` names with HELP and TYPE, and count what really went through. The
-stream worker's collector is checked in tests/unit/stream/test_app_metrics.py.
+stream worker's endpoint is scraped in tests/integration/test_stream_worker.py
+(``test_day_flows_to_output_topics``), its collector unit-tested in
+tests/unit/stream/test_app_metrics.py.
 """
 
 from __future__ import annotations

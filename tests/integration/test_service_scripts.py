@@ -200,9 +200,9 @@ def _connect(port: int, user: str, password: str, **tls: str) -> tuple[mqtt.Clie
 
 
 def test_mosquitto_secure_mode_enforces_accounts_device_acls_and_tls() -> None:
-    secure = {"SLEDFLEET_MQTT_SECURE": "1", "SLEDFLEET_MQTT_PASSWORD": "bridge-pw"}
+    secure = {"SLEDFLEET_MQTT_SECURE": "1", "SLEDFLEET_MQTT_PASSWORD": "bridge-pw-0123456789"}
     with PrivateMosquitto(extra_env=secure) as broker:
-        broker.add_user("m1", "device-pw")
+        broker.add_device("c1", "m1", "device-pw-0123456789")
         # anonymous clients are refused
         anonymous = subprocess.run(
             ["mosquitto_pub", "-p", str(broker.port), "-t", "sledfleet/v1/c1/m1/state", "-m", "x"],
@@ -211,12 +211,12 @@ def test_mosquitto_secure_mode_enforces_accounts_device_acls_and_tls() -> None:
             check=False,
         )
         assert anonymous.returncode != 0
-        bridge, got = _connect(broker.port, "sledfleet-bridge", "bridge-pw")
+        bridge, got = _connect(broker.port, "sledfleet-bridge", "bridge-pw-0123456789")
         subscribed = threading.Event()
         bridge.on_subscribe = lambda *_: subscribed.set()
         bridge.subscribe("sledfleet/v1/#", qos=1)
         assert subscribed.wait(10), "no SUBACK"
-        device, _ = _connect(broker.tls_port, "m1", "device-pw", ca=str(broker.ca_file))
+        device, _ = _connect(broker.tls_port, "m1", "device-pw-0123456789", ca=str(broker.ca_file))
         try:
             device.publish("sledfleet/v1/c1/m2/telemetry", b"not-mine", qos=1).wait_for_publish(10)
             device.publish("sledfleet/v1/c1/m1/telemetry", b"mine", qos=1).wait_for_publish(10)

@@ -100,7 +100,7 @@ def test_clinic_role_sees_only_its_own_rows(seeded: Any) -> None:
         "sledfleet.reps",
         "sledfleet.sessions",
         "sledfleet.v_sessions",
-        "sledfleet.agg_patient_daily",
+        "sledfleet.agg_patient_15m",
         "sledfleet.clinic_roles",
         "ops.v_clinic_daily",
     ],

@@ -42,6 +42,7 @@ from stream_support import (
 
 from edge import contract
 from edge.settings import KafkaSettings
+from tests.promtext import check_names, scrape, value
 
 pytestmark = pytest.mark.integration
 
@@ -97,8 +98,15 @@ def _worker(kafka: KafkaSettings, tmp_path: Path, started: list[Worker], name: s
     return w
 
 
-def settle(kafka: KafkaSettings, workers: list[Worker], timeout: float = 120.0) -> None:
-    """Wait until the group committed all input and the outputs stopped growing."""
+def settle(
+    kafka: KafkaSettings,
+    workers: list[Worker],
+    want: dict[Any, dict[str, Any]] | None = None,
+    timeout: float = 180.0,
+) -> None:
+    """Wait until the group committed all input and the outputs, deduplicated by natural
+    key, equal ``want`` (without ``want``: stopped growing for ~3 s). A condition with a
+    deadline, not a pause: the machine may be loaded."""
     group = workers[0].group
     topics = [kafka.topic_prefix + t for t in OUTPUT_TOPICS]
     last: dict[Any, int] = {}
@@ -112,9 +120,14 @@ def settle(kafka: KafkaSettings, workers: list[Worker], timeout: float = 120.0) 
             stable = 0
             return False
         now = end_offsets(kafka, topics)
+        if want is not None:
+            if now == last:
+                return False
+            last = now
+            return replay_insensitive(dedup_all(read_outputs(kafka))) == replay_insensitive(want)
         stable = stable + 1 if now == last else 0
         last = now
-        return stable >= 6  # ~3 s without new output after the input was committed
+        return stable >= 6
 
     try:
         wait_until(done, timeout, "the worker to finish the day", every=0.5)
@@ -140,11 +153,11 @@ def test_day_flows_to_output_topics(
     inputs, rx = _day()
     publish_prescriptions(kafka, rx)
     produce(kafka, inputs)
+    want = reference(inputs, rx, TEST_TOPICS.partitions)
     w = _worker(kafka, tmp_path, workers, "single").start()
-    settle(kafka, [w])
+    settle(kafka, [w], dedup(want))
 
     got = read_outputs(kafka)
-    want = reference(inputs, rx, TEST_TOPICS.partitions)
     plan = DayPlan()
     machines = plan.clinics * plan.machines_per_clinic
     n_sessions = machines * plan.sessions_per_machine
@@ -153,6 +166,12 @@ def test_day_flows_to_output_topics(
     assert c["set"] == n_sessions * plan.sets
     assert c["rep"] == n_sessions * plan.sets * plan.reps
     assert dedup_all(got) == dedup(want), diff_summary(dedup_all(got), dedup(want))
+    families, samples = scrape(w.web_port)  # /metrics, parsed by prometheus_client
+    check_names(families, "worker")
+    frames = sum(1 for kind, _, _ in inputs if kind == "telemetry")
+    assert value(samples, "sledfleet_worker_frames_total") == frames
+    assert value(samples, "sledfleet_worker_dead_letters_total") == 0
+    assert 0 < value(samples, "sledfleet_worker_state_max_bytes") < 1024 * 1024
     assert w.stop() == 0, w.log_text()[-3000:]
 
 
@@ -179,7 +198,7 @@ def test_kill9_mid_day_and_restart_equals_uninterrupted_run(
     # empty group instead of rebalancing mid-backlog (see the two-worker test)
     time.sleep(float(w.env["SLEDFLEET_STREAM_SESSION_TIMEOUT_S"]) + 1)
     w.start()
-    settle(kafka, [w])
+    settle(kafka, [w], want)
 
     got = replay_insensitive(dedup_all(read_outputs(kafka)))
     want = replay_insensitive(want)
@@ -204,7 +223,7 @@ def test_two_workers_split_partitions_and_match_one(
     wait_until(split, 60, "the two workers to split the partitions", every=0.5)
     publish_prescriptions(kafka, rx)
     produce(kafka, inputs)
-    settle(kafka, [a, b])
+    settle(kafka, [a, b], dedup(reference(inputs, rx, TEST_TOPICS.partitions)))
 
     frames = [w.stats()["frames"] for w in (a, b)]
     assert all(f > 0 for f in frames), f"one worker got no frames: {frames}"
@@ -233,13 +252,16 @@ def test_duplicates_are_dropped_and_bad_input_is_dead_lettered(
     produce(kafka, inputs + dup, raw)
     w = _worker(kafka, tmp_path, workers, "dups").start()
     settle(kafka, [w])
-
-    got = read_outputs(kafka)
     want = dedup(reference(inputs, rx, TEST_TOPICS.partitions))
-    for kind in ("rep", "set", "session"):
-        mine = dedup(got[kind])
-        theirs = {k: v for k, v in want.items() if k[0] == kind}
-        assert mine == theirs, diff_summary(mine, theirs)
+    kinds = ("rep", "set", "session")
+    theirs = {k: v for k, v in want.items() if k[0] in kinds}
+
+    def mine() -> dict[Any, dict[str, Any]]:
+        got = read_outputs(kafka)
+        return {k: v for kind in kinds for k, v in dedup(got[kind]).items()}
+
+    wait_until(lambda: mine() == theirs, 60, "reps, sets and sessions", every=0.5)
+    got = read_outputs(kafka)
     statuses = [s for s in got["machine_status"] if s["machine_id"] == machine]
     assert max(s["frames_duplicate"] for s in statuses) >= len(dup)
     dead = [
@@ -250,3 +272,37 @@ def test_duplicates_are_dropped_and_bad_input_is_dead_lettered(
     assert all(d["source"] == "stream" and d["origin"] == telemetry for d in dead)
     assert w.stats()["dead_letters"] == 2
     assert w.stop() == 0
+
+
+def test_worker_dials_only_the_configured_kafka(tmp_path: Path) -> None:
+    """A private Kafka on another port, named by host name: the worker (Faust, the clinic
+    directory's consumer, the metadata and admin clients) must find it there; a client
+    that dialled the default 127.0.0.1:9092 would find none of this run's topics. (The
+    side reader's address is checked in tests/unit/stream/test_app_machines.py.)"""
+    from servers import PrivateKafka
+
+    with PrivateKafka() as private:
+        kafka = KafkaSettings(
+            bootstrap=f"localhost:{private.port}", topic_prefix=f"t{uuid.uuid4().hex[:10]}."
+        )
+        setup_topics(kafka)
+        plan = DayPlan(clinics=1, machines_per_clinic=2, sessions_per_machine=1, sets=2, reps=4)
+        inputs, rx = _day(plan)
+        publish_prescriptions(kafka, rx)
+        produce(kafka, inputs)
+        w = Worker(
+            kafka,
+            app_id="sfstream",
+            workdir=tmp_path,
+            name="elsewhere",
+            extra_env={"SLEDFLEET_STREAM_REORDER_IDLE_S": "0.5"},
+        ).start()
+        try:
+            settle(kafka, [w], dedup(reference(inputs, rx, TEST_TOPICS.partitions)))
+            assert w.stats()["frames"] == sum(1 for i in inputs if i[0] == "telemetry")
+        finally:
+            code = w.stop()
+        assert code == 0, w.log_text()[-3000:]
+        log = w.log_text()
+        assert "127.0.0.1:9092" not in log
+        assert "localhost:9092" not in log

@@ -33,8 +33,11 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def env_example() -> dict[str, str]:
+    """.env.example (interpolation) and the per-service env templates, merged."""
     out = {}
-    for raw in (REPO / ".env.example").read_text().splitlines():
+    texts = [(REPO / ".env.example").read_text()]
+    texts += [p.read_text() for p in sorted((REPO / "services/docker/env.example").glob("*.env"))]
+    for raw in "\n".join(texts).splitlines():
         line = raw.strip()
         if line and not line.startswith("#"):
             name, _, value = line.partition("=")

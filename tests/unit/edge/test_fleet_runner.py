@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -88,3 +89,49 @@ def test_duplicate_machine_ids_are_refused(tmp_path: Path) -> None:
     s = EdgeSettings(outbox_dir=str(tmp_path))
     with pytest.raises(ValueError, match="unique"):
         FleetRunner([(s, SineSource(1)), (s, SineSource(1))], MqttSettings())
+
+
+class OfflineSource(SineSource):
+    """A machine whose uplink is down until its gate opens (after its first 600 samples)."""
+
+    def __init__(self, n: int, opened_by: int = 600) -> None:
+        super().__init__(n)
+        self.connect_gate = threading.Event()
+        self.opened_by = opened_by
+
+    def items(self) -> Iterator[SourceItem]:
+        for i, item in enumerate(super().items()):
+            if i == self.opened_by:
+                self.connect_gate.set()
+            yield item
+
+
+def test_an_offline_machine_connects_when_its_gate_opens_and_replays_its_backlog(
+    tmp_path: Path,
+) -> None:
+    gated, online = OfflineSource(1000), SineSource(500)
+    r = runner(tmp_path, [gated, online], backpressure_rows=2)
+    stats = r.run()
+    assert stats.acked == 30
+    assert stats.undelivered_rows == 0
+    tele = r.agents[0].link.payloads("telemetry")  # type: ignore[attr-defined]
+    # the 12 frames stored before the uplink came back go out first, marked replayed (and
+    # whatever the source added before the agent's connection: never a live one before)
+    flags = [f["replayed"] for f in tele]
+    assert flags[:12] == [True] * 12
+    assert flags == sorted(flags, reverse=True)
+    assert [f["seq"] for f in tele] == list(range(20))
+    assert not any(f["replayed"] for f in r.agents[1].link.payloads("telemetry"))  # type: ignore[attr-defined]
+
+
+def test_a_known_clock_offset_is_reported_in_the_state(tmp_path: Path) -> None:
+    src = SineSource(200)
+    src.reported_clock_offset_ms = -4 * 3_600_000.0  # type: ignore[attr-defined]
+    r = runner(tmp_path, [src, SineSource(200)])
+    r.run()
+    states = [a.link.payloads("state") for a in r.agents]  # type: ignore[attr-defined]
+    online = [[s for s in st if s["status"] == "online"] for st in states]
+    assert online[0]
+    assert all(s["clock_offset_ms"] == -14_400_000.0 for s in online[0])
+    assert online[1]
+    assert all(s["clock_offset_ms"] is None for s in online[1])

@@ -116,7 +116,7 @@ def test_alert_message_with_nul_or_markup() -> None:
         "emitted_at_ns": T0,
     }
     _, row = record_row(alert)
-    assert "<script>" in row[-2]  # stored verbatim (parameterised); dashboards escape
+    assert "<script>" in row[-3]  # stored verbatim (parameterised); dashboards escape
     with pytest.raises(ContractError):
         record_row({**alert, "message": "a\x00b"})
 

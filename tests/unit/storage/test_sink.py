@@ -123,6 +123,7 @@ def test_outage_retries_the_same_batch_without_polling(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(sink, "_write_isolating", flaky)
     monkeypatch.setattr(sink, "_drop_connection", lambda: None)
+    monkeypatch.setattr(sink, "_own_clinic_only", lambda items, producer: items)
     items = sink.collect({TP("t.sledfleet.reps", 0): [Msg(encode(rep()))]}, FakeProducer([]))
     sink.write_items(items, FakeProducer([]), threading.Event())
     assert calls == [1, 1, 1]
@@ -141,6 +142,7 @@ def test_stop_during_an_outage_leaves_the_batch_uncommitted(
 
     monkeypatch.setattr(sink, "_write_isolating", down)
     monkeypatch.setattr(sink, "_drop_connection", lambda: None)
+    monkeypatch.setattr(sink, "_own_clinic_only", lambda items, producer: items)
     stop = threading.Event()
     stop.set()
     with pytest.raises(InterruptedError):

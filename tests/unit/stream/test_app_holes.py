@@ -34,33 +34,14 @@ def test_one_read_range_per_partition_covers_its_holes() -> None:
 
 def test_fill_keys_read_frames_by_the_frame_after_their_hole() -> None:
     holes = [(A, 5, 8), (A, 10, 12), (B, 0, 2)]
-    found = [(A, o, b"a%d" % o) for o in (11, 10, 9, 8, 7, 6, 5)] + [(B, 1, b"b1"), (B, 0, None)]
+    h = (("kind", b"telemetry"),)
+    found = [(A, o, b"a%d" % o, h) for o in (11, 10, 9, 8, 7, 6, 5)] + [
+        (B, 1, b"b1", ()),
+        (B, 0, None, ()),
+    ]
     filled = fill(holes, found)
     assert filled == {
-        (A, 8): [(5, b"a5"), (6, b"a6"), (7, b"a7")],
-        (A, 12): [(10, b"a10"), (11, b"a11")],
-        (B, 2): [(0, None), (1, b"b1")],
+        (A, 8): [(5, b"a5", h), (6, b"a6", h), (7, b"a7", h)],
+        (A, 12): [(10, b"a10", h), (11, b"a11", h)],
+        (B, 2): [(0, None, ()), (1, b"b1", ())],
     }  # offsets 8 and 9 were delivered by Faust: not handled twice
-
-
-def test_mark_acked_adds_holes_folds_gaps_and_never_lists_an_offset_twice() -> None:
-    from collections import defaultdict
-    from types import SimpleNamespace
-
-    from intervaltree import IntervalTree
-
-    from stream.app.holes import mark_acked
-
-    gaps: defaultdict[object, IntervalTree] = defaultdict(IntervalTree)
-    gaps[B].addi(3, 6)  # Faust recorded offsets 3..5 of B as a gap (5 was delivered)
-    consumer = SimpleNamespace(
-        _committed_offset=defaultdict(lambda: None, {A: 6}),
-        _acked_index=defaultdict(set, {A: {9}, B: {5}}),
-        _acked=defaultdict(list, {A: [9], B: [5, 5]}),  # 5 acked twice already
-        _gap=gaps,
-    )
-    assert mark_acked(consumer, [(A, 5, 10), (B, 0, 3)], tps=[B]) == 3 + 3 + 2
-    assert sorted(consumer._acked[A]) == [6, 7, 8, 9]  # never below the commit
-    assert consumer._acked[B] == [0, 1, 2, 3, 4, 5]
-    assert consumer._acked_index[B] == {0, 1, 2, 3, 4, 5}
-    assert not consumer._gap[B]

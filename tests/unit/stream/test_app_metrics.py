@@ -11,8 +11,10 @@ from faust.web.drivers.aiohttp import Web
 
 from stream.app.agents import Counters
 from stream.app.metrics import (
+    BYTES_HELP,
     COUNTER_HELP,
     GAUGE_HELP,
+    LABELLED_HELP,
     SECONDS_HELP,
     WorkerMetrics,
     faust_lag,
@@ -24,13 +26,21 @@ TP = namedtuple("TP", "topic partition")
 
 
 def test_every_counter_field_is_described():
-    described = set(COUNTER_HELP) | set(SECONDS_HELP) | set(GAUGE_HELP) | {"by_kind"}
+    described = (
+        set(COUNTER_HELP)
+        | set(SECONDS_HELP)
+        | set(GAUGE_HELP)
+        | set(BYTES_HELP)
+        | set(LABELLED_HELP)
+    )
     assert {f.name for f in fields(Counters)} == described
 
 
 def test_counters_and_lag_parse():
     c = Counters(frames=10, dead_letters=2, errors=1, compute_ns=1_500_000_000)
     c.by_kind["rep"] = 7
+    c.rejected["late_frame"] = 3
+    c.state_max_bytes = 51_234
     m = WorkerMetrics(lambda: c, lambda: {("t.sledfleet.telemetry", 3): 42})
     families, s = parse(m.render().decode())
     check_names(families, "worker")
@@ -39,6 +49,8 @@ def test_counters_and_lag_parse():
     assert value(s, "sledfleet_worker_errors_total") == 1
     assert value(s, "sledfleet_worker_compute_seconds_total") == 1.5
     assert value(s, "sledfleet_worker_records_out_by_kind_total", kind="rep") == 7
+    assert value(s, "sledfleet_worker_rejected_total", reason="late_frame") == 3
+    assert value(s, "sledfleet_worker_state_max_bytes") == 51_234
     lag = "sledfleet_worker_consumer_lag"
     assert value(s, lag, topic="t.sledfleet.telemetry", partition="3") == 42
     assert families[lag][0] == "gauge"

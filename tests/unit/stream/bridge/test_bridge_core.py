@@ -33,11 +33,13 @@ def _dead(record: Record) -> dict[str, object]:
     ("kind", "payload", "target"),
     [
         ("telemetry", telemetry(), "sledfleet.telemetry"),
-        ("event", event(), "sledfleet.events"),
-        ("state", state(), "sledfleet.state"),
+        ("event", event(), "sledfleet.telemetry"),
+        ("state", state(), "sledfleet.telemetry"),
     ],
 )
-def test_valid_message_goes_to_its_kind_topic_keyed_by_machine(kind, payload, target):
+def test_every_kind_goes_to_the_machines_one_ordered_topic_keyed_by_machine(
+    kind, payload, target
+):
     raw = encode(payload)
     record = _route(f"sledfleet/v1/c1/m1/{kind}", raw)
     assert not record.dead
@@ -46,6 +48,7 @@ def test_valid_message_goes_to_its_kind_topic_keyed_by_machine(kind, payload, ta
     assert record.value is raw  # original bytes, not re-encoded
     assert dict(record.headers) == {
         "mqtt_topic": f"sledfleet/v1/c1/m1/{kind}".encode(),
+        "kind": kind.encode(),
         "received_at_ns": b"123",
         "bridge_id": b"bridge-x-0",
     }

@@ -62,12 +62,15 @@ def test_topic_specs_cover_the_contract_with_deliberate_configs():
             "alerts",
             "machine-status",
             "deadletter",
+            "clinics",
         ]
     }
     for name in ("telemetry", "events", "state", "reps", "sets", "sessions", "machine-status"):
         assert specs[f"p.sledfleet.{name}"].partitions == 12
     assert specs["p.sledfleet.state"].configs["cleanup.policy"] == "compact"
     assert specs["p.sledfleet.prescriptions"].configs["cleanup.policy"] == "compact"
+    clinics = specs["p.sledfleet.clinics"]
+    assert (clinics.partitions, clinics.configs["cleanup.policy"]) == (1, "compact")
     assert specs["p.sledfleet.telemetry"].configs["retention.ms"] == str(7 * 24 * 3600 * 1000)
     dlq = specs["p.sledfleet.deadletter"].configs
     assert dlq["max.message.bytes"] == str(DEADLETTER_MAX_MESSAGE_BYTES) == str(16 * 1024 * 1024)

@@ -36,7 +36,7 @@ def run(
     roundtrip: bool = False,
     ticks: list[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Feed ("frame"|"event"|"state"|"tick", payload) items; optionally JSON round-trip
+    """Feed ("frame"|"event"|"state"|"tick"|"silence", payload) items; optionally JSON round-trip
     the state before every item (what a Faust restart does)."""
     p = MachineProcessor(settings)
     st = p.new_state("c1", "m1")
@@ -50,6 +50,10 @@ def run(
             out += p.on_event(st, item, 0)
         elif kind == "state":
             out += p.on_state(st, item, 0)
+        elif kind == "silence":
+            out += p.on_silence(
+                st, int(item["clock_ns"]), int(item["silent_ns"]), int(item["wall_ns"])
+            )
         else:
             out += p.on_tick(st, int(item["now_ns"]))
     for rec in out:

@@ -36,20 +36,25 @@ def test_clock_skew() -> None:
     assert (a["subject_id"], a["window_start_ns"], a["value"]) == ("m1", T0, -4200.0)
 
 
-def test_machine_offline_after_the_grace_period() -> None:
+def _silence(wall_ns: int) -> tuple[str, dict[str, int]]:
+    """A liveness check at platform time ``wall_ns``: the device clock stands still."""
+    return ("silence", {"clock_ns": T0, "silent_ns": wall_ns - T0 - H, "wall_ns": wall_ns})
+
+
+def test_machine_offline_after_the_grace_period_of_wall_time() -> None:
     items = [("state", _state("online")), ("state", {**_state("offline"), "ts_ns": T0 + H})]
-    assert (
-        _alerts(run([*items, ("tick", {"now_ns": T0 + H + 60 * 10**9})]), "machine_offline") == []
-    )
-    out = run([*items, ("tick", {"now_ns": T0 + 2 * H}), ("tick", {"now_ns": T0 + 3 * H})])
+    assert _alerts(run([*items, _silence(T0 + H + 60 * 10**9)]), "machine_offline") == []
+    out = run([*items, _silence(T0 + 2 * H), _silence(T0 + 3 * H)])
     (a,) = _alerts(out, "machine_offline")  # once per offline episode
     assert a["window_start_ns"] == T0 + H
-    back = [
-        *items,
-        ("state", _state("online", ts=T0 + H + 10**9)),
-        ("tick", {"now_ns": T0 + 3 * H}),
-    ]
+    back = [*items, ("state", _state("online", ts=T0 + H + 10**9)), _silence(T0 + 3 * H)]
     assert _alerts(run(back), "machine_offline") == []
+
+
+def test_device_time_never_raises_offline() -> None:
+    """A device clock hours ahead must not make its own offline message look old."""
+    items = [("state", _state("online")), ("state", {**_state("offline"), "ts_ns": T0 + H})]
+    assert _alerts(run([*items, ("tick", {"now_ns": T0 + 9 * H})]), "machine_offline") == []
 
 
 def test_fault_event_is_a_sensor_fault() -> None:

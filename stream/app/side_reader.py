@@ -1,13 +1,9 @@
-"""Read the sparse event/state partitions up to their current end, ahead of the frames.
+"""A side consumer of our own (no group, no commits): exact offset ranges and end offsets.
 
-Kafka orders each topic partition, never telemetry and events together. While data
-streams in, a worker's telemetry fetches can run ahead of its events fetches; during a
-backfill one second of wall time is hours of device time, so a check-in read a second
-late lands after the frames it precedes. Before a batch of frames is handled, the
-machine agent therefore reads the events/state partitions it owns up to their end
-offsets *as of now* with this side consumer: every event produced before those frames
-were readable is then in its machine's inbox, and the inbox orders them by device time.
-Faust delivers the same messages again later; the agent skips them by offset.
+The machine agent reads telemetry Faust's fetcher stepped over (``stream.app.holes``)
+with it, and asks it for end offsets when a partition looks stalled. Faust's own
+consumer thread must not be waited on from inside an agent: it may be waiting for that
+agent. The address comes from the worker's settings, like every Kafka client's.
 """
 
 from __future__ import annotations
@@ -26,14 +22,17 @@ keeps one fetch per broker in flight; with the default 500 ms, a fetch parked on
 idle partition made every read-ahead wait for it (276 ms per batch measured). The
 partitions are paused between read-aheads, so a short wait costs no idle polling."""
 
-READ_AHEAD_TIMEOUT_S = 30.0
-"""How long one read-ahead may take before the worker gives up loudly (broker trouble)."""
+READ_TIMEOUT_S = 30.0
+"""How long one side read may take before the worker gives up loudly (broker trouble)."""
+
+Read = tuple[TP, int, bytes | None, tuple[tuple[str, bytes], ...]]
+"""(topic partition, offset, value, headers) of one message read."""
 
 
-class SparseReader:
-    """A long-lived side consumer (no group, no commits) over the owned sparse partitions."""
+class SideReader:
+    """A long-lived side consumer, assigned what it is asked to read, paused in between."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: list[str]) -> None:
         self.bootstrap = bootstrap
         self._consumer: Any = None
         self._assigned: frozenset[TP] = frozenset()
@@ -50,7 +49,7 @@ class SparseReader:
             )
             await self._consumer.start()
         wanted = frozenset(positions)
-        if wanted != self._assigned:
+        if wanted and wanted != self._assigned:
             self._consumer.assign([TopicPartition(tp.topic, tp.partition) for tp in wanted])
             self._assigned = wanted
         self._consumer.resume(*self._consumer.assignment())
@@ -60,41 +59,39 @@ class SparseReader:
                 self._consumer.seek(ktp, offset)
         return self._consumer
 
-    async def read_ahead(self, positions: dict[TP, int]) -> list[tuple[TP, int, bytes]]:
-        """Messages from ``positions`` (next offset per partition) to the current ends."""
+    async def end_offsets(self, tps: list[TP]) -> dict[TP, int]:
+        """The current end offset of each topic partition (a broker call)."""
         from aiokafka import TopicPartition
 
-        if not positions:
-            return []
-        consumer = await self._ensure(positions)
-        ends = await consumer.end_offsets(
-            [TopicPartition(tp.topic, tp.partition) for tp in positions]
-        )
-        return await self._read(
-            consumer, {tp: int(ends[TopicPartition(tp.topic, tp.partition)]) for tp in positions}
-        )
+        consumer = await self._ensure({})
+        ends = await consumer.end_offsets([TopicPartition(tp.topic, tp.partition) for tp in tps])
+        return {TP(k.topic, k.partition): int(v) for k, v in ends.items()}
 
-    async def read_range(self, ranges: dict[TP, tuple[int, int]]) -> list[tuple[TP, int, bytes]]:
+    async def read_range(self, ranges: dict[TP, tuple[int, int]]) -> list[Read]:
         """Messages with ``start <= offset < end`` of each partition's ``(start, end)``."""
         if not ranges:
             return []
         consumer = await self._ensure({tp: start for tp, (start, _) in ranges.items()})
         return await self._read(consumer, {tp: end for tp, (_, end) in ranges.items()})
 
-    async def _read(self, consumer: Any, ends: dict[TP, int]) -> list[tuple[TP, int, bytes]]:
+    async def _read(self, consumer: Any, ends: dict[TP, int]) -> list[Read]:
         from aiokafka import TopicPartition
 
         ktps = {TopicPartition(tp.topic, tp.partition): tp for tp in ends}
         pending = {k for k, tp in ktps.items() if await consumer.position(k) < ends[tp]}
-        out: list[tuple[TP, int, bytes]] = []
-        deadline = time.monotonic() + READ_AHEAD_TIMEOUT_S
+        out: list[Read] = []
+        deadline = time.monotonic() + READ_TIMEOUT_S
         while pending:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"side read stuck on {sorted(map(str, pending))}")
             batches = await consumer.getmany(*pending, timeout_ms=100)
             for ktp, records in batches.items():
                 end = ends[ktps[ktp]]
-                out.extend((ktps[ktp], r.offset, r.value) for r in records if r.offset < end)
+                out.extend(
+                    (ktps[ktp], r.offset, r.value, tuple(r.headers or ()))
+                    for r in records
+                    if r.offset < end
+                )
             for ktp in list(pending):
                 if await consumer.position(ktp) >= ends[ktps[ktp]]:
                     pending.discard(ktp)
