@@ -102,6 +102,12 @@ class FleetRunner:
             getattr(src, "connect_gate", None) for src in self.sources
         ]
         self._started = [False] * len(machines)
+        # set once the source thread has handed over everything it took while offline: the
+        # pump connects a gated agent only then, so that data is stored (and replayed) first
+        self._online = [threading.Event() for _ in machines]
+        for gate, online in zip(self.gates, self._online, strict=True):
+            if gate is None:
+                online.set()
         self.settings = machines[0][0]
         self.exit_when_done = exit_when_done
         self.drain_timeout_s = drain_timeout_s
@@ -149,7 +155,7 @@ class FleetRunner:
         """Start (connect) every agent whose uplink is up (no gate, or its gate set)."""
         for i, agent in enumerate(self.agents):
             gate = self.gates[i]
-            if not self._started[i] and (force or gate is None or gate.is_set()):
+            if not self._started[i] and (force or self._online[i].is_set()):
                 self._started[i] = True
                 if gate is not None:
                     agent.pump()  # frames taken while offline go to the outbox: the backlog
@@ -173,19 +179,29 @@ class FleetRunner:
 
     def _feed(self, i: int) -> None:
         agent, source = self.agents[i], self.sources[i]
+        gate, online = self.gates[i], self._online[i]
         chunk: list[SourceItem] = []  # a replay source hands over REPLAY_CHUNK items at once
         try:
             for item in source.items():
                 if self.stop_event.is_set():
                     break
+                # the uplink is back: with nothing held back the agent may connect now;
+                # otherwise this chunk holds what was taken offline and is stored before
+                # the agent connects (below)
+                uplink_back = not online.is_set() and gate is not None and gate.is_set()
+                if uplink_back and (self.paced[i] or not chunk):
+                    online.set()
                 if self.paced[i]:
                     agent.feed(item)
                     continue
                 chunk.append(item)
                 if len(chunk) >= REPLAY_CHUNK:
-                    self._wait_for_room(i)
+                    if online.is_set():
+                        self._wait_for_room(i)
                     agent.feed_many(chunk)
                     chunk = []
+                    if gate is not None and gate.is_set():
+                        online.set()
         except Exception as exc:
             log.exception("%s: source failed", agent.machine_id)
             self._errors.append(f"{agent.machine_id}: {exc}")
@@ -193,12 +209,13 @@ class FleetRunner:
             if chunk:
                 agent.feed_many(chunk)
             agent.finish()
+            online.set()
             self._done[i].set()
 
     def _wait_for_room(self, i: int) -> None:
-        agent, gate = self.agents[i], self.gates[i]
+        agent = self.agents[i]
         while agent.backlog() > agent.settings.backpressure_rows:
-            if gate is not None and not gate.is_set():
+            if not self._online[i].is_set():
                 return  # offline: the outbox holds the backlog until the uplink is back
             if self.stop_event.wait(agent.settings.pump_interval_s):
                 return
