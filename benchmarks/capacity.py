@@ -60,6 +60,8 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE_EVERY_S = 5.0
 MACHINES_PER_CLINIC = 10
 CATCHUP_TIMEOUT_S = 600.0
+NOTHING_ARRIVED_S = 90.0
+"""A step fails when the bridge received nothing this long after the agents started."""
 TRUTH_MARGIN_NS = 5 * 10**9
 """Truth reps must end this long before the window's end to be expected in the database."""
 
@@ -307,9 +309,20 @@ def measure(run: Any, sims: list[Any], fleet: Any, args: argparse.Namespace) -> 
     holder: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: holder.update(stats=runner.run()), daemon=True)
     thread.start()
-    while thread.is_alive():
-        thread.join(2.0)
-        run.roles.check()
+    try:
+        while thread.is_alive():
+            thread.join(2.0)
+            run.roles.check()
+            quiet_s = time.monotonic() - t0
+            if quiet_s > NOTHING_ARRIVED_S and not metrics(bridge_url).get(
+                "sledfleet_bridge_received_total"
+            ):
+                runner.stop()
+                raise RoleFailed(
+                    f"nothing reached the bridge in {quiet_s:.0f} s (edge agents not connected?)"
+                )
+    finally:
+        sampler.stop.set()
     window_s = time.monotonic() - t0
     cpu1 = sampler.cpu()
     end_ns = started_ns + int(args.duration_s * 1e9)
