@@ -258,7 +258,7 @@ def start_roles(run: Any, clinic_ids: list[str]) -> None:
             "SLEDFLEET_STREAM_WEB_PORT": str(port),
         }
         name = f"stream-worker-{i + 1}"
-        url = f"http://127.0.0.1:{port}/"
+        url = f"http://127.0.0.1:{port}/metrics"  # Faust's own "/" page is off
         role = Role(name, ["stream", "worker"], worker_env, logs / f"{name}.log", url)
         run.roles.start(role, timeout_s=180.0)
     port = free_port()
@@ -278,7 +278,9 @@ def measure(run: Any, sims: list[Any], fleet: Any, args: argparse.Namespace) -> 
     prefix = run.kafka.topic_prefix
     bridge_url = roles["bridge"].health_url.replace("/healthz", "/metrics")
     worker_urls = [
-        r.health_url.rstrip("/") + "/sledfleet/stats/" for n, r in roles.items() if "stream" in n
+        r.health_url.removesuffix("/metrics") + "/sledfleet/stats/"
+        for n, r in roles.items()
+        if "stream" in n
     ]
     pids = {n: [r.proc.pid] for n, r in roles.items() if r.proc is not None}
     pids["edge agents (this process)"] = [os.getpid()]

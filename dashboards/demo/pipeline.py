@@ -193,7 +193,8 @@ def start_roles(run: DemoRun) -> None:
                     "SLEDFLEET_STREAM_WEB_PORT": str(web_port),
                 },
                 logs / f"stream-worker-{i + 1}.log",
-                f"http://127.0.0.1:{web_port}/",
+                # Faust's built-in "/" page is off (stream/app/web.py): /metrics is the app's
+                f"http://127.0.0.1:{web_port}/metrics",
             ),
             timeout_s=120.0,
         )
