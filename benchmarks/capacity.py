@@ -36,7 +36,9 @@ import contextlib
 import json
 import logging
 import math
+import multiprocessing as mp
 import os
+import queue
 import threading
 import time
 import urllib.request
@@ -58,6 +60,9 @@ from stream.topics import TopicsSettings, topic_specs
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_EVERY_S = 5.0
+EDGE_MACHINES_PER_PROCESS = 100
+"""paho's network loop uses select(), which fails on descriptors past 1,023: one process
+with ~150 agents (socket, wake-up pair, SQLite files each) can no longer connect any."""
 MACHINES_PER_CLINIC = 10
 CATCHUP_TIMEOUT_S = 600.0
 NOTHING_ARRIVED_S = 90.0
@@ -207,6 +212,7 @@ def run_step(machines: int, mix: str, args: argparse.Namespace) -> dict[str, Any
         for sim in sims:
             sim.fill_idle = mix == "all"
         pipeline.publish_prescriptions(run, fleet.prescriptions)
+        FLEET_OF_CHILD[:] = [fleet]
         result.update(measure(run, sims, fleet, args))
     finally:
         run.roles.stop()
@@ -283,7 +289,6 @@ def measure(run: Any, sims: list[Any], fleet: Any, args: argparse.Namespace) -> 
         if "stream" in n
     ]
     pids = {n: [r.proc.pid] for n, r in roles.items() if r.proc is not None}
-    pids["edge agents (this process)"] = [os.getpid()]
     pids["mosquitto (shared)"] = find_pids("mosquitto -c")
     pids["kafka (shared)"] = find_pids("kafka.Kafka")
     sampler = Sampler(
@@ -299,32 +304,46 @@ def measure(run: Any, sims: list[Any], fleet: Any, args: argparse.Namespace) -> 
         },
         pids,
     )
-    base = replace(load(EdgeSettings), outbox_dir=str(run.work_dir / "outbox"))
-    runner = FleetRunner(
-        [(base.for_machine(m.clinic_id, m.machine_id), m.source()) for m in sims],
-        load(MqttSettings),
-    )
-    threading.Thread(target=sampler.run, daemon=True).start()
-    cpu0 = sampler.cpu()
+    # the agents run in child processes of EDGE_MACHINES_PER_PROCESS machines (forked
+    # before any thread of this one starts); each reports its stats, CPU and truth
+    outbox = str(run.work_dir / "outbox")
+    ctx = mp.get_context("fork")
+    results: Any = ctx.Queue()
+    slices = [
+        list(range(i, min(i + EDGE_MACHINES_PER_PROCESS, len(sims))))
+        for i in range(0, len(sims), EDGE_MACHINES_PER_PROCESS)
+    ]
+    children = [
+        ctx.Process(target=edge_child, args=(sims, idx, outbox, results), daemon=True)
+        for idx in slices
+    ]
     started_ns = min(m.t0_ns for m in sims)
     t0 = time.monotonic()
-    holder: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: holder.update(stats=runner.run()), daemon=True)
-    thread.start()
+    for child in children:
+        child.start()
+    threading.Thread(target=sampler.run, daemon=True).start()
+    cpu0 = sampler.cpu()
+    reports: list[dict[str, Any]] = []
     try:
-        while thread.is_alive():
-            thread.join(2.0)
+        while len(reports) < len(children):
+            with contextlib.suppress(queue.Empty):
+                reports.append(results.get(timeout=2.0))
             run.roles.check()
+            if any(c.exitcode not in (None, 0) for c in children):
+                raise RoleFailed("an edge process failed")
             quiet_s = time.monotonic() - t0
             if quiet_s > NOTHING_ARRIVED_S and not metrics(bridge_url).get(
                 "sledfleet_bridge_received_total"
             ):
-                runner.stop()
                 raise RoleFailed(
                     f"nothing reached the bridge in {quiet_s:.0f} s (edge agents not connected?)"
                 )
     finally:
         sampler.stop.set()
+        for child in children:
+            if child.is_alive() and len(reports) < len(children):
+                child.terminate()
+            child.join(30)
     window_s = time.monotonic() - t0
     cpu1 = sampler.cpu()
     end_ns = started_ns + int(args.duration_s * 1e9)
@@ -333,13 +352,14 @@ def measure(run: Any, sims: list[Any], fleet: Any, args: argparse.Namespace) -> 
     pipeline.wait_for_database(run, "catch-up", None, CATCHUP_TIMEOUT_S)
     catchup_s = time.monotonic() - c0 - pipeline.CATCHUP_STABLE_S
     sampler.stop.set()
-    stats = holder["stats"]
+    stats = {k: sum(r[k] for r in reports) for k in ("samples", "frames", "acked", "dropped")}
+    edge_cpu_s = sum(r["cpu_s"] for r in reports)
     bridge = metrics(bridge_url)
     worker_frames = sum(int(http_json(u).get("frames", 0)) for u in worker_urls)
-    truth = fleet.truth()
     want = {
         (r["machine_id"], r["session_id"], int(r["set_no"]), int(r["rep_no"]))
-        for r in truth["reps"]
+        for report in reports
+        for r in report["truth_reps"]
         if r["end_ns"] <= end_ns - TRUTH_MARGIN_NS and r["start_ns"] >= started_ns
     }
     with psycopg.connect(run.dsn, autocommit=True) as conn:
@@ -359,14 +379,16 @@ def measure(run: Any, sims: list[Any], fleet: Any, args: argparse.Namespace) -> 
         * 100
         for role in cpu0
     }
+    cpu[f"edge agents ({len(children)} processes)"] = edge_cpu_s / window_s * 100
     return {
         "window_s": args.duration_s,
         "wall_s": window_s,
-        "samples": stats.samples,
-        "samples_per_s": stats.samples / args.duration_s,
-        "frames": stats.frames,
-        "edge_acked": stats.acked,
-        "edge_dropped": stats.dropped_frames,
+        "samples": stats["samples"],
+        "samples_per_s": stats["samples"] / args.duration_s,
+        "frames": stats["frames"],
+        "edge_acked": stats["acked"],
+        "edge_dropped": stats["dropped"],
+        "edge_processes": len(children),
         "bridge_forwarded_telemetry": forwarded,
         "bridge_dead_lettered": bridge.get("sledfleet_bridge_dead_lettered_total", 0),
         "worker_frames": worker_frames,
@@ -380,9 +402,46 @@ def measure(run: Any, sims: list[Any], fleet: Any, args: argparse.Namespace) -> 
         "lag_series": sampler.series,
         "cpu_pct": cpu,
         "cpu_us_per_frame": {
-            k: v / 100 * window_s / max(1, stats.frames) * 1e6 for k, v in cpu.items()
+            k: v / 100 * window_s / max(1, stats["frames"]) * 1e6 for k, v in cpu.items()
         },
     }
+
+
+def edge_child(sims: list[Any], idx: list[int], outbox: str, results: Any) -> None:
+    """One edge process: agents for ``sims[idx]`` until their data is acknowledged."""
+    mine = [sims[i] for i in idx]
+    base = replace(load(EdgeSettings), outbox_dir=outbox)
+    runner = FleetRunner(
+        [(base.for_machine(m.clinic_id, m.machine_id), m.source()) for m in mine],
+        load(MqttSettings),
+    )
+    cpu0 = time.process_time()
+    st = runner.run()
+    ids = {m.machine_id for m in mine}
+    truth = _truth_reps(ids)
+    results.put(
+        {
+            "samples": st.samples,
+            "frames": st.frames,
+            "acked": st.acked,
+            "dropped": st.dropped_frames,
+            "cpu_s": time.process_time() - cpu0,
+            "truth_reps": truth,
+        }
+    )
+
+
+def _truth_reps(ids: set[str]) -> list[dict[str, Any]]:
+    from edge.simulator.truth import ground_truth
+
+    fleet = FLEET_OF_CHILD[0]
+    with fleet._lock:
+        reps = ground_truth(fleet)["reps"]
+    return [r for r in reps if r["machine_id"] in ids]
+
+
+FLEET_OF_CHILD: list[Any] = []
+"""The fleet, set before the edge processes fork (they plan sessions in their own copy)."""
 
 
 def delete_topics(run: Any) -> None:
