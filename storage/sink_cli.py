@@ -1,4 +1,10 @@
-"""``sledfleet sink``: run the sink until SIGINT/SIGTERM."""
+"""``sledfleet sink``: run the sink until SIGINT/SIGTERM.
+
+Before consuming, it checks what an operator gets wrong: settings (one line naming the
+variable), the database (reachable, existing, migrated: ``storage.db_errors``) and Kafka
+(a TCP probe, waited for up to ``SLEDFLEET_SINK_KAFKA_WAIT_S``; SIGTERM/Ctrl-C end the wait
+at once). Each failure is one line with the fix and exit status 2.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,23 @@ import argparse
 import logging
 import signal
 import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
+from edge.netprobe import RateLimited, reachable
+from edge.settings import ConfigError, KafkaSettings, env, load
 from storage.db import default_dsn
 
 log = logging.getLogger(__name__)
+
+WAIT_LOG_EVERY_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class SinkStartSettings:
+    kafka_wait_s: float = env("SLEDFLEET_SINK_KAFKA_WAIT_S", 120.0)
+    """At start, how long to wait for Kafka to accept connections before giving up (exit 2)."""
 
 
 def register(subparsers: Any, name: str, help_text: str) -> None:
@@ -25,11 +43,13 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edge.settings import KafkaSettings, load
     from storage.db_errors import check_database
     from storage.sink import SinkSettings, run_sink
 
-    load(SinkSettings), load(KafkaSettings)  # a bad variable is told before anything starts
+    # a bad variable is told before anything starts
+    load(SinkSettings)
+    kafka = load(KafkaSettings)
+    start = load(SinkStartSettings)
     dsn = args.dsn or default_dsn()
     check_database(dsn)  # a wrong URL, no server, no database, not migrated: one line, exit 2
 
@@ -41,4 +61,28 @@ def _run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    if not wait_for_kafka(kafka.bootstrap, start.kafka_wait_s, stop):
+        log.info("stopped before Kafka was reachable")
+        return 0
     return run_sink(dsn, stop)
+
+
+def wait_for_kafka(bootstrap: str, timeout_s: float, stop: threading.Event) -> bool:
+    """True once Kafka accepts a connection, False when ``stop`` was set; ConfigError at
+    the deadline."""
+    started = time.monotonic()
+    said = RateLimited(log, WAIT_LOG_EVERY_S)
+    while True:
+        ok, cause = reachable(bootstrap)
+        if ok:
+            return True
+        waited = time.monotonic() - started
+        if waited >= timeout_s:
+            raise ConfigError(
+                f"SLEDFLEET_KAFKA_BOOTSTRAP={bootstrap}",
+                f"Kafka not reachable after {waited:.0f} s ({cause})",
+                "start Kafka (services/start kafka) or correct the address",
+            )
+        said.warning("waiting for Kafka at %s (%s), %.0f s so far", bootstrap, cause, waited)
+        if stop.wait(1.0):
+            return False

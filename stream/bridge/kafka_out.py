@@ -10,7 +10,6 @@ owns the topics).
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections.abc import Iterable
@@ -20,6 +19,8 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.partitioner import DefaultPartitioner
 
+from edge.netprobe import RateLimited
+from edge.netprobe import reachable as probe
 from edge.settings import ConfigError, KafkaSettings
 from stream.bridge.core import Record
 from stream.bridge.settings import BridgeSettings
@@ -201,7 +202,7 @@ def connect_producer(
     said = RateLimited(log, KAFKA_WAIT_LOG_EVERY_S)
     try:
         while True:
-            reachable, cause = _reachable(kafka.bootstrap)
+            reachable, cause = probe(kafka.bootstrap)
             if reachable:
                 try:
                     if producer is None:
@@ -230,41 +231,6 @@ def connect_producer(
 
 KAFKA_WAIT_LOG_EVERY_S: Final = 15.0
 """While waiting for Kafka at start, one log line at most this often."""
-PROBE_TIMEOUT_S: Final = 1.0
-
-
-def _reachable(bootstrap: str) -> tuple[bool, str]:
-    """Whether any bootstrap server accepts a TCP connection, and why not."""
-    cause = "no bootstrap servers"
-    for server in (s.strip() for s in bootstrap.split(",") if s.strip()):
-        host, _, port = server.rpartition(":")
-        try:
-            with socket.create_connection((host or server, int(port or 9092)), PROBE_TIMEOUT_S):
-                return True, ""
-        except (OSError, ValueError) as exc:
-            cause = f"{server}: {getattr(exc, 'strerror', None) or exc}"
-    return False, cause
-
-
-class RateLimited:
-    """Logs a repeated message at most once every ``every_s`` (with a count of the rest)."""
-
-    def __init__(self, logger: logging.Logger, every_s: float) -> None:
-        self.logger = logger
-        self.every_s = every_s
-        self._last = -float("inf")
-        self._suppressed = 0
-
-    def warning(self, msg: str, *args: object) -> bool:
-        now = time.monotonic()
-        if now - self._last < self.every_s:
-            self._suppressed += 1
-            return False
-        if self._suppressed:
-            msg += f" ({self._suppressed} similar messages suppressed)"
-        self.logger.warning(msg, *args)
-        self._last, self._suppressed = now, 0
-        return True
 
 
 def _has_partitions(producer: KafkaProducer, topic: str) -> bool:

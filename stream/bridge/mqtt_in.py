@@ -146,7 +146,7 @@ class Bridge:
             self._client.loop_stop()
             log.info("%d messages parsed on the fast path", self._client.fast_messages)
         if self._producer is not None:
-            self._producer.close(0 if self.fatal.is_set() else 5)
+            self._producer.close(0 if self.fatal.is_set() or not drained else 5)
         log.info("bridge %s stopped (drained=%s)", self.client_id, drained)
         return drained
 

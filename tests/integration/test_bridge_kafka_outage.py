@@ -9,6 +9,7 @@ flows and every frame is in Kafka.
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -145,5 +146,46 @@ def test_kafka_outage_stops_acks_and_loses_nothing(servers, unique, tmp_path: Pa
         assert bridge.terminate() == 0
     finally:
         stop.set()
+        pub.close()
+        bridge.stop_quietly()
+
+
+def test_sigterm_while_kafka_is_down_stops_the_bridge_without_acking(
+    servers, unique, tmp_path: Path
+):
+    broker, kafka = servers
+    kafka_settings = KafkaSettings(bootstrap=kafka.bootstrap, topic_prefix=f"t{unique}.")
+    ensure_topics(kafka_settings, TEST_TOPICS)
+    clinic = f"c{unique}"
+    bridge = BridgeProcess(
+        broker.settings,
+        kafka_settings,
+        client_id=f"bridge-{unique}-t",
+        group=f"g{unique}",
+        clinic=clinic,
+        log_dir=tmp_path,
+    ).start()
+    pub = Publisher(broker.settings, f"pub-{unique}")
+    try:
+        bridge.wait_healthy()
+        topic = f"sledfleet/v1/{clinic}/m1/telemetry"
+        for seq in range(20):
+            pub.publish(topic, frame(clinic, "m1", seq))
+        wait_until(lambda: bridge.metric_sum("mqtt_acks_total") >= 20, 60, "the first acks")
+        kafka.stop()
+        kafka.wait_port_closed()
+        for seq in range(20, 40):
+            pub.publish(topic, frame(clinic, "m1", seq))
+        wait_until(lambda: bridge.metrics().get("in_flight", 0) > 0, 60, "messages in flight")
+        acked = bridge.metrics()["mqtt_acks_total"]
+        assert bridge.proc is not None
+        bridge.proc.send_signal(signal.SIGTERM)
+        # a deadline, not a speed test: before the fix it waited the 30 s shutdown timeout
+        # and then the producer's close
+        assert bridge.proc.wait(timeout=60) == 1  # not drained: the broker redelivers
+        log = bridge.log()
+        assert "Kafka answered nothing for" in log
+        assert acked < 40
+    finally:
         pub.close()
         bridge.stop_quietly()

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from polling import wait_until
 from servers import free_port
 
 from tests.conftest import REPO_ROOT
+from tests.integration.storage_support import migrated_database
 from tests.unit.test_cli_errors import one_error_line, sledfleet
 
 pytestmark = pytest.mark.integration
@@ -93,6 +95,56 @@ def test_bridge_waiting_for_kafka_stops_on_sigterm(tmp_path: Path) -> None:
         # a deadline, not a speed test: without the fix it waits the whole 600 s
         assert proc.wait(timeout=60) == 0
         assert "stopped before Kafka was ready" in log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def migrated_dsn(admin_dsn: str) -> Iterator[str]:
+    with migrated_database(admin_dsn) as db:
+        yield db.owner
+
+
+def test_sink_with_kafka_unreachable_says_so_in_one_line(migrated_dsn: str) -> None:
+    port = free_port()
+    result = sledfleet(
+        "sink",
+        SLEDFLEET_DATABASE_URL=migrated_dsn,
+        SLEDFLEET_KAFKA_BOOTSTRAP=f"127.0.0.1:{port}",
+        SLEDFLEET_SINK_KAFKA_WAIT_S="2",
+        SLEDFLEET_SINK_METRICS_PORT="0",
+    )
+    assert result.returncode == 2
+    line = one_error_line(result, "sink")
+    assert line.startswith(f"sledfleet sink: SLEDFLEET_KAFKA_BOOTSTRAP=127.0.0.1:{port}: ")
+    assert "Kafka not reachable after 2 s" in line
+    assert "fix: start Kafka (services/start kafka)" in line
+    assert result.stderr.count("waiting for Kafka") == 1, result.stderr
+
+
+def test_sink_waiting_for_kafka_stops_on_sigterm(migrated_dsn: str, tmp_path: Path) -> None:
+    log_path = tmp_path / "sink.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge.cli", "sink"],
+            env={
+                **os.environ,
+                "SLEDFLEET_DATABASE_URL": migrated_dsn,
+                "SLEDFLEET_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+                "SLEDFLEET_SINK_KAFKA_WAIT_S": "600",
+                "SLEDFLEET_SINK_METRICS_PORT": "0",
+            },
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: "waiting for Kafka" in log_path.read_text(), 60, "the Kafka wait")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0  # a deadline: without the fix it waits 600 s
+        assert "stopped before Kafka was reachable" in log_path.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
