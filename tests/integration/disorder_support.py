@@ -111,8 +111,12 @@ def score(dsn: str, truth: dict[str, list[dict[str, Any]]], zones: bool = True) 
         ).fetchall()
         sessions = cur.execute("SELECT session_id, patient_id FROM sledfleet.sessions").fetchall()
         adherence = cur.execute(
+            # the stream's own weekly rows (as the demo scores them): the truth counts a
+            # session complete on sets x reps at the load, as the stream does;
+            # v_patient_adherence recounts ``completed`` with the prescription's
+            # velocity-loss limit as well (docs/report.md)
             "SELECT patient_id, iso_week, prescribed, attended, completed"
-            " FROM sledfleet.v_patient_adherence"
+            " FROM sledfleet.adherence_weekly"
         ).fetchall()
     problems: list[str] = []
     stored = {_rep_key(r): bool(r["valid"]) for r in reps}
@@ -174,8 +178,8 @@ def db_counts(dsn: str) -> tuple[int, int, int, int]:
         row = conn.execute(
             "SELECT (SELECT count(*) FROM sledfleet.sessions),"
             " (SELECT count(*) FROM sledfleet.reps),"
-            " (SELECT coalesce(sum(attended), 0) FROM sledfleet.v_patient_adherence),"
-            " (SELECT coalesce(sum(completed), 0) FROM sledfleet.v_patient_adherence)"
+            " (SELECT coalesce(sum(attended), 0) FROM sledfleet.adherence_weekly),"
+            " (SELECT coalesce(sum(completed), 0) FROM sledfleet.adherence_weekly)"
         ).fetchone()
     return (int(row[0]), int(row[1]), int(row[2]), int(row[3])) if row else (0, 0, 0, 0)
 
