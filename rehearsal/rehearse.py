@@ -229,6 +229,7 @@ def scale_to(dep: Deployment, bridges: int, workers: int) -> None:
     for i, host in enumerate(dep.shape.bridge_hosts):
         if i >= bridges and dep.roles[host].alive():
             dep.roles[host].stop()
+            dep.leave_share_group(host)
         elif i < bridges and not dep.roles[host].alive():
             dep.start_bridge(host)
     for i, host in enumerate(dep.shape.worker_hosts):
@@ -236,13 +237,9 @@ def scale_to(dep: Deployment, bridges: int, workers: int) -> None:
             dep.roles[host].stop()
         elif i < workers and not dep.roles[host].alive():
             dep.start_worker(host)
-    stopped = [h for h in [*dep.shape.bridge_hosts, *dep.shape.worker_hosts]
-               if not dep.roles[h].alive()]  # fmt: skip
-    saved = {h: dep.roles.pop(h) for h in stopped}
-    try:
-        dep.wait_healthy_subset()
-    finally:
-        dep.roles.update(saved)
+    dep.stopped = {h for h in [*dep.shape.bridge_hosts, *dep.shape.worker_hosts]
+                   if not dep.roles[h].alive()}  # fmt: skip
+    dep.wait_healthy_subset()
 
 
 def plan(faults: list[str], scale: bool) -> list[tuple[Segment, str]]:
