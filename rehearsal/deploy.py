@@ -55,6 +55,8 @@ class Deployment:
     logs: Path = Path("out/rehearse/logs")
     roles: dict[str, Proc] = field(default_factory=dict)
     tripwires: dict[str, Proc] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+    """Roles that exited and were started again (compose's restart policy)."""
     stopped: set[str] = field(default_factory=set)
     """Roles stopped on purpose (scaled in): not counted as dead."""
 

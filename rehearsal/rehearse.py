@@ -219,9 +219,19 @@ def _fleet_stats(fleet: Proc) -> dict[str, Any]:
 
 
 def _check_roles(dep: Deployment) -> None:
-    dead = [n for n in dep.check_alive() if not n.startswith("fleet")]
-    if dead:
-        raise RuntimeError(f"roles died: {dead}; logs in {dep.logs}")
+    """compose's ``restart: unless-stopped``: a role that exited is started again (a worker
+    exits on purpose when a partition stalls, so that a restart resumes it)."""
+    for name in dep.check_alive():
+        if name in dep.shape.bridge_hosts:
+            dep.start_bridge(name)
+        elif name in dep.shape.worker_hosts:
+            dep.start_worker(name)
+        elif name in dep.shape.sink_hosts:
+            dep.start_sink(name)
+        else:
+            raise RuntimeError(f"{name} died; logs in {dep.logs}")
+        dep.restarts[name] = dep.restarts.get(name, 0) + 1
+        log.warning("%s exited: restarted (%d so far)", name, dep.restarts[name])
 
 
 def scale_to(dep: Deployment, bridges: int, workers: int) -> None:
@@ -272,6 +282,7 @@ def run(
             results.append(run_segment(dep, mon, seg, FAULTS[fault], segment_timeout_s))
             log.info("segment %s: %s", seg.name, _brief(results[-1]))
         return {"segments": results, "timings": timings, "loopback": loopback_report(dep),
+                "restarts": dep.restarts,
                 "samples": mon.samples()}  # fmt: skip
     finally:
         mon.stop()
