@@ -87,6 +87,10 @@ INJECT_WHILE_PUBLISHING = frozenset({"mosquitto", "mosquitto-queued", "bridge"})
 """Faults on the MQTT side are injected while the edge agents publish, the others once a
 fifth of the segment's reps are stored (the stream and the sink are busy)."""
 PUBLISH_FAULT_AFTER_S = 5.0
+SETTLE_S = 120.0
+"""A segment ends when its reps are all stored, or nothing new was stored for this long
+after the edge finished. Above the worker's stall exit (``SLEDFLEET_STREAM_STALL_S``, 60 s)
+plus a restart: the second full run used 45 s and cut the kafka-leader segment short."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +189,8 @@ def run_segment(
             break
         if reps != last:
             last, since = reps, time.monotonic()
-        elif time.monotonic() - since > 45.0 and not fleet.alive():
-            break  # nothing new for 45 s: what is missing will stay missing
+        elif time.monotonic() - since > SETTLE_S and not fleet.alive():
+            break  # nothing new for SETTLE_S: what is missing will stay missing
         time.sleep(1.0)
     fleet.stop(10.0)
     samples = mon.samples()
