@@ -83,11 +83,15 @@ class CoreSettings:
     max_pending_s: float = env("SLEDFLEET_CORE_MAX_PENDING_S", 300.0)
     """...or for at most this long in event time."""
     # --- frames ---
-    reorder_window: int = env("SLEDFLEET_CORE_REORDER_WINDOW", 8)
-    """Out-of-order frames are held in a reorder buffer of this many frames (by seq);
-    a frame arriving after its slot was released is counted late and ignored."""
-    reorder_hold_s: float = env("SLEDFLEET_CORE_REORDER_HOLD_S", 2.0)
-    """A missing seq blocks the buffer for at most this much event time."""
+    reorder_window: int = env("SLEDFLEET_CORE_REORDER_WINDOW", 64)
+    """Out-of-order frames are held in a reorder buffer of this many frames (by seq); a
+    frame arriving after its slot was given up is dead-lettered (``late_frame``). Sized
+    for bridges in an MQTT share group: the broker hands a machine's messages to either
+    bridge one by one, so they reach Kafka tens of frames out of order (issue #14's
+    rehearsal; 8 gave up thousands). 64 frames of 100 samples are ~150 KB of state."""
+    reorder_hold_s: float = env("SLEDFLEET_CORE_REORDER_HOLD_S", 10.0)
+    """A missing seq blocks the buffer for at most this much event time (and, for a
+    machine gone silent, this much wall time)."""
     frame_gap_alert_count: int = env("SLEDFLEET_CORE_FRAME_GAP_ALERT_COUNT", 1)
     """A frame_gap alert is raised when this many frames are lost in one gap."""
     machine_offline_grace_s: float = env("SLEDFLEET_CORE_MACHINE_OFFLINE_GRACE_S", 300.0)
