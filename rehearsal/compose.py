@@ -27,6 +27,7 @@ OVERRIDES: Final = {
     "SLEDFLEET_DATABASE_URL": "same host and port as the sink's env template; dev password",
     "SLEDFLEET_DATABASE_ADMIN_URL": "same host and port as the sink's env template; dev password",
     "SLEDFLEET_STREAM_DATA_DIR": "a directory per worker host under the rehearsal's scratch dir",
+    "SLEDFLEET_BRIDGE_REGISTRY_FILE": "no device registry: anonymous devices on the private switch",
     "SLEDFLEET_EDGE_OUTBOX_DIR": "a directory under the rehearsal's scratch dir",
 }
 """Variables the rehearsal sets differently from compose, with the reason."""

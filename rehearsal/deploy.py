@@ -97,6 +97,8 @@ class Deployment:
         env = {**compose.service_env(self.compose, service), **self.common_env()}
         if service == "stream-worker":
             env["SLEDFLEET_STREAM_DATA_DIR"] = str(self.work / host / "stream")
+        if service == "bridge":
+            env.pop("SLEDFLEET_BRIDGE_REGISTRY_FILE", None)
         if service == "simulator":
             env["SLEDFLEET_EDGE_OUTBOX_DIR"] = str(self.work / host / "outbox")
             env.pop("SLEDFLEET_MQTT_USERNAME", None)
