@@ -203,9 +203,13 @@ class Deployment:
         return self.role("sink", host, ["sink"])
 
     def health_urls(self) -> list[tuple[str, str]]:
-        """(host to ask from, URL): the sink's metrics listen on its loopback only."""
+        """(host to ask from, URL): the sink's metrics and the worker's web server listen
+        on their host's loopback only (the worker's is hardened: docs/security.md)."""
         out = [(CTL, f"http://{h}:{BRIDGE_METRICS_PORT}/healthz") for h in self.shape.bridge_hosts]
-        out += [(CTL, f"http://{h}:{WORKER_WEB_PORT}/") for h in self.shape.worker_hosts]
+        out += [
+            (h, f"http://127.0.0.1:{WORKER_WEB_PORT}/sledfleet/stats/")
+            for h in self.shape.worker_hosts
+        ]
         out += [(h, f"http://127.0.0.1:{SINK_METRICS_PORT}/health") for h in self.shape.sink_hosts]
         return out
 
