@@ -29,27 +29,23 @@ OUTPUT_TOPICS: Final[Mapping[str, str]] = {
 _KEY_FIELD: Final[Mapping[str, str]] = {"adherence": "patient_id", "alert": "subject_id"}
 
 
-def decode_input(kind: str, raw: bytes | None, validate: bool = True) -> dict[str, Any]:
-    """Parse one bridge message of ``kind``; raises ContractError on bad input."""
-    if raw is None:
-        raise ContractError("empty", "message has no value")
-    payload = contract.decode(raw)
-    if validate:
-        contract.VALIDATORS[kind](payload, None)
-    else:
-        contract.check_ids(payload, None)
-    return payload
+def _header(headers: Any, name: str) -> bytes | None:
+    """The value of Kafka header ``name`` (the first one), if any."""
+    for key, value in headers or ():
+        if key == name and value is not None:
+            return value if isinstance(value, bytes) else str(value).encode()
+    return None
 
 
 def kind_of(headers: Any, payload: Mapping[str, Any]) -> str:
     """A machine message's kind: the bridge's ``kind`` header, else by its fields
     (a frame has ``t0_ns``, an event ``type``, a birth/death ``status``)."""
-    for key, value in headers or ():
-        if key == contract.KIND_HEADER and value is not None:
-            kind = value.decode() if isinstance(value, bytes) else str(value)
-            if kind in INPUT_KINDS:
-                return kind
-            raise ContractError("unknown_kind", f"kind header {kind[:32]!r}")
+    header = _header(headers, contract.KIND_HEADER)
+    if header is not None:
+        kind = header.decode(errors="replace")
+        if kind in INPUT_KINDS:
+            return kind
+        raise ContractError("unknown_kind", f"kind header {kind[:32]!r}")
     if "t0_ns" in payload:
         return "telemetry"
     if "type" in payload:
@@ -61,13 +57,11 @@ def kind_of(headers: Any, payload: Mapping[str, Any]) -> str:
 
 def received_at_ns(headers: Any) -> int | None:
     """The bridge's ``received_at_ns`` header (platform time), if present and valid."""
-    for key, value in headers or ():
-        if key == "received_at_ns" and value:
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+    value = _header(headers, "received_at_ns")
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
 
 
 def decode_machine_input(

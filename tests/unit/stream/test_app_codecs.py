@@ -29,17 +29,24 @@ def frame() -> dict[str, object]:
     }
 
 
-def test_decode_input_validates_against_the_contract() -> None:
+def test_decode_machine_input_validates_against_the_contract() -> None:
     raw = json.dumps(frame()).encode()
-    assert codecs.decode_input("telemetry", raw)["seq"] == 3
+    kind = [("kind", b"telemetry")]
+    assert codecs.decode_machine_input(raw, kind) == ("telemetry", frame())
+    assert codecs.decode_machine_input(raw, None)[1]["seq"] == 3  # kind from the fields
     with pytest.raises(ContractError) as bad:
-        codecs.decode_input("telemetry", json.dumps({**frame(), "rate_hz": 0}).encode())
+        codecs.decode_machine_input(json.dumps({**frame(), "rate_hz": 0}).encode(), kind)
     assert bad.value.reason == "out_of_range"
     with pytest.raises(ContractError) as broken:
-        codecs.decode_input("telemetry", b"{nope")
+        codecs.decode_machine_input(b"{nope", kind)
     assert broken.value.reason == "malformed_json"
     with pytest.raises(ContractError):
-        codecs.decode_input("event", None)
+        codecs.decode_machine_input(None, [("kind", b"event")])
+    with pytest.raises(ContractError) as odd:
+        codecs.decode_machine_input(raw, [("kind", b"config")])
+    assert odd.value.reason == "unknown_kind"
+    assert codecs.received_at_ns([("received_at_ns", b"123")]) == 123
+    assert codecs.received_at_ns([("received_at_ns", b"x")]) is None
 
 
 def test_output_keys_and_encoding() -> None:
