@@ -284,9 +284,12 @@ def caught_up(kafka: KafkaSettings, group: str) -> bool:
     return not lagging(kafka, group)
 
 
-def lagging(kafka: KafkaSettings, group: str) -> dict[str, tuple[int, int]]:
-    """Input partitions the group has not committed to their end: {tp: (committed, end)}."""
-    ends = end_offsets(kafka, input_topics(kafka))
+def lagging(
+    kafka: KafkaSettings, group: str, topics: list[str] | None = None
+) -> dict[str, tuple[int, int]]:
+    """Partitions of ``topics`` (default: the worker's input) the group has not committed
+    to their end: {tp: (committed, end)}."""
+    ends = end_offsets(kafka, input_topics(kafka) if topics is None else topics)
     done = committed(kafka, group)
     return {
         f"{tp.topic}:{tp.partition}": (done.get(tp, 0), end)
