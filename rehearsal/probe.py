@@ -196,19 +196,25 @@ def prepare_segment(args: argparse.Namespace) -> dict[str, Any]:
     from psycopg.conninfo import make_conninfo
 
     from edge.settings import KafkaSettings
-    from storage import tenants
+    from storage import registry, tenants
+    from stream import clinic_zones
     from stream.prescribe import publish
 
     fleet = _fleet(args)
     clinics = sorted({m.clinic_id for m in fleet.machines})
+    zones = {c: fleet.clinic_time_zones.get(c, "UTC") for c in clinics}
     admin = make_conninfo(args.admin_dsn, dbname="sledfleet")
     with psycopg.connect(admin, autocommit=True) as conn:
         for clinic in clinics:
             tenants.add_clinic(conn, clinic)
+            registry.set_clinic_time_zone(conn, clinic, zones[clinic])
+        rows = registry.clinic_zones(conn, clinics)
     kafka = KafkaSettings(args.bootstrap, "")
+    # the clinic-local calendar (ISO weeks, adherence) before the first frame
+    clinic_zones.publish([clinic_zones.build(c, tz, at) for c, tz, at in rows], kafka)
     for rx in fleet.prescriptions:
         publish({**rx, "end_date": None}, kafka)  # type: ignore[typeddict-item]
-    return {"clinics": clinics, "prescriptions": len(fleet.prescriptions)}
+    return {"clinics": clinics, "zones": zones, "prescriptions": len(fleet.prescriptions)}
 
 
 def score(args: argparse.Namespace) -> dict[str, Any]:

@@ -52,12 +52,6 @@ def test_no_acknowledged_frame_is_lost(rehearsal: dict[str, Any]) -> None:
         assert seg["score"]["sessions"] == seg["score"]["truth_sessions"], seg
 
 
-@pytest.mark.xfail(
-    reason="two bridges in one MQTT share group split each machine's frames between two "
-    "Kafka producers; the worker's small seq reorder buffer (stream/core/frames.py) gives "
-    "up the resulting holes and drops the late frames as late_frame (issue #14 report)",
-    strict=False,
-)
 def test_every_rep_stored_exactly_once(rehearsal: dict[str, Any]) -> None:
     for seg in rehearsal["segments"]:
         sc = seg["score"]
