@@ -203,14 +203,15 @@ class Deployment:
         return self.role("sink", host, ["sink"])
 
     def health_urls(self) -> list[tuple[str, str]]:
-        """(host to ask from, URL): the sink's metrics and the worker's web server listen
-        on their host's loopback only (the worker's is hardened: docs/security.md)."""
+        """(host to ask from, URL): bridges and sinks are scraped across the network as
+        compose's Prometheus would (their metrics listen on every address); the worker's
+        web server listens on its host's loopback only (hardened: docs/security.md)."""
         out = [(CTL, f"http://{h}:{BRIDGE_METRICS_PORT}/healthz") for h in self.shape.bridge_hosts]
         out += [
             (h, f"http://127.0.0.1:{WORKER_WEB_PORT}/sledfleet/stats/")
             for h in self.shape.worker_hosts
         ]
-        out += [(h, f"http://127.0.0.1:{SINK_METRICS_PORT}/health") for h in self.shape.sink_hosts]
+        out += [(CTL, f"http://{h}:{SINK_METRICS_PORT}/health") for h in self.shape.sink_hosts]
         return out
 
     def start_roles(self) -> None:
