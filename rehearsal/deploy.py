@@ -105,6 +105,19 @@ class Deployment:
             env.pop("SLEDFLEET_MQTT_PASSWORD", None)
         return env
 
+    def consumer_groups(self) -> list[str]:
+        """The stream workers' and the sinks' Kafka consumer groups, as compose sets them."""
+        from edge.settings import KafkaSettings, load
+        from storage.sink import SinkSettings
+        from stream.app.settings import StreamSettings
+
+        worker = self.role_env("stream-worker", "x")
+        prefix = load(KafkaSettings, worker).topic_prefix
+        return [
+            prefix + load(StreamSettings, worker).app_id,
+            load(SinkSettings, self.role_env("sink", "x")).group_id,
+        ]
+
     def probe(self, *args: str, host: str = CTL, timeout_s: float = 600.0) -> dict[str, Any]:
         return probe(self.net, host, *args, timeout_s=timeout_s)
 
