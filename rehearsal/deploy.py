@@ -31,6 +31,22 @@ SINK_METRICS_PORT: Final = 9109  # compose sink
 DB_NAME: Final = "sledfleet"
 
 
+def faketime_env(ahead_s: float) -> dict[str, str]:
+    """Environment that runs a process with its wall clock ``ahead_s`` ahead (libfaketime,
+    Debian package ``libfaketime``, installed by services/bootstrap)."""
+    import glob
+
+    libs = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+    if not libs:
+        raise RuntimeError("libfaketime is not installed (services/bootstrap installs it)")
+    return {
+        "LD_PRELOAD": libs[0],
+        "FAKETIME": f"{ahead_s:+.0f}",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "FAKETIME_NO_CACHE": "1",
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class FleetSpec:
     clinics: int = 3
@@ -59,6 +75,9 @@ class Deployment:
     """Roles that exited and were started again (compose's restart policy)."""
     stopped: set[str] = field(default_factory=set)
     """Roles stopped on purpose (scaled in): not counted as dead."""
+    clock_ahead_s: dict[str, float] = field(default_factory=dict)
+    """Hosts whose wall clock runs this far ahead: their roles start under libfaketime
+    (network namespaces share the kernel's realtime clock; monotonic time stays real)."""
 
     def __post_init__(self) -> None:
         self.logs = self.logs.resolve()
@@ -189,9 +208,12 @@ class Deployment:
         log.info("setup: %s", result)
 
     def role(self, service: str, host: str, argv: list[str]) -> Proc:
+        env = self.role_env(service, host)
+        if self.clock_ahead_s.get(host):
+            env |= faketime_env(self.clock_ahead_s[host])
         proc = Proc(
             host, host, [sys.executable, "-m", "edge.cli", *argv],
-            self.role_env(service, host), self.logs / f"{host}.log", cwd=compose.REPO,
+            env, self.logs / f"{host}.log", cwd=compose.REPO,
         )  # fmt: skip
         self.roles[host] = proc.start(self.net)
         return proc
