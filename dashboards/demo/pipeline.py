@@ -304,11 +304,30 @@ def fleet_config(config: DemoConfig, mode: str, id_prefix: str = "") -> Any:
 
 
 def publish_prescriptions(run: DemoRun, prescriptions: list[dict[str, Any]]) -> None:
-    from stream.prescribe import publish
+    """Every prescription keyed by patient (as ``sledfleet prescribe`` sends one), through
+    one producer: a fleet of 1,000 machines has 2,000 of them."""
+    from kafka import KafkaProducer
 
-    for rx in prescriptions:
-        # the programme goes on after the backfilled weeks: live sessions count too
-        publish({**rx, "end_date": None}, run.kafka)  # type: ignore[typeddict-item]
+    from edge import contract
+
+    topic = run.kafka.topic_prefix + contract.KAFKA_PRESCRIPTIONS
+    producer = KafkaProducer(
+        bootstrap_servers=run.kafka.bootstrap, acks="all", client_id="sledfleet-demo-prescribe"
+    )
+    try:
+        futures = [
+            # the programme goes on after the backfilled weeks: live sessions count too
+            producer.send(
+                topic,
+                key=rx["patient_id"].encode(),
+                value=contract.encode({**rx, "end_date": None}),
+            )
+            for rx in prescriptions
+        ]
+        for future in futures:
+            future.get(timeout=60)
+    finally:
+        producer.close(timeout=30)
 
 
 def run_fleet(
