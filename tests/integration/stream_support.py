@@ -274,6 +274,16 @@ def committed(kafka: KafkaSettings, group: str) -> dict[TopicPartition, int]:
         admin.close()
 
 
+def group_members(kafka: KafkaSettings, group: str) -> int:
+    """Members of the consumer group as its coordinator sees them (a killed member stays
+    until its session times out)."""
+    admin = KafkaAdminClient(bootstrap_servers=kafka.servers)
+    try:
+        return len(admin.describe_groups([group])[group]["members"])
+    finally:
+        admin.close()
+
+
 def input_topics(kafka: KafkaSettings) -> list[str]:
     """The worker's one machine input topic (telemetry, events and state, per machine)."""
     return [kafka.topic_prefix + contract.KAFKA_TELEMETRY]
