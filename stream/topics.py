@@ -96,8 +96,9 @@ def ensure_topics(
     settings = settings or TopicsSettings()
     specs = topic_specs(settings, kafka.topic_prefix)
     admin = KafkaAdminClient(
-        bootstrap_servers=[s.strip() for s in kafka.bootstrap.split(",") if s.strip()],
+        bootstrap_servers=kafka.servers,
         client_id="sledfleet-topics",
+        **kafka.kafka_python_auth(),
     )
     try:
         existing = set(admin.list_topics())
@@ -138,6 +139,9 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     show = sub.add_parser("list", help="print the topics this project defines")
     show.add_argument("--prefix", help="overrides SLEDFLEET_KAFKA_TOPIC_PREFIX")
     show.set_defaults(func=_list)
+    from stream import kafka_acls
+
+    kafka_acls.register(sub)
 
 
 def _kafka(args: argparse.Namespace) -> KafkaSettings:
