@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from edge import contract
+from edge.kafka_login import check as check_login
 from edge.settings import KafkaSettings, env, load
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,9 @@ def _kafka(args: argparse.Namespace) -> KafkaSettings:
 def _create(args: argparse.Namespace) -> int:
     if not getattr(args, "verbose", False):
         logging.getLogger("kafka").setLevel(logging.WARNING)
-    created, present = ensure_topics(_kafka(args), load(TopicsSettings))
+    kafka = _kafka(args)
+    check_login(kafka)  # a refused login: one ConfigError line, not a 30 s bootstrap timeout
+    created, present = ensure_topics(kafka, load(TopicsSettings))
     print(f"created {len(created)} topics, {len(present)} already existed")
     for name in created:
         print(f"  + {name}")
