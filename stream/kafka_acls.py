@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -112,23 +113,67 @@ def _binding(grant: Grant) -> Any:
     )
 
 
-def apply_acls(kafka: KafkaSettings, grants: list[Grant]) -> int:
-    """Create ``grants`` on the cluster as ``kafka``'s user (the admin); returns how many.
-    Raises RuntimeError naming the first binding the broker refused."""
+def _key(acl: Any) -> tuple[str, str, str, str, str]:
+    pattern = acl.resource_pattern
+    return (
+        str(acl.principal),
+        acl.operation.name,
+        pattern.resource_type.name,
+        str(pattern.resource_name),
+        pattern.pattern_type.name,
+    )
+
+
+def _missing(admin: Any, wanted: list[Any]) -> int:
+    """How many of ``wanted`` bindings the broker's authorizer does not show yet."""
+    from kafka.admin import (
+        ACLFilter,
+        ACLOperation,
+        ACLPermissionType,
+        ACLResourcePatternType,
+        ResourcePatternFilter,
+        ResourceType,
+    )
+
+    everything = ACLFilter(
+        principal=None,
+        host="*",
+        operation=ACLOperation.ANY,
+        permission_type=ACLPermissionType.ANY,
+        resource_pattern=ResourcePatternFilter(
+            ResourceType.ANY, None, ACLResourcePatternType.ANY
+        ),
+    )
+    shown, _error = admin.describe_acls(everything)
+    have = {_key(a) for a in shown}
+    return sum(1 for acl in wanted if _key(acl) not in have)
+
+
+def apply_acls(kafka: KafkaSettings, grants: list[Grant], timeout_s: float = 60.0) -> int:
+    """Create ``grants`` on the cluster as ``kafka``'s user (the admin) and wait until the
+    broker's authorizer shows all of them (the controller commits first, the broker applies
+    the metadata a moment later); returns how many. RuntimeError names the first binding the
+    broker refused, or says how many were still missing at the deadline."""
     from kafka.admin import KafkaAdminClient
 
+    bindings = [_binding(g) for g in grants]
     admin = KafkaAdminClient(
         bootstrap_servers=kafka.servers, client_id="sledfleet-acls", **kafka.kafka_python_auth()
     )
     try:
-        result = admin.create_acls([_binding(g) for g in grants])
+        result = admin.create_acls(bindings)
+        failed = result.get("failed") or []
+        if failed:
+            acl, error = failed[0]
+            raise RuntimeError(f"Kafka refused ACL {acl}: {error!r}")
+        deadline = time.monotonic() + timeout_s
+        while missing := _missing(admin, bindings):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{missing} ACL bindings not in force after {timeout_s:.0f} s")
+            time.sleep(0.1)
     finally:
         admin.close()
-    failed = result.get("failed") or []
-    if failed:
-        acl, error = failed[0]
-        raise RuntimeError(f"Kafka refused ACL {acl}: {error!r}")
-    return len(result.get("succeeded") or [])
+    return len(bindings)
 
 
 def _settings() -> tuple[KafkaSettings, str, str]:

@@ -136,6 +136,9 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     sub = parser.add_subparsers(dest="topics_command", metavar="ACTION", required=True)
     create = sub.add_parser("create", help="create missing topics (existing ones are kept)")
     create.add_argument("--prefix", help="overrides SLEDFLEET_KAFKA_TOPIC_PREFIX")
+    create.add_argument(
+        "--acls", action="store_true", help="then the per-service ACLs (secure Kafka, as admin)"
+    )
     create.set_defaults(func=_create)
     show = sub.add_parser("list", help="print the topics this project defines")
     show.add_argument("--prefix", help="overrides SLEDFLEET_KAFKA_TOPIC_PREFIX")
@@ -159,6 +162,11 @@ def _create(args: argparse.Namespace) -> int:
     print(f"created {len(created)} topics, {len(present)} already existed")
     for name in created:
         print(f"  + {name}")
+    if getattr(args, "acls", False):
+        from stream import kafka_acls
+
+        args.print = False
+        return kafka_acls.run(args)
     return 0
 
 
