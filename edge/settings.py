@@ -179,7 +179,7 @@ class KafkaSettings:
                     f"is empty for Kafka user {self.username!r}",
                     "set it or SLEDFLEET_KAFKA_PASSWORD_FILE",
                 )
-            return Secret(self.password)
+            return Secret(str.__str__(self.password))  # Secret(Secret) would be the mask
         try:
             with open(self.password_file, encoding="utf-8") as f:
                 text = f.read().strip()

@@ -138,7 +138,10 @@ kafka_start() {
         -cp "$KAFKA_LIB/*")
     if [[ ! -f "$KAFKA_DATA/meta.properties" ]]; then
         local cluster_id
-        cluster_id="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+        # never a leading "-" (1 in 64 ids): the format tool would read it as an option
+        cluster_id="$(python3 -c 'import base64,uuid
+while (i := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"): pass
+print(i)')"
         # The tool and its arguments go in a 0600 java @argfile: the SCRAM passwords are
         # never in argv (ps shows only "@.../format.args").
         (
