@@ -179,7 +179,11 @@ class PrivateServer:
 
     def __enter__(self) -> PrivateServer:
         if not self.running:
-            self.start()
+            try:
+                self.start()
+            except BaseException:
+                self.cleanup()  # a start that failed late may have left the server running
+                raise
         return self
 
     def __exit__(
