@@ -107,6 +107,8 @@ class Deployment:
     def common_env(self) -> dict[str, str]:
         return {
             "SLEDFLEET_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
+            # the rehearsal's 3-broker cluster has no SASL listener (compose's Kafka does)
+            "SLEDFLEET_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
             "SLEDFLEET_DATABASE_URL": self.dsn,
             "SLEDFLEET_DATABASE_ADMIN_URL": self.admin_dsn,
         }

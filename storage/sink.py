@@ -381,6 +381,7 @@ class Sink:
             max_poll_interval_ms=s.max_poll_interval_ms,
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=8 * 1024 * 1024,
+            **self.kafka.kafka_python_auth(),
         )
 
     def _producer(self) -> Any:
@@ -391,6 +392,7 @@ class Sink:
             acks="all",
             linger_ms=5,
             max_request_size=MAX_DEAD_LETTER_BYTES + 1024 * 1024,
+            **self.kafka.kafka_python_auth(),
         )
 
 
