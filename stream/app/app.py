@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import time
 from dataclasses import asdict
@@ -25,6 +26,7 @@ from stream.app.metrics import WorkerMetrics
 from stream.app.metrics import page as metrics_page
 from stream.app.patients import PatientAgent
 from stream.app.settings import StreamSettings
+from stream.app.watchdog import EXIT_REBALANCE_STUCK, RebalanceWatch
 from stream.app.web import web_options
 from stream.core.adherence import PatientTracker
 from stream.core.processor import MachineProcessor
@@ -32,6 +34,20 @@ from stream.core.settings import CoreSettings
 from stream.topics import TOPIC_ALREADY_EXISTS
 
 log = logging.getLogger(__name__)
+
+def exit_stuck(lasted_s: float) -> None:
+    """Leave a rebalance Faust does not finish: at once, like the kill -9 the pipeline is
+    scored through (state and offsets are in Kafka); a supervisor restarts the worker."""
+    log.error(
+        "rebalance stuck for %.0f s (over SLEDFLEET_STREAM_REBALANCE_STUCK_S): exiting with "
+        "status %d so the worker is restarted; nothing is lost (at-least-once, idempotent "
+        "outputs)",
+        lasted_s,
+        EXIT_REBALANCE_STUCK,
+    )
+    logging.shutdown()
+    os._exit(EXIT_REBALANCE_STUCK)
+
 
 PROCESSING_GUARANTEES = ("at_least_once",)
 """Only at-least-once: the adapter's own produce calls are not transactional, and its
@@ -235,7 +251,12 @@ def create_app(
         async for events in stream.take_events(*take):
             await plumbing.guard(patient_agent.on_batch(events))
 
+    watch = RebalanceWatch(settings.rebalance_stuck_s)
+
     async def idle_check() -> None:
+        lasted = watch.observe(plumbing.port.rebalancing(), time.monotonic())
+        if lasted is not None:
+            exit_stuck(lasted)
         await machine_agent.on_idle_check()
 
     async def daily_tick() -> None:

@@ -124,6 +124,10 @@ class FaustPort:
             out[(tp.topic, tp.partition)] = max(0, int(high) - int(committed))
         return out
 
+    def rebalancing(self) -> bool:
+        """The app is in a rebalance (assignment, table recovery) right now."""
+        return bool(self.app.rebalancing)
+
     def consumer_snapshot(self) -> dict[str, Any]:
         consumer = self.app.consumer
 
@@ -136,7 +140,7 @@ class FaustPort:
             "paused": tps(consumer._paused_partitions),
             "buffered": tps(consumer._buffered_partitions),
             "flow_active": consumer.flow_active,
-            "rebalancing": self.app.rebalancing,
+            "rebalancing": self.rebalancing(),
         }
 
     def mark_acked(self, holes: Iterable[tuple[Any, int, int]], tps: Iterable[Any] = ()) -> int:

@@ -32,6 +32,10 @@ class StreamSettings:
     stall_s: float = env("SLEDFLEET_STREAM_STALL_S", 60.0)
     """An owned partition with frames waiting but none handled this long makes the worker
     exit (non-zero) so its supervisor restarts it (a Faust 0.15 fetch stall)."""
+    rebalance_stuck_s: float = env("SLEDFLEET_STREAM_REBALANCE_STUCK_S", 300.0)
+    """A rebalance (table recovery included) lasting longer than this makes the worker exit
+    with status 75 so its supervisor restarts it (``stream.app.watchdog``); 0: never. Above
+    the longest table recovery you expect (the 1,000-machine bench recovers in seconds)."""
     historical_alert_age_s: float = env("SLEDFLEET_STREAM_HISTORICAL_ALERT_AGE_S", 3600.0)
     """An alert about something older than this (platform time) when it is raised, e.g.
     from a machine replaying yesterday's outbox, is marked ``historical``: recorded, never
