@@ -63,6 +63,13 @@ ESTIMATE_WINDOW: Final = 32
 transport delay is never negative, the NTP minimum-delay filter)."""
 
 
+def _shifted(event: dict[str, Any], by_ns: int) -> dict[str, Any]:
+    ts = event.get("ts_ns")
+    if not isinstance(ts, int) or isinstance(ts, bool):
+        return event
+    return {**event, "ts_ns": ts + by_ns}
+
+
 def frame_end_ns(frame: dict[str, Any]) -> int:
     """Device time just after a frame's last sample."""
     n = len(frame["position_mm"])
@@ -79,7 +86,9 @@ class Timeline:
     clock_ns: int | None = None
     """Device time the machine's telemetry has reached (end of its latest frame)."""
     queue: list[tuple[int | None, dict[str, Any]]] = field(default_factory=list)
-    """Held events in device-time order: (ts_ns, event)."""
+    """Held events in device-time order, as the device sent them: (ts_ns, event). The
+    clock correction is applied when one is released, with the offset known by then (an
+    event may arrive before the frames that reveal its machine's clock is off)."""
     last_frame_t0: int | None = None
     last_state: tuple[str, int | None] | None = None
     """(status, ts_ns) of the last state message applied: repeats are dropped."""
@@ -98,6 +107,7 @@ class Timeline:
         return {
             "c": self.clock_ns,
             "q": [[ts, ev] for ts, ev in self.queue],
+            "qr": 1,  # the queue holds raw device times (states before it: corrected)
             "f": self.last_frame_t0,
             "ls": None if self.last_state is None else list(self.last_state),
             "r": self.repeats,
@@ -111,9 +121,15 @@ class Timeline:
         if not d:
             return cls()
         ls = d.get("ls")
+        queue = [(ts, ev) for ts, ev in d.get("q", [])]
+        offset = int(d.get("o", 0))
+        if not d.get("qr") and offset:  # held corrected: back to device time
+            queue = [
+                (None if ts is None else ts + offset, _shifted(ev, offset)) for ts, ev in queue
+            ]
         return cls(
             d.get("c"),
-            [(ts, ev) for ts, ev in d.get("q", [])],
+            queue,
             d.get("f"),
             None if ls is None else (ls[0], ls[1]),
             int(d.get("r", 0)),
@@ -175,16 +191,16 @@ class Timeline:
     def on_event(self, event: dict[str, Any]) -> list[Step]:
         """An event arrived: applied now if the machine's frames are already past it (or
         it has no time), else held until they are."""
-        event = self._corrected(event, "ts_ns")
-        ts = event_ts(event)
+        raw = event_ts(event)  # held as sent: corrected when released, by the offset then
+        ts = None if raw is None else raw - self.offset_ns
         if not self.queue and (
             ts is None or (self.last_frame_t0 is not None and ts <= self.last_frame_t0)
         ):
-            return [("event", event, self.now())]
-        self._insert(ts, event)
+            return [("event", self._corrected(event, "ts_ns"), self.now())]
+        self._insert(raw, event)
         if len(self.queue) > MAX_HELD:
             _, oldest = self.queue.pop(0)
-            return [("event", oldest, self.now())]
+            return [("event", self._corrected(oldest, "ts_ns"), self.now())]
         return []
 
     def on_state(self, msg: dict[str, Any]) -> list[Step]:
@@ -211,7 +227,9 @@ class Timeline:
     def release_quiet(self) -> list[Step]:
         """Liveness: the machine went silent (wall clock); release everything held, in
         order, at its clock. Returns nothing when nothing is held."""
-        out: list[Step] = [("event", ev, self.now()) for _, ev in self.queue]
+        out: list[Step] = [
+            ("event", self._corrected(ev, "ts_ns"), self.now()) for _, ev in self.queue
+        ]
         self.queue.clear()
         return out
 
@@ -230,9 +248,10 @@ class Timeline:
         if self.reported is not False:  # no birth yet, or births that report it
             return
         self.lags = [*self.lags[-(ESTIMATE_WINDOW - 1) :], lag_ns]
-        if len(self.lags) < ESTIMATE_WINDOW // 4:
-            return
         estimate = max(self.lags)
+        first = not self.offset_ns and abs(estimate) >= ESTIMATE_MIN_NS
+        if len(self.lags) < ESTIMATE_WINDOW // 4 and not first:
+            return  # refinements wait for a few samples; a clock minutes off is fixed at once
         if abs(estimate) >= ESTIMATE_MIN_NS or self.offset_ns:
             self._correct(estimate if abs(estimate) >= ESTIMATE_MIN_NS else 0)
 
@@ -262,8 +281,8 @@ class Timeline:
         out: list[Step] = []
         while self.queue:
             ts, ev = self.queue[0]
-            if ts is not None and not due(ts):
+            if ts is not None and not due(ts - self.offset_ns):
                 break
             self.queue.pop(0)
-            out.append(("event", ev, self.now()))
+            out.append(("event", self._corrected(ev, "ts_ns"), self.now()))
         return out

@@ -323,3 +323,33 @@ def test_a_replay_source_reporting_a_null_offset_is_never_estimated() -> None:
         t0 = 10_000 * S + i * S // 2
         tl.on_frame(frame(t0, i), TICK, GRACE, received_ns=t0 + 28 * 24 * HOUR)
     assert tl.offset_ns == 0
+
+
+def test_an_offset_is_estimated_from_the_first_live_frame_and_held_events_follow_it() -> None:
+    """A device 3 h ahead whose births carry no offset: its check-in (sent before any
+    frame) and its very first frame reach the core in platform time. Before, the estimate
+    waited for 8 frames: the first ones opened a session 3 h off, and the corrected ones
+    after them were refused as frames of a closed session."""
+    tl = Timeline()
+    tl.on_state({"status": "online", "ts_ns": 1})
+    base = 10_000 * S
+    assert tl.on_event(ev("check_in", base + 3 * HOUR - S)) == []  # held: no frame yet
+    steps = tl.on_frame(frame(base + 3 * HOUR, 0), TICK, GRACE, received_ns=base + S // 2)
+    assert tl.offset_ns == 3 * HOUR
+    assert kinds(steps) == ["check_in", "telemetry"]
+    assert steps[0][1] is not None
+    assert steps[0][1]["ts_ns"] == base - S
+    assert steps[1][1] is not None
+    assert steps[1][1]["t0_ns"] == base
+
+
+def test_held_events_of_an_older_state_are_kept_in_device_time_when_loaded() -> None:
+    tl = Timeline(offset_ns=3 * HOUR)
+    state = tl.to_json()
+    del state["qr"]
+    state["q"] = [[100 * S, ev("check_in", 100 * S)]]  # held corrected, as before
+    loaded = Timeline.from_json(json.loads(json.dumps(state)))
+    assert loaded.queue == [(100 * S + 3 * HOUR, ev("check_in", 100 * S + 3 * HOUR))]
+    (step,) = loaded.release_quiet()
+    assert step[1] is not None
+    assert step[1]["ts_ns"] == 100 * S
