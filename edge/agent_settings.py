@@ -43,6 +43,16 @@ class EdgeSettings:
     """Messages stored in one transaction at most; a full batch is stored at once."""
     backpressure_rows: int = env("SLEDFLEET_EDGE_BACKPRESSURE_ROWS", 2000)
     """A non-live source (replay, benchmark) pauses while this many rows are unsent."""
+    delete_on: str = env("SLEDFLEET_EDGE_DELETE_ON", "puback")
+    """When an outbox row is deleted: ``puback`` (the broker has it: lost if the broker dies
+    while it queues it) or ``ack`` (end-to-end: a bridge said Kafka with acks=all holds it;
+    needs bridges with SLEDFLEET_BRIDGE_PUBLISH_ACKS, the default). docs/contract.md."""
+    ack_timeout_s: float = env("SLEDFLEET_EDGE_ACK_TIMEOUT_S", 30.0)
+    """``ack`` mode: rows the broker acknowledged are sent again when the oldest has waited
+    this long for its end-to-end ack (and after every reconnect)..."""
+    ack_timeout_max_s: float = env("SLEDFLEET_EDGE_ACK_TIMEOUT_MAX_S", 600.0)
+    """...the wait doubles after each re-send without progress, up to this (a platform outage
+    must not fill the broker with copies); back to ack_timeout_s once acks flow."""
     metrics_host: str = env("SLEDFLEET_EDGE_METRICS_HOST", "127.0.0.1")
     metrics_port: int = env("SLEDFLEET_EDGE_METRICS_PORT", 0)
     """/metrics and /healthz of the edge process (all its machines); 0 disables them."""
