@@ -1,0 +1,146 @@
+"""A kill -9 of Mosquitto while it queues agents' frames for absent bridges, with real edge
+agents, a real bridge process, a private Mosquitto and the shared Kafka: what reaches Kafka,
+compared with what the agents framed. Used by tests/integration/test_e2e_ack.py and
+benchmarks/e2e_ack.py (which runs it with ``delete_on=puback`` and ``ack`` side by side)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge_support import BridgeProcess, Publisher, frame, kafka_topics, read_topic, topic_for
+from edge_support import AgentThread, StrokeSource
+from polling import wait_until
+from servers import PrivateMosquitto, port_open
+
+from edge.agent_settings import EdgeSettings
+from edge.settings import KafkaSettings
+
+RATE_HZ = 1000.0
+"""Sample rate of the test sources: 20 frames of 50 samples per second per machine."""
+
+
+def kill9(broker: PrivateMosquitto) -> None:
+    """SIGKILL the private broker (no clean shutdown, no final autosave)."""
+    pid = int((broker.run_dir / "mosquitto" / "mosquitto.pid").read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not port_open(broker.port), 30, "the killed broker's port to close")
+
+
+@dataclass
+class Outcome:
+    framed: dict[str, int]
+    """Frames each machine's agent numbered (seq 0 .. n-1)."""
+    in_kafka: set[tuple[str, int]]
+    kafka_records: int
+    queued_at_kill: int
+    """Frames the broker had PUBACKed since the bridge went away, when it was killed."""
+    outbox_rows_left: int
+
+    @property
+    def truth(self) -> set[tuple[str, int]]:
+        return {(m, s) for m, n in self.framed.items() for s in range(n)}
+
+    @property
+    def lost(self) -> int:
+        return len(self.truth - self.in_kafka)
+
+    @property
+    def duplicates(self) -> int:
+        return self.kafka_records - len(self.in_kafka)
+
+
+def telemetry_in_kafka(kafka: KafkaSettings, topic: str) -> tuple[set[tuple[str, int]], int]:
+    records = [r for r in read_topic(kafka, topic, 0) if r.headers.get("kind") == b"telemetry"]
+    seen = {(json.loads(r.value)["machine_id"], json.loads(r.value)["seq"]) for r in records}
+    return seen, len(records)
+
+
+def kill_with_queue(
+    broker: PrivateMosquitto,
+    kafka: KafkaSettings,
+    work: Path,
+    unique: str,
+    delete_on: str,
+    machines: int = 4,
+    seconds: float = 16.0,
+    queue_frames: int = 300,
+) -> Outcome:
+    """Agents stream; the bridge stops (its session queues); once the broker PUBACKed
+    ``queue_frames`` more frames, kill -9 it, restart it and the bridge; let the agents
+    finish and (ack mode) drain; read Kafka."""
+    clinic = f"c{unique}"
+    settings = [
+        EdgeSettings(
+            machine_id=f"m{unique}-{i}",
+            clinic_id=clinic,
+            outbox_dir=str(work / "outbox"),
+            reconnect_min_s=1,
+            reconnect_max_s=2,
+            delete_on=delete_on,
+            ack_timeout_s=10.0,
+        )
+        for i in range(machines)
+    ]
+    n = int(seconds * RATE_HZ)
+    with kafka_topics(kafka) as topics:
+
+        def bridge() -> BridgeProcess:
+            return BridgeProcess(
+                broker.settings,
+                kafka,
+                client_id=f"bridge-{unique}",
+                group=f"g{unique}",
+                clinic=clinic,
+                log_dir=work,
+            ).start()
+
+        first = bridge()
+        second: BridgeProcess | None = None
+        first.wait_healthy()
+        fleet = AgentThread(
+            [(s, StrokeSource(n, live=True, rate_hz=RATE_HZ)) for s in settings], broker.settings
+        )
+        agents = fleet.runner.agents
+        try:
+            wait_until(lambda: first.metric_sum("forwarded_total") >= 100, 60, "frames flowing")
+            assert first.terminate() == 0  # persistent session: the broker queues for it
+            base = sum(a.acked for a in agents)
+            wait_until(
+                lambda: sum(a.acked for a in agents) - base >= queue_frames,
+                60,
+                f"{queue_frames} frames queued in the broker",
+            )
+            queued = sum(a.acked for a in agents) - base
+            kill9(broker)
+            broker.start()
+            second = bridge()
+            second.wait_healthy()
+            stats = fleet.join(seconds + 120)
+            # a sentinel behind the agents' last frames in the bridge's queue: once Kafka has
+            # it and the bridge has nothing in flight, Kafka has all the broker delivered
+            sentinel = f"m{unique}-sentinel"
+            pub = Publisher(broker.settings, f"pub-{unique}")
+            pub.publish(topic_for(clinic, sentinel), frame(clinic, sentinel, 0))
+            pub.wait_all()
+            pub.close()
+            wait_until(
+                lambda: any(
+                    m == sentinel for m, _ in telemetry_in_kafka(kafka, topics.telemetry)[0]
+                ),
+                60,
+                "the sentinel in Kafka",
+            )
+            wait_until(lambda: second.metrics().get("in_flight") == 0, 60, "bridge drained")
+        finally:
+            fleet.runner.stop()
+            if second is not None:
+                second.stop_quietly()
+            first.stop_quietly()
+        framed = {a.machine_id: a.framer.next_seq for a in agents}
+        seen, records = telemetry_in_kafka(kafka, topics.telemetry)
+        seen = {(m, q) for m, q in seen if m != sentinel}
+    return Outcome(framed, seen, records - 1, queued, stats.undelivered_rows)
