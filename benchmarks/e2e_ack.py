@@ -55,10 +55,15 @@ def loss(args: argparse.Namespace, run: str) -> None:
             rows.append((mode, out, time.monotonic() - t0))
     print(f"\n1. Mosquitto kill -9 with frames queued for an absent bridge ({args.queue}+ queued)")
     print(f"{'agents delete on':20}{'framed':>8}{'queued':>8}{'lost':>7}{'dups':>7}"
-          f"{'outbox left':>12}{'run s':>7}")  # fmt: skip
+          f"{'late':>6}{'outbox left':>12}{'run s':>7}")  # fmt: skip
     for mode, out, secs in rows:
-        print(f"{mode:20}{sum(out.framed.values()):>8}{out.queued_at_kill:>8}{out.lost:>7}"
-              f"{out.duplicates:>7}{out.outbox_rows_left:>12}{secs:>7.0f}")  # fmt: skip
+        framed = sum(out.framed.values())
+        print(f"{mode:20}{framed:>8}{out.queued_at_kill:>8}{out.lost:>7}{out.duplicates:>7}"
+              f"{out.late:>6}{out.outbox_rows_left:>12}{secs:>7.0f}")  # fmt: skip
+    print("queued: frames Mosquitto PUBACKed while the bridge was away, before the kill; lost: "
+          "frames never in Kafka (also those the restarted, session-less broker PUBACKed before "
+          "the bridge subscribed again); late: frames the worker's reorder window would "
+          "dead-letter as late_frame")  # fmt: skip
 
 
 class AckCounter:

@@ -18,6 +18,8 @@ from servers import PrivateMosquitto, port_open
 
 from edge.agent_settings import EdgeSettings
 from edge.settings import KafkaSettings
+from stream.core.frames import SeqTracker
+from stream.core.settings import CoreSettings
 
 RATE_HZ = 1000.0
 """Sample rate of the test sources: 20 frames of 50 samples per second per machine."""
@@ -39,6 +41,9 @@ class Outcome:
     queued_at_kill: int
     """Frames the broker had PUBACKed since the bridge went away, when it was killed."""
     outbox_rows_left: int
+    late: int
+    """Frames the stream worker would refuse as ``late_frame``: Kafka's order of each
+    machine's frames replayed through the core's own SeqTracker (reorder window)."""
 
     @property
     def truth(self) -> set[tuple[str, int]]:
@@ -53,10 +58,27 @@ class Outcome:
         return self.kafka_records - len(self.in_kafka)
 
 
+def kafka_frames(kafka: KafkaSettings, topic: str) -> list[tuple[str, int]]:
+    """(machine, seq) of every telemetry record, in Kafka's order within each partition."""
+    out = []
+    for r in read_topic(kafka, topic, 0):
+        if r.headers.get("kind") == b"telemetry":
+            payload = json.loads(r.value)
+            out.append((payload["machine_id"], payload["seq"]))
+    return out
+
+
 def telemetry_in_kafka(kafka: KafkaSettings, topic: str) -> tuple[set[tuple[str, int]], int]:
-    records = [r for r in read_topic(kafka, topic, 0) if r.headers.get("kind") == b"telemetry"]
-    seen = {(json.loads(r.value)["machine_id"], json.loads(r.value)["seq"]) for r in records}
-    return seen, len(records)
+    frames = kafka_frames(kafka, topic)
+    return set(frames), len(frames)
+
+
+def late_frames(frames: list[tuple[str, int]]) -> int:
+    trackers: dict[str, SeqTracker] = {}
+    for machine, seq in frames:
+        tracker = trackers.setdefault(machine, SeqTracker(CoreSettings().reorder_window))
+        tracker.accept({"seq": seq})
+    return sum(t.late for t in trackers.values())
 
 
 def kill_with_queue(
@@ -141,6 +163,7 @@ def kill_with_queue(
                 second.stop_quietly()
             first.stop_quietly()
         framed = {a.machine_id: a.framer.next_seq for a in agents}
-        seen, records = telemetry_in_kafka(kafka, topics.telemetry)
-        seen = {(m, q) for m, q in seen if m != sentinel}
-    return Outcome(framed, seen, records - 1, queued, stats.undelivered_rows)
+        frames = [f for f in kafka_frames(kafka, topics.telemetry) if f[0] != sentinel]
+    return Outcome(
+        framed, set(frames), len(frames), queued, stats.undelivered_rows, late_frames(frames)
+    )

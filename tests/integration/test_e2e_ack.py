@@ -37,12 +37,13 @@ def test_mosquitto_kill9_with_queued_frames_loses_nothing(
     out = kill_with_queue(broker, kafka_settings, tmp_path, unique, delete_on="ack")
     print(
         f"e2e ack: {sum(out.framed.values())} frames, {out.queued_at_kill} queued at the "
-        f"kill, {out.lost} lost, {out.duplicates} duplicates in Kafka"
+        f"kill, {out.lost} lost, {out.duplicates} duplicates in Kafka, {out.late} late"
     )
     assert out.queued_at_kill >= 300
     assert out.outbox_rows_left == 0
     assert out.in_kafka == out.truth  # every (machine, seq), none missing, none foreign
     assert out.lost == 0
+    assert out.late == 0  # re-sent oldest first: the worker sees duplicates, never late frames
 
 
 def test_without_acks_rows_stay_in_the_outbox_and_are_sent_again(
