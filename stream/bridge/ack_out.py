@@ -36,6 +36,8 @@ class AckPublisher:
         """Ack messages handed to MQTT."""
         self.refs = 0
         """Seqs acknowledged (records Kafka took that carried one)."""
+        self.on_flush: Callable[[int, int], None] | None = None
+        """Called after each flush with (messages, refs) so far (the bridge's metrics)."""
 
     def add(self, ref: AckRef) -> None:
         with self._lock:
@@ -61,6 +63,8 @@ class AckPublisher:
             if self._publish(ack_topic(ack.clinic_id, ack.machine_id), self._encode(ack, now)):
                 sent += 1
         self.messages += sent
+        if self.on_flush is not None:
+            self.on_flush(self.messages, self.refs)
         return sent
 
     def _encode(self, ack: Ack, now_ns: int) -> bytes:

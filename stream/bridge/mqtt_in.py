@@ -92,6 +92,7 @@ class Bridge:
             self.acks = AckPublisher(
                 self.client_id, settings.ack_interval_ms / 1000, self._publish_ack
             )
+            self.acks.on_flush = self._count_acks
         prefix = kafka_settings.topic_prefix
         targets = (*dict.fromkeys(KAFKA_BY_KIND.values()), KAFKA_DEADLETTER)
         self.topics = [prefix + t for t in targets]
@@ -321,6 +322,9 @@ class Bridge:
         self.metrics.on_kafka_ack(record.topic, record.reason, latency_s, len(due))
         if flight.ack is not None and self.acks is not None:
             self.acks.add(flight.ack)
+
+    def _count_acks(self, messages: int, seqs: int) -> None:
+        self.metrics.e2e_ack_messages, self.metrics.e2e_acked_seqs = messages, seqs
 
     def _publish_ack(self, topic: str, payload: bytes) -> bool:
         """One end-to-end ack (AckPublisher's thread): QoS 1, retained; paho keeps it
