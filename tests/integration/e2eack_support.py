@@ -90,10 +90,11 @@ def kill_with_queue(
     machines: int = 4,
     seconds: float = 16.0,
     queue_frames: int = 300,
+    bridges: int = 1,
 ) -> Outcome:
-    """Agents stream; the bridge stops (its session queues); once the broker PUBACKed
-    ``queue_frames`` more frames, kill -9 it, restart it and the bridge; let the agents
-    finish and (ack mode) drain; read Kafka."""
+    """Agents stream; the bridges (one share group) stop, their sessions queue; once the
+    broker PUBACKed ``queue_frames`` more frames, kill -9 it, restart it and the bridges; let
+    the agents finish and (ack mode) drain; read Kafka."""
     clinic = f"c{unique}"
     settings = [
         EdgeSettings(
@@ -110,26 +111,36 @@ def kill_with_queue(
     n = int(seconds * RATE_HZ)
     with kafka_topics(kafka) as topics:
 
-        def bridge() -> BridgeProcess:
-            return BridgeProcess(
-                broker.settings,
-                kafka,
-                client_id=f"bridge-{unique}",
-                group=f"g{unique}",
-                clinic=clinic,
-                log_dir=work,
-            ).start()
+        def start_bridges() -> list[BridgeProcess]:
+            started = [
+                BridgeProcess(
+                    broker.settings,
+                    kafka,
+                    client_id=f"bridge-{unique}-{i}",
+                    group=f"g{unique}",
+                    clinic=clinic,
+                    log_dir=work,
+                ).start()
+                for i in range(bridges)
+            ]
+            for b in started:
+                b.wait_healthy()
+            return started
 
-        first = bridge()
-        second: BridgeProcess | None = None
-        first.wait_healthy()
+        first = start_bridges()
+        second: list[BridgeProcess] = []
         fleet = AgentThread(
             [(s, StrokeSource(n, live=True, rate_hz=RATE_HZ)) for s in settings], broker.settings
         )
         agents = fleet.runner.agents
         try:
-            wait_until(lambda: first.metric_sum("forwarded_total") >= 100, 60, "frames flowing")
-            assert first.terminate() == 0  # persistent session: the broker queues for it
+            wait_until(
+                lambda: sum(b.metric_sum("forwarded_total") for b in first) >= 100,
+                60,
+                "frames flowing",
+            )
+            for b in first:
+                assert b.terminate() == 0  # persistent session: the broker queues for it
             base = sum(a.acked for a in agents)
             wait_until(
                 lambda: sum(a.acked for a in agents) - base >= queue_frames,
@@ -139,8 +150,7 @@ def kill_with_queue(
             queued = sum(a.acked for a in agents) - base
             kill9(broker)
             broker.start()
-            second = bridge()
-            second.wait_healthy()
+            second = start_bridges()
             stats = fleet.join(seconds + 120)
             # a sentinel behind the agents' last frames in the bridge's queue: once Kafka has
             # it and the bridge has nothing in flight, Kafka has all the broker delivered
@@ -156,12 +166,15 @@ def kill_with_queue(
                 60,
                 "the sentinel in Kafka",
             )
-            wait_until(lambda: second.metrics().get("in_flight") == 0, 60, "bridge drained")
+            wait_until(
+                lambda: all(b.metrics().get("in_flight") == 0 for b in second),
+                60,
+                "bridges drained",
+            )
         finally:
             fleet.runner.stop()
-            if second is not None:
-                second.stop_quietly()
-            first.stop_quietly()
+            for b in (*second, *first):
+                b.stop_quietly()
         framed = {a.machine_id: a.framer.next_seq for a in agents}
         frames = [f for f in kafka_frames(kafka, topics.telemetry) if f[0] != sentinel]
     return Outcome(

@@ -46,6 +46,20 @@ def test_mosquitto_kill9_with_queued_frames_loses_nothing(
     assert out.late == 0  # re-sent oldest first: the worker sees duplicates, never late frames
 
 
+def test_two_bridges_in_one_share_group_each_ack_their_part_nothing_lost(
+    broker: PrivateMosquitto, kafka_settings: KafkaSettings, unique: str, tmp_path: Path
+) -> None:
+    out = kill_with_queue(
+        broker, kafka_settings, tmp_path, unique, delete_on="ack", machines=3, bridges=2
+    )
+    print(
+        f"e2e ack, 2 bridges: {sum(out.framed.values())} frames, {out.queued_at_kill} queued, "
+        f"{out.lost} lost, {out.duplicates} duplicates, {out.late} late under the reorder window"
+    )
+    assert out.outbox_rows_left == 0
+    assert out.in_kafka == out.truth
+
+
 def test_without_acks_rows_stay_in_the_outbox_and_are_sent_again(
     broker: PrivateMosquitto, kafka_settings: KafkaSettings, unique: str, tmp_path: Path
 ) -> None:

@@ -84,5 +84,3 @@ def test_acks_all_survives_kill_9_of_the_busiest_leader(cluster: KafkaCluster) -
     read = probe(net, "ctl", "kafka-consume", "--bootstrap", bootstrap, "--topic", topic,
                  "--timeout", "120")  # fmt: skip
     assert read == {"distinct": 4000, "duplicates": 0, "min": 0, "max": 3999}
-
-
