@@ -143,66 +143,51 @@ class RangeSet:
         return [(lo, hi) for lo, hi in self._r]
 
 
-class _Machine:
-    __slots__ = ("new", "run")
-
-    def __init__(self) -> None:
-        self.new: dict[str, RangeSet] = {}
-        self.run: dict[str, list[int]] = {}
-
-
 class AckTracker:
     """Seqs Kafka acknowledged, per machine and stream, until the publisher takes them."""
 
     def __init__(self, max_ranges: int = MAX_ACK_RANGES) -> None:
         self.max_ranges = max_ranges
-        self._pending: dict[tuple[str, str], _Machine] = {}
+        self._pending: dict[tuple[str, str, str], RangeSet] = {}
         self._runs: dict[tuple[str, str, str], list[int]] = {}
 
     def __len__(self) -> int:
-        """Machines with acks pending."""
+        """Machine streams with acks pending."""
         return len(self._pending)
 
     def add(self, ref: AckRef) -> None:
-        key = (ref.clinic_id, ref.machine_id)
-        m = self._pending.get(key)
-        if m is None:
-            m = self._pending[key] = _Machine()
-        rs = m.new.get(ref.stream)
+        """One seq Kafka holds (called per record: kept to a few dict operations)."""
+        key = ref[:3]
+        seq = ref[3]
+        rs = self._pending.get(key)
         if rs is None:
-            rs = m.new[ref.stream] = RangeSet()
-        rs.add(ref.seq)
-        self._extend_run((*key, ref.stream), ref.seq)
-
-    def _extend_run(self, key: tuple[str, str, str], seq: int) -> None:
+            rs = self._pending[key] = RangeSet()
+        rs.add(seq)
         run = self._runs.get(key)
         if run is None:
             if len(self._runs) >= MAX_TRACKED_MACHINES:
                 self._runs.clear()
             self._runs[key] = [seq, seq]
-        elif run[0] - 1 <= seq <= run[1] + 1:
-            run[0] = min(run[0], seq)
-            run[1] = max(run[1], seq)
+        elif run[1] + 1 == seq:
+            run[1] = seq
         elif seq > run[1]:
             run[0] = run[1] = seq  # a jump: the run restarts at the new highest seq
+        elif seq == run[0] - 1:
+            run[0] = seq
 
     def take(self) -> list[Ack]:
         """Every pending ack, one per machine (split when a stream has too many ranges)."""
+        by_machine: dict[tuple[str, str], dict[str, list[SeqRange]]] = {}
+        for key, rs in self._pending.items():
+            run = self._runs.get(key)
+            if run is not None:
+                rs.add_range(run[0], run[1])
+            by_machine.setdefault((key[0], key[1]), {})[key[2]] = rs.ranges()
+        self._pending = {}
         out: list[Ack] = []
-        for (clinic, machine), m in self._pending.items():
-            streams: dict[str, list[SeqRange]] = {}
-            for stream in ("frames", "events"):
-                rs = m.new.get(stream)
-                if rs is None:
-                    streams[stream] = []
-                    continue
-                run = self._runs.get((clinic, machine, stream))
-                if run is not None:
-                    rs.add_range(run[0], run[1])
-                streams[stream] = rs.ranges()
-            frames, events = streams["frames"], streams["events"]
-            n = self.max_ranges
+        n = self.max_ranges
+        for (clinic, machine), streams in by_machine.items():
+            frames, events = streams.get("frames", []), streams.get("events", [])
             for i in range(0, max(len(frames), len(events), 1), n):
                 out.append(Ack(clinic, machine, frames[i : i + n], events[i : i + n]))
-        self._pending = {}
         return out
