@@ -10,7 +10,11 @@ queue). Such rows are re-sent:
 * when the oldest of them has waited ``ack_timeout_s`` since it was last sent. The timeout
   doubles after each such re-send that brought no progress, up to ``ack_timeout_max_s``, so a
   platform outage (Kafka down, bridges away) does not flood the broker's queues with copies;
-  it is back to ``ack_timeout_s`` as soon as the oldest row is confirmed.
+  it is back to ``ack_timeout_s`` as soon as the oldest row is confirmed;
+* sooner, after ``ack_hole_s``, when the oldest is a *hole*: a newer row was confirmed, so
+  the pipeline flows and this one was lost (e.g. a restarted broker took it before any bridge
+  had subscribed again). Re-sent within seconds, it still reaches the stream worker inside its
+  reorder window instead of being refused as a late frame. Backs off the same way.
 
 ``ResendClock`` decides the second case from the outbox's oldest row id and the times rows
 were handed to MQTT. No I/O; the agent serialises access.
@@ -42,12 +46,15 @@ def parse_ack(raw: bytes, clinic_id: str, machine_id: str) -> list[tuple[str, Se
 class ResendClock:
     """When the broker-acknowledged, unconfirmed rows are due again (timeout with backoff)."""
 
-    def __init__(self, timeout_s: float, max_s: float) -> None:
-        if timeout_s <= 0 or max_s < timeout_s:
-            raise ValueError("ack timeout must be > 0 and <= its maximum")
+    def __init__(self, timeout_s: float, max_s: float, hole_s: float | None = None) -> None:
+        hole_s = timeout_s if hole_s is None else hole_s
+        if timeout_s <= 0 or max_s < timeout_s or not 0 < hole_s <= max_s:
+            raise ValueError("ack timeouts must be > 0 and <= their maximum")
         self.timeout_s = timeout_s
         self.max_s = max_s
         self.current_s = timeout_s
+        self.hole_s = hole_s
+        self.hole_current_s = hole_s
         self._sent: deque[tuple[int, float]] = deque()  # (highest row id handed, when)
         self._oldest: int | None = None
         self.resends = 0
@@ -63,25 +70,31 @@ class ResendClock:
         """The agent re-sends everything from its oldest row: forget the send times."""
         self._sent.clear()
 
-    def due(self, oldest_id: int | None, now: float) -> bool:
+    def due(self, oldest_id: int | None, now: float, hole: bool = False) -> bool:
         """True when the oldest unconfirmed row (``oldest_id``, None if there is none that was
-        sent) has waited the current timeout; the caller then rewinds and re-sends."""
+        sent) has waited the current timeout (the hole timeout when ``hole``: a newer row was
+        confirmed); the caller then rewinds and re-sends."""
         if oldest_id is None:
             self._oldest = None
-            self.current_s = self.timeout_s
+            self.current_s, self.hole_current_s = self.timeout_s, self.hole_s
             self._sent.clear()
             return False
         if self._oldest is not None and oldest_id > self._oldest:
-            self.current_s = self.timeout_s  # progress: the oldest row was confirmed
+            # progress: the oldest row was confirmed
+            self.current_s, self.hole_current_s = self.timeout_s, self.hole_s
         self._oldest = oldest_id
         sent = self._sent
         while sent and sent[0][0] < oldest_id:
             sent.popleft()
         if not sent:
             return False  # not sent since the last rewind: the cursor walk gets to it
-        if now - sent[0][1] < self.current_s:
+        wait = min(self.current_s, self.hole_current_s) if hole else self.current_s
+        if now - sent[0][1] < wait:
             return False
-        self.current_s = min(2 * self.current_s, self.max_s)
+        if hole:
+            self.hole_current_s = min(2 * self.hole_current_s, self.max_s)
+        else:
+            self.current_s = min(2 * self.current_s, self.max_s)
         self.resends += 1
         return True
 

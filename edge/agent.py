@@ -78,7 +78,9 @@ class EdgeAgent:
             raise ValueError(f"SLEDFLEET_EDGE_DELETE_ON must be one of {', '.join(DELETE_ON)}")
         self.end_to_end = settings.delete_on == "ack"
         self.ack_topic = contract.ack_topic(cid, mid)
-        self.resend = ResendClock(settings.ack_timeout_s, settings.ack_timeout_max_s)
+        self.resend = ResendClock(
+            settings.ack_timeout_s, settings.ack_timeout_max_s, settings.ack_hole_s
+        )
         self.outbox = Outbox(
             settings.outbox_path(),
             settings.outbox_max_rows,
@@ -121,6 +123,7 @@ class EdgeAgent:
         self._handed: set[int] = set()
         self._cursor = 0  # highest row id handed to paho (end-to-end: since the last rewind)
         self._sent_max = 0  # highest row id handed to paho in this process
+        self._confirmed_max = 0  # highest row id deleted on an end-to-end ack
         self._retry: set[int] = set()
         self._replay_upto = 0
         self._generation = 0
@@ -239,13 +242,14 @@ class EdgeAgent:
         oldest = self.outbox.min_id()
         if oldest is not None and oldest > self._cursor:
             oldest = None  # not sent since the last rewind: the cursor walk gets to it
-        if self.resend.due(oldest, time.monotonic()):
+        hole = oldest is not None and oldest < self._confirmed_max
+        if self.resend.due(oldest, time.monotonic(), hole):
             log.warning(
-                "%s: no end-to-end ack for %.0f s: sending unconfirmed rows again "
-                "(next wait %.0f s)",
+                "%s: %s: sending unconfirmed rows again",
                 self.machine_id,
-                self.resend.current_s / 2,
-                self.resend.current_s,
+                "a row older than confirmed ones has no end-to-end ack"
+                if hole
+                else "no end-to-end ack in time",
             )
             self._rewind()
 
@@ -305,7 +309,9 @@ class EdgeAgent:
                 self.bad_acks += 1
                 log.warning("%s: ack ignored: %s", self.machine_id, exc)
         if acked:
-            self.confirmed += self.outbox.delete_acked(acked, self._sent_max)
+            deleted, top = self.outbox.delete_acked(acked, self._sent_max)
+            self.confirmed += deleted
+            self._confirmed_max = max(self._confirmed_max, top)
 
     def _publish_due(self) -> None:
         # the broker's Receive Maximum bounds what may be unacknowledged (state messages

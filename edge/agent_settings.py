@@ -50,6 +50,10 @@ class EdgeSettings:
     ack_timeout_s: float = env("SLEDFLEET_EDGE_ACK_TIMEOUT_S", 30.0)
     """``ack`` mode: rows the broker acknowledged are sent again when the oldest has waited
     this long for its end-to-end ack (and after every reconnect)..."""
+    ack_hole_s: float = env("SLEDFLEET_EDGE_ACK_HOLE_S", 2.0)
+    """``ack`` mode: an unconfirmed row older than a confirmed one (lost on the way: a broker
+    restarted before any bridge subscribed again) is sent again after this long. Kept well
+    under the stream's reorder hold (SLEDFLEET_CORE_REORDER_HOLD_S, 10 s) so it is not late."""
     ack_timeout_max_s: float = env("SLEDFLEET_EDGE_ACK_TIMEOUT_MAX_S", 600.0)
     """...the wait doubles after each re-send without progress, up to this (a platform outage
     must not fill the broker with copies); back to ack_timeout_s once acks flow."""

@@ -259,24 +259,27 @@ class Outbox:
                     self._rows -= 1
                     self._bytes -= size[0]
 
-    def delete_acked(self, acked: Iterable[tuple[str, list[tuple[int, int]]]], upto_id: int) -> int:
+    def delete_acked(
+        self, acked: Iterable[tuple[str, list[tuple[int, int]]]], upto_id: int
+    ) -> tuple[int, int]:
         """Delete rows of ``kind`` whose seq lies in one of the inclusive ranges, among rows
         with id <= ``upto_id`` (those handed to MQTT: an ack cannot name a row never sent).
-        One transaction; returns the rows deleted."""
-        deleted = 0
+        One transaction; returns the rows deleted and the highest id deleted (0: none)."""
+        deleted = top = 0
         with self._tx():
             for kind, ranges in acked:
                 for lo, hi in ranges:
                     cur = self._db.execute(
                         "DELETE FROM outbox WHERE kind = ? AND seq BETWEEN ? AND ? AND id <= ? "
-                        "RETURNING length(payload)",
+                        "RETURNING id, length(payload)",
                         (kind, lo, hi, upto_id),
                     )
-                    for (size,) in cur:
+                    for row_id, size in cur:
                         deleted += 1
+                        top = max(top, row_id)
                         self._bytes -= size
             self._rows -= deleted
-        return deleted
+        return deleted, top
 
     def min_id(self) -> int | None:
         row = self._db.execute("SELECT min(id) FROM outbox").fetchone()

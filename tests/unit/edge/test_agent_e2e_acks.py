@@ -218,9 +218,9 @@ def test_old_outbox_files_get_their_seq_column(tmp_path: Path) -> None:
     db.commit()
     db.close()
     box = Outbox(path)
-    assert box.delete_acked([("telemetry", [(7, 7)])], upto_id=10) == 1
+    assert box.delete_acked([("telemetry", [(7, 7)])], upto_id=10) == (1, 1)
     box.store([NewRow("telemetry", "t", b"{}", seq=8)])
-    assert box.delete_acked([("telemetry", [(8, 8)])], upto_id=10) == 1
+    assert box.delete_acked([("telemetry", [(8, 8)])], upto_id=10) == (1, 2)
     box.close()
 
 
@@ -253,3 +253,41 @@ def test_resend_clock() -> None:
     assert clock.current_s == 10.0
     with pytest.raises(ValueError):
         ResendClock(0, 1)
+
+
+def test_a_hole_is_sent_again_after_the_short_hole_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr("edge.agent.time.monotonic", lambda: now[0])
+    agent, link = e2e(tmp_path, ack_timeout_s=30.0, ack_hole_s=2.0)
+    feed(agent, 260)
+    agent.pump()
+    link.ack_all()
+    link.messages.append(ack([(0, 0), (2, 4)]))  # seq 1 lost on the way
+    agent.pump()
+    link.sent.clear()
+    now[0] += 1.5
+    agent.pump()
+    assert seqs(link) == []
+    now[0] += 1.0
+    agent.pump()
+    assert seqs(link) == [1]  # long before the 30 s timeout
+
+
+def test_resend_clock_hole_wait_and_backoff() -> None:
+    clock = ResendClock(30.0, 40.0, hole_s=2.0)
+    clock.sent(5, 0.0)
+    assert not clock.due(1, 1.9, hole=True)
+    assert clock.due(1, 2.0, hole=True)
+    assert clock.hole_current_s == 4.0
+    clock.rewound()
+    clock.sent(5, 2.0)
+    assert not clock.due(1, 5.9, hole=True)
+    assert clock.due(1, 6.0, hole=True)
+    clock.rewound()
+    clock.sent(9, 6.0)
+    assert not clock.due(3, 7.0, hole=True)  # progress: back to 2 s (row 3 sent at 6.0)
+    assert clock.hole_current_s == 2.0
+    assert clock.due(3, 8.0, hole=True)
+    assert not clock.due(3, 8.5)  # no hole: the 30 s timeout applies
