@@ -21,8 +21,11 @@ from edge.settings import KafkaSettings
 from stream.core.frames import SeqTracker
 from stream.core.settings import CoreSettings
 
-RATE_HZ = 1000.0
-"""Sample rate of the test sources: 20 frames of 50 samples per second per machine."""
+RATE_HZ = 100.0
+"""Sample rate of the sources: a real sled's 2 frames of 50 samples per second, so the
+stream worker's reorder window (64 frames, 10 s of device time) means what it means live."""
+FAST_RATE_HZ = 1000.0
+"""For tests that only need frames quickly (20 frames per second per machine)."""
 
 
 def kill9(broker: PrivateMosquitto) -> None:
@@ -58,26 +61,40 @@ class Outcome:
         return self.kafka_records - len(self.in_kafka)
 
 
-def kafka_frames(kafka: KafkaSettings, topic: str) -> list[tuple[str, int]]:
-    """(machine, seq) of every telemetry record, in Kafka's order within each partition."""
+def kafka_frames(kafka: KafkaSettings, topic: str) -> list[tuple[str, int, int]]:
+    """(machine, seq, t0_ns) of every telemetry record, in Kafka's order per partition."""
     out = []
     for r in read_topic(kafka, topic, 0):
         if r.headers.get("kind") == b"telemetry":
             payload = json.loads(r.value)
-            out.append((payload["machine_id"], payload["seq"]))
+            out.append((payload["machine_id"], payload["seq"], payload["t0_ns"]))
     return out
 
 
 def telemetry_in_kafka(kafka: KafkaSettings, topic: str) -> tuple[set[tuple[str, int]], int]:
     frames = kafka_frames(kafka, topic)
-    return set(frames), len(frames)
+    return {(m, s) for m, s, _ in frames}, len(frames)
 
 
-def late_frames(frames: list[tuple[str, int]]) -> int:
+def late_frames(frames: list[tuple[str, int, int]]) -> int:
+    """Frames the worker would refuse as late: each machine's frames in Kafka's order through
+    the core's SeqTracker, with the processor's hold rule (a hole is given up once frames
+    ``reorder_hold_s`` of device time past it arrived; wall-clock ticks left out)."""
+    core = CoreSettings()
     trackers: dict[str, SeqTracker] = {}
-    for machine, seq in frames:
-        tracker = trackers.setdefault(machine, SeqTracker(CoreSettings().reorder_window))
+    held_since: dict[str, int | None] = {}
+    for machine, seq, t0 in frames:
+        tracker = trackers.setdefault(machine, SeqTracker(core.reorder_window))
         tracker.accept({"seq": seq})
+        if not tracker.held:
+            held_since[machine] = None
+            continue
+        since = held_since.get(machine)
+        if since is None:
+            held_since[machine] = t0
+        elif t0 - since > core.reorder_hold_s * 1e9:
+            tracker.release_all()
+            held_since[machine] = None
     return sum(t.late for t in trackers.values())
 
 
@@ -87,8 +104,8 @@ def kill_with_queue(
     work: Path,
     unique: str,
     delete_on: str,
-    machines: int = 4,
-    seconds: float = 16.0,
+    machines: int = 16,
+    seconds: float = 30.0,
     queue_frames: int = 300,
     bridges: int = 1,
 ) -> Outcome:
@@ -178,5 +195,10 @@ def kill_with_queue(
         framed = {a.machine_id: a.framer.next_seq for a in agents}
         frames = [f for f in kafka_frames(kafka, topics.telemetry) if f[0] != sentinel]
     return Outcome(
-        framed, set(frames), len(frames), queued, stats.undelivered_rows, late_frames(frames)
+        framed,
+        {(m, s) for m, s, _ in frames},
+        len(frames),
+        queued,
+        stats.undelivered_rows,
+        late_frames(frames),
     )

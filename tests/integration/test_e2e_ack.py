@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from bridge_support import BridgeProcess, kafka_topics
-from e2eack_support import RATE_HZ, kill_with_queue, telemetry_in_kafka
+from e2eack_support import FAST_RATE_HZ, kill_with_queue, telemetry_in_kafka
 from edge_support import AgentThread, StrokeSource
 from polling import wait_until
 from servers import PrivateMosquitto
@@ -50,7 +50,7 @@ def test_two_bridges_in_one_share_group_each_ack_their_part_nothing_lost(
     broker: PrivateMosquitto, kafka_settings: KafkaSettings, unique: str, tmp_path: Path
 ) -> None:
     out = kill_with_queue(
-        broker, kafka_settings, tmp_path, unique, delete_on="ack", machines=3, bridges=2
+        broker, kafka_settings, tmp_path, unique, delete_on="ack", machines=12, bridges=2
     )
     print(
         f"e2e ack, 2 bridges: {sum(out.framed.values())} frames, {out.queued_at_kill} queued, "
@@ -58,6 +58,7 @@ def test_two_bridges_in_one_share_group_each_ack_their_part_nothing_lost(
     )
     assert out.outbox_rows_left == 0
     assert out.in_kafka == out.truth
+    assert out.late == 0
 
 
 def test_without_acks_rows_stay_in_the_outbox_and_are_sent_again(
@@ -85,7 +86,7 @@ def test_without_acks_rows_stay_in_the_outbox_and_are_sent_again(
         ).start()
         acking: BridgeProcess | None = None
         fleet = AgentThread(
-            [(settings, StrokeSource(int(2 * RATE_HZ), live=True, rate_hz=RATE_HZ))],
+            [(settings, StrokeSource(int(2 * FAST_RATE_HZ), live=True, rate_hz=FAST_RATE_HZ))],
             broker.settings,
         )
         (agent,) = fleet.runner.agents
