@@ -1,16 +1,23 @@
 """End-to-end capacity: N simulated machines through the whole pipeline on this machine.
 
-For each step (machines × mix) one run, everything real and co-located: N simulated
-machines, each with its own edge agent (MQTT client, SQLite outbox) in this process
-(``edge.fleet_runner``), the shared Mosquitto and Kafka, and ``sledfleet bridge``, one or
-more ``sledfleet stream worker`` and ``sledfleet sink`` as processes (started the way the
-demo starts them, ``dashboards.demo.pipeline``), writing into a fresh database.
+For each step (machines × mix × rate per machine) one run, everything real and
+co-located: N simulated machines, each with its own edge agent (MQTT client, SQLite
+outbox; ``edge.fleet_runner``) in edge processes of ``--edge-per-process`` machines, the
+shared Mosquitto and Kafka, and ``sledfleet bridge``, one or more ``sledfleet stream
+worker`` and ``sledfleet sink`` as processes (started the way the demo starts them,
+``dashboards.demo.pipeline``), writing into a fresh database.
 
 Mixes:
-* ``all``    — every machine streams 100 Hz all the time (sessions back to back, idle
+* ``all``    — every machine streams at the rate all the time (sessions back to back, idle
   samples between them): N × rate samples/s offered.
-* ``clinic`` — a clinic day: each machine sends samples only while a patient trains
-  (``fill_idle`` off: nothing between sessions), the way a sled idles most of the day.
+* ``clinic`` — a clinic day: ``--active-fraction`` of the machines (default 20 %) have a
+  patient training (sessions back to back, samples only while training); the others are
+  idle: their agents are connected (birth state, keep-alives) and send no samples.
+
+Before the steps, the bare component under each stage is measured once on the same servers
+(``benchmarks/capacity_bare.py``: Mosquitto publish → subscribe, Kafka produce and consume,
+the stream worker on a pre-filled topic, binary COPY of rep rows); each step prints its
+stages' rates inside the pipeline beside them.
 
 Per step it prints:
 * offered and sustained samples/s (samples framed by the agents over the live window, and
@@ -24,9 +31,9 @@ Per step it prints:
 * CPU per role (% of one core over the live window; Mosquitto and Kafka are the shared
   servers, so their figures include other users of the machine) and CPU µs per frame.
 
-Run under ``nice -n 10``; it takes about (duration + 2 min) per step.
+Run under ``nice -n 10``; it takes about (duration + 2 min) per step, plus the catch-up.
 Usage: .venv/bin/python benchmarks/capacity.py [--machines 100,300] [--mix all,clinic]
-       [--duration-s 120] [--rate-hz 100] [--workers 1]
+       [--duration-s 120] [--rate-hz 50,100] [--workers 1] [--steps 1000:clinic:100,...]
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ import math
 import multiprocessing as mp
 import os
 import queue
+import random
+import sys
 import threading
 import time
 import urllib.request
@@ -59,10 +68,15 @@ from edge.simulator import FleetConfig, build_fleet
 from stream.topics import TopicsSettings, topic_specs
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import capacity_bare  # noqa: E402
+
 SAMPLE_EVERY_S = 5.0
-EDGE_MACHINES_PER_PROCESS = 100
-"""paho's network loop uses select(), which fails on descriptors past 1,023: one process
-with ~150 agents (socket, wake-up pair, SQLite files each) can no longer connect any."""
+EDGE_MACHINES_PER_PROCESS = 250
+"""Agents per edge process (paho waits with poll() since ``edge.paho_fds``: no longer
+capped at ~150 by select(); several processes spread the agents over both cores)."""
+ACTIVE_FRACTION = 0.2
+"""Clinic-day mix: the share of machines with a patient training at any moment."""
 MACHINES_PER_CLINIC = 10
 CATCHUP_TIMEOUT_S = 600.0
 NOTHING_ARRIVED_S = 90.0
@@ -173,7 +187,7 @@ def metrics(url: str) -> dict[str, float]:
 # --- one step -------------------------------------------------------------------------------
 
 
-def run_step(machines: int, mix: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_step(machines: int, mix: str, rate_hz: float, args: argparse.Namespace) -> dict[str, Any]:
     clinics = math.ceil(machines / MACHINES_PER_CLINIC)
     config = pipeline.DemoConfig(
         clinics=clinics,
@@ -183,16 +197,16 @@ def run_step(machines: int, mix: str, args: argparse.Namespace) -> dict[str, Any
         live_machines=machines,
         live_s=args.duration_s,
         workers=args.workers,
-        out_dir=REPO / "out" / "capacity" / f"{machines}-{mix}",
+        out_dir=REPO / "out" / "capacity" / f"{machines}-{mix}-{rate_hz:g}",
         database="sledfleet_capacity",
         start_services=False,
     )
     run = pipeline.new_run(config)
-    tag = f"k{run.run_id[-6:]}{machines}{mix[0]}"
-    run.kafka = replace(run.kafka, topic_prefix=f"cap{run.run_id}m{machines}{mix}.")
+    tag = f"k{run.run_id[-6:]}{machines}{mix[0]}{rate_hz:g}".replace(".", "_")
+    run.kafka = replace(run.kafka, topic_prefix=f"cap{run.run_id}m{machines}{mix}r{rate_hz:g}.")
     prepare_database(run)
     pipeline.create_topics(run)
-    result: dict[str, Any] = {"machines": machines, "mix": mix}
+    result: dict[str, Any] = {"machines": machines, "mix": mix, "rate_hz": rate_hz}
     # ids unique to this run: a demo or test elsewhere on the shared broker uses c01-m01 too
     # (same MQTT client ids would kick each other off, same clinics would mix traffic)
     fleet_cfg = FleetConfig(
@@ -202,15 +216,22 @@ def run_step(machines: int, mix: str, args: argparse.Namespace) -> dict[str, Any
         seed=args.seed,
         mode="live",
         duration_s=args.duration_s,
-        rate_hz=args.rate_hz,
+        rate_hz=rate_hz,
         id_prefix=tag,
     )
     try:
         start_roles(run, [f"{tag}c{c + 1:02d}" for c in range(clinics)])
         fleet = build_fleet(fleet_cfg)
         sims = fleet.machines[:machines]
-        for sim in sims:
+        active = set(range(machines))
+        if mix == "clinic":
+            k = max(1, round(machines * args.active_fraction))
+            active = set(random.Random(args.seed).sample(range(machines), k))
+        for i, sim in enumerate(sims):
             sim.fill_idle = mix == "all"
+            if i not in active:  # connected, nobody training: no sessions, no samples
+                sim.scripts = _no_sessions
+        result["active_machines"] = len(active)
         pipeline.publish_prescriptions(run, fleet.prescriptions)
         FLEET_OF_CHILD[:] = [fleet]
         result.update(measure(run, sims, fleet, args))
@@ -218,6 +239,10 @@ def run_step(machines: int, mix: str, args: argparse.Namespace) -> dict[str, Any
         run.roles.stop()
         delete_topics(run)
     return result
+
+
+def _no_sessions() -> Any:
+    return iter(())
 
 
 def prepare_database(run: Any) -> None:
@@ -283,6 +308,7 @@ def measure(run: Any, sims: list[Any], fleet: Any, args: argparse.Namespace) -> 
     roles = {r.name: r for r in run.roles.roles}
     prefix = run.kafka.topic_prefix
     bridge_url = roles["bridge"].health_url.replace("/healthz", "/metrics")
+    sink_url = roles["sink"].health_url.replace("/health", "/metrics")
     worker_urls = [
         r.health_url.removesuffix("/metrics") + "/sledfleet/stats/"
         for n, r in roles.items()
@@ -304,20 +330,21 @@ def measure(run: Any, sims: list[Any], fleet: Any, args: argparse.Namespace) -> 
         },
         pids,
     )
-    # the agents run in child processes of EDGE_MACHINES_PER_PROCESS machines (forked
+    # the agents run in child processes of args.edge_per_process machines (forked
     # before any thread of this one starts); each reports its stats, CPU and truth
     outbox = str(run.work_dir / "outbox")
     ctx = mp.get_context("fork")
     results: Any = ctx.Queue()
     slices = [
-        list(range(i, min(i + EDGE_MACHINES_PER_PROCESS, len(sims))))
-        for i in range(0, len(sims), EDGE_MACHINES_PER_PROCESS)
+        list(range(i, min(i + args.edge_per_process, len(sims))))
+        for i in range(0, len(sims), args.edge_per_process)
     ]
     children = [
         ctx.Process(target=edge_child, args=(sims, idx, outbox, results), daemon=True)
         for idx in slices
     ]
     started_ns = min(m.t0_ns for m in sims)
+    bridge0, sink0 = metrics(bridge_url), metrics(sink_url)
     t0 = time.monotonic()
     for child in children:
         child.start()
@@ -346,16 +373,21 @@ def measure(run: Any, sims: list[Any], fleet: Any, args: argparse.Namespace) -> 
             child.join(30)
     window_s = time.monotonic() - t0
     cpu1 = sampler.cpu()
+    bridge1 = metrics(bridge_url)
     end_ns = started_ns + int(args.duration_s * 1e9)
     lag_at_end = sampler.lags["worker lag"].read()
     c0 = time.monotonic()
     pipeline.wait_for_database(run, "catch-up", None, CATCHUP_TIMEOUT_S)
     catchup_s = time.monotonic() - c0 - pipeline.CATCHUP_STABLE_S
+    sink_s = time.monotonic() - t0 - pipeline.CATCHUP_STABLE_S
+    sink1 = metrics(sink_url)
     sampler.stop.set()
     stats = {k: sum(r[k] for r in reports) for k in ("samples", "frames", "acked", "dropped")}
     edge_cpu_s = sum(r["cpu_s"] for r in reports)
     bridge = metrics(bridge_url)
-    worker_frames = sum(int(http_json(u).get("frames", 0)) for u in worker_urls)
+    worker_stats = [http_json(u) for u in worker_urls]
+    worker_frames = sum(int(w.get("frames", 0)) for w in worker_stats)
+    busy_s = max((w["last_batch_ns"] - w["first_batch_ns"]) / 1e9 for w in worker_stats)
     want = {
         (r["machine_id"], r["session_id"], int(r["set_no"]), int(r["rep_no"]))
         for report in reports
@@ -380,7 +412,27 @@ def measure(run: Any, sims: list[Any], fleet: Any, args: argparse.Namespace) -> 
         for role in cpu0
     }
     cpu[f"edge agents ({len(children)} processes)"] = edge_cpu_s / window_s * 100
+
+    def delta(after: dict[str, float], before: dict[str, float], name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    received = delta(bridge1, bridge0, "sledfleet_bridge_received_total")
+    sink_rows = delta(sink1, sink0, "sledfleet_sink_rows_written_total")
+    stages = {
+        # rate inside the pipeline, the seconds it is taken over, the bare component's key
+        "Mosquitto -> bridge (MQTT messages received)": (received / window_s, "mosquitto"),
+        "bridge -> Kafka (messages produced, acked)": (
+            delta(bridge1, bridge0, "sledfleet_bridge_forwarded_total") / window_s,
+            "kafka produce",
+        ),
+        "stream worker (frames, first batch to last)": (
+            worker_frames / busy_s if busy_s > 0 else 0.0,
+            "worker",
+        ),
+        "sink (rows written, window + catch-up)": (sink_rows / sink_s, "sink"),
+    }
     return {
+        "stages": stages,
         "window_s": args.duration_s,
         "wall_s": window_s,
         "samples": stats["samples"],
@@ -460,7 +512,7 @@ def delete_topics(run: Any) -> None:
 # --- report ---------------------------------------------------------------------------------
 
 
-def report(r: dict[str, Any]) -> None:
+def report(r: dict[str, Any], bare: dict[str, capacity_bare.Bare]) -> None:
     lat = r["latency"]
     lossless = (
         r["edge_dropped"] == 0
@@ -474,8 +526,9 @@ def report(r: dict[str, Any]) -> None:
         row.get("worker lag") for row in r["lag_series"] if isinstance(row.get("worker lag"), int)
     ]
     print(
-        f"\n== {r['machines']} machines, mix {r['mix']}: {r['samples_per_s']:,.0f} samples/s "
-        f"offered over {r['window_s']:.0f} s; zero loss: {'YES' if lossless else 'NO'}"
+        f"\n== {r['machines']} machines ({r['active_machines']} training), mix {r['mix']}, "
+        f"{r['rate_hz']:g} Hz: {r['samples_per_s']:,.0f} samples/s offered over "
+        f"{r['window_s']:.0f} s; zero loss: {'YES' if lossless else 'NO'}"
     )
     print(
         f"   frames: edge {r['frames']:,} (dropped {r['edge_dropped']}), bridge "
@@ -503,6 +556,35 @@ def report(r: dict[str, Any]) -> None:
     for role, pct in sorted(r["cpu_pct"].items()):
         us = r["cpu_us_per_frame"][role]
         print(f"   CPU {role:32} {pct:6.1f} % of a core  {us:8.0f} us/frame")
+    print(
+        "   stage in the pipeline vs its bare component (same run); a ratio is the stage's "
+        "capacity inside the pipeline only where the stage fell behind (lag), otherwise "
+        "it is the share of the bare rate the offered load needed:"
+    )
+    behind = r["wall_s"] - r["window_s"]
+    if behind > 5:
+        print(f"   (edge agents were still waiting for acks {behind:.0f} s after the window)")
+    for stage, (rate, key) in r["stages"].items():
+        b = bare.get(key)
+        ratio = f"{rate / b.rate:5.2f}x" if b and b.rate else "  n/a"
+        base = f"{b.rate:10,.0f} {b.unit:8} ({b.name})" if b else "not measured"
+        print(f"     {stage:46} {rate:10,.0f}/s  {ratio} of bare {base}")
+
+
+def measure_bare(args: argparse.Namespace) -> dict[str, capacity_bare.Bare]:
+    """The bare components, on a database of their own (dropped afterwards)."""
+    run = pipeline.new_run(
+        pipeline.DemoConfig(database="sledfleet_capacity_bare", start_services=False)
+    )
+    prepare_database(run)
+    env = {k: v for k, v in pipeline.LATENCY_PROFILE.items() if k.startswith("SLEDFLEET_CORE")}
+    bare = capacity_bare.measure_all(
+        load(MqttSettings), run.kafka, run.dsn, env, args.bare_messages
+    )
+    print("bare components (same servers, this run):")
+    for b in bare.values():
+        print(f"   {b.name:46} {b.rate:10,.0f} {b.unit} {b.note}")
+    return bare
 
 
 def main() -> None:
@@ -510,25 +592,54 @@ def main() -> None:
     ap.add_argument("--machines", default="100,300", help="comma-separated fleet sizes")
     ap.add_argument("--mix", default="all,clinic", help="all (always streaming) and/or clinic")
     ap.add_argument("--duration-s", type=float, default=120.0, help="live window per step")
-    ap.add_argument("--rate-hz", type=float, default=100.0, help="sample rate per machine")
+    ap.add_argument("--rate-hz", default="100", help="comma-separated sample rates per machine")
+    ap.add_argument(
+        "--steps",
+        help="explicit steps machines:mix:rate, comma-separated (instead of the cross product "
+        "of --machines, --mix and --rate-hz), e.g. 1000:clinic:100,300:all:50",
+    )
+    ap.add_argument("--active-fraction", type=float, default=ACTIVE_FRACTION)
+    ap.add_argument("--edge-per-process", type=int, default=EDGE_MACHINES_PER_PROCESS)
+    ap.add_argument(
+        "--bare-messages", type=int, default=20_000, help="messages per bare measurement (0: skip)"
+    )
     ap.add_argument("--workers", type=int, default=1, help="stream worker processes")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    results = []
-    for n in (int(x) for x in args.machines.split(",")):
-        for mix in (m.strip() for m in args.mix.split(",")):
-            try:
-                r = run_step(n, mix, args)
-            except RoleFailed as exc:  # a role crashed under this load: that is the result
-                print(f"\n== {n} machines, mix {mix}: FAILED: {exc}")
-                results.append({"machines": n, "mix": mix, "failed": str(exc)})
-                continue
-            report(r)
-            results.append(r)
-            if args.json:
-                args.json.write_text(json.dumps(results, indent=1, default=str))
+    logging.getLogger("kafka").setLevel(logging.ERROR)  # retries on fresh topics: noise
+    if args.steps:
+        steps = [
+            (int(n), mix, float(hz)) for n, mix, hz in (x.split(":") for x in args.steps.split(","))
+        ]
+    else:
+        steps = [
+            (int(n), mix.strip(), float(hz))
+            for n in args.machines.split(",")
+            for mix in args.mix.split(",")
+            for hz in args.rate_hz.split(",")
+        ]
+    print(f"load average (1 min) at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    bare = measure_bare(args) if args.bare_messages else {}
+    results: list[dict[str, Any]] = [{"bare": {k: vars(v) for k, v in bare.items()}}]
+    for n, mix, hz in steps:
+        load0 = os.getloadavg()[0]
+        try:
+            r = run_step(n, mix, hz, args)
+        except RoleFailed as exc:  # a role crashed under this load: that is the result
+            print(f"\n== {n} machines, mix {mix}, {hz:g} Hz: FAILED: {exc}")
+            results.append({"machines": n, "mix": mix, "rate_hz": hz, "failed": str(exc)})
+            continue
+        r["load_average"] = (load0, os.getloadavg()[0])
+        report(r, bare)
+        print(
+            f"   load average (1 min) at the step's start / end: {load0:.1f} / "
+            f"{os.getloadavg()[0]:.1f}"
+        )
+        results.append(r)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1, default=str))
     print(f"\nload average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 

@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from storage.tenants import OPS_ROLE, clinic_role_name
 
@@ -37,6 +38,11 @@ class Clinic:
     query any datasource of their organisation, so each clinic's datasource lives alone in
     its org. Orgs are not file-provisionable: they must exist before Grafana reads the
     provisioning files (docs/security.md)."""
+    time_zone: str = "UTC"
+    """The clinic's IANA zone, as ``sledfleet db set-clinic-tz`` stores it in
+    ``sledfleet.clinics.time_zone`` (the calendar every view counts days and weeks in). The
+    clinic's dashboards show times in it, whatever the browser's zone: a therapist abroad or
+    on a laptop set to UTC still sees the clinic's session times and day boundaries."""
 
     @property
     def datasource_uid(self) -> str:
@@ -83,7 +89,12 @@ class Tenants:
 def parse(data: dict[str, Any]) -> Tenants:
     db = data["database"]
     clinics = tuple(
-        Clinic(id=str(c["id"]), name=str(c["name"]), org_id=int(c["org_id"]))
+        Clinic(
+            id=str(c["id"]),
+            name=str(c["name"]),
+            org_id=int(c["org_id"]),
+            time_zone=_zone(str(c["id"]), str(c.get("time_zone", "UTC"))),
+        )
         for c in data.get("clinics", [])
     )
     ids = [c.id for c in clinics]
@@ -110,6 +121,18 @@ def parse(data: dict[str, Any]) -> Tenants:
         ),
         clinics=clinics,
     )
+
+
+def _zone(clinic_id: str, name: str) -> str:
+    """``name`` if it is an IANA zone this machine knows (Grafana takes the same names)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"clinic {clinic_id!r}: time_zone {name!r} is not an IANA time zone "
+            "(e.g. Europe/Berlin)"
+        ) from None
+    return name
 
 
 def load(path: Path | None = None) -> Tenants:

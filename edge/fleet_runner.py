@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from edge import paho_fds
 from edge.agent import EdgeAgent
 from edge.agent_settings import EdgeSettings
 from edge.clock import ClockOffsetEstimator
@@ -98,6 +99,7 @@ class FleetRunner:
         ids = [s.machine_id for s, _ in machines]
         if len(set(ids)) != len(ids):
             raise ValueError("machine ids must be unique (each is an MQTT client id)")
+        paho_fds.raise_open_files_limit(len(machines))
         self.sources = [src for _, src in machines]
         self.agents = [
             _make_agent(s, mqtt_for(s) if mqtt_for else mqtt_settings, src) for s, src in machines

@@ -1,7 +1,8 @@
 """The agent's MQTT connection: paho-mqtt 2.x, MQTT 5, persistent session, QoS 1.
 
-A thin adapter. paho's network thread (``loop_start``) connects, reconnects with
-exponential backoff and re-sends QoS 1 messages that were in flight when the
+A thin adapter. paho's network thread (``loop_start``; it waits with ``poll()``, see
+``edge.paho_fds``, so one process holds many agents) connects, reconnects with exponential
+backoff and re-sends QoS 1 messages that were in flight when the
 connection dropped. Its callbacks only record what happened (connections, PUBACKs
 with their MQTT 5 reason code, incoming config messages); the agent's pump thread
 reads those records and does all the work, so no database call ever runs in paho's
@@ -22,9 +23,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edge import paho_fds
 from edge.settings import MqttSettings
 
 log = logging.getLogger(__name__)
+paho_fds.install()  # paho's select() stops at descriptor 1,023: one process, many agents
 
 RECEIVE_MAXIMUM_DEFAULT = 65535
 """MQTT 5: a CONNACK without Receive Maximum means 65,535."""

@@ -9,6 +9,7 @@ that never print. Stdlib only (the edge agent installs with paho-mqtt alone).
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
@@ -120,16 +121,122 @@ class MqttSettings:
     max_inflight: int = env("SLEDFLEET_MQTT_MAX_INFLIGHT", 1000)
 
 
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
+
+
 @dataclass(frozen=True, slots=True)
 class KafkaSettings:
     bootstrap: str = env("SLEDFLEET_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     topic_prefix: str = env("SLEDFLEET_KAFKA_TOPIC_PREFIX", "")
     """Prepended to every contract topic name; tests use it to isolate themselves."""
+    security_protocol: str = env("SLEDFLEET_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    """PLAINTEXT (dev), SASL_PLAINTEXT or SASL_SSL (per-service SCRAM users, docs/security.md)."""
+    sasl_mechanism: str = env("SLEDFLEET_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    username: str = env("SLEDFLEET_KAFKA_USERNAME", "")
+    password: Secret = env("SLEDFLEET_KAFKA_PASSWORD", Secret(""))
+    password_file: str = env("SLEDFLEET_KAFKA_PASSWORD_FILE", "")
+    """A file holding the password (compose secrets, services/start's secure Kafka);
+    read when a client is built, used when SLEDFLEET_KAFKA_PASSWORD is empty."""
+    ca_file: str = env("SLEDFLEET_KAFKA_CA_FILE", "")
+    """CA bundle for SASL_SSL (empty: the system's trust store)."""
+
+    def __post_init__(self) -> None:
+        if self.security_protocol not in KAFKA_PROTOCOLS:
+            raise ConfigError(
+                "SLEDFLEET_KAFKA_SECURITY_PROTOCOL",
+                f"{self.security_protocol!r} is not supported",
+                f"use one of {', '.join(KAFKA_PROTOCOLS)}",
+            )
+        if self.sasl and self.sasl_mechanism not in KAFKA_SASL_MECHANISMS:
+            raise ConfigError(
+                "SLEDFLEET_KAFKA_SASL_MECHANISM",
+                f"{self.sasl_mechanism!r} is not supported",
+                f"use one of {', '.join(KAFKA_SASL_MECHANISMS)}",
+            )
+        if self.sasl and not self.username:
+            raise ConfigError(
+                "SLEDFLEET_KAFKA_USERNAME",
+                f"is empty but SLEDFLEET_KAFKA_SECURITY_PROTOCOL is {self.security_protocol}",
+                "set this role's Kafka user (docs/security.md)",
+            )
 
     @property
     def servers(self) -> list[str]:
         """``bootstrap`` as a list of ``host:port`` (it may name several brokers)."""
         return [s.strip() for s in self.bootstrap.split(",") if s.strip()]
+
+    @property
+    def sasl(self) -> bool:
+        return self.security_protocol != "PLAINTEXT"
+
+    def sasl_password(self) -> Secret:
+        """The password, from SLEDFLEET_KAFKA_PASSWORD or else the password file."""
+        if self.password or not self.password_file:
+            if not self.password:
+                raise ConfigError(
+                    "SLEDFLEET_KAFKA_PASSWORD",
+                    f"is empty for Kafka user {self.username!r}",
+                    "set it or SLEDFLEET_KAFKA_PASSWORD_FILE",
+                )
+            return Secret(str.__str__(self.password))  # Secret(Secret) would be the mask
+        try:
+            with open(self.password_file, encoding="utf-8") as f:
+                text = f.read().strip()
+        except OSError as exc:
+            raise ConfigError(
+                "SLEDFLEET_KAFKA_PASSWORD_FILE",
+                f"cannot read {self.password_file} ({exc.strerror or exc})",
+                "point it at the Kafka user's password file",
+            ) from None
+        if not text or "change-me" in text.lower():
+            raise ConfigError(
+                "SLEDFLEET_KAFKA_PASSWORD_FILE",
+                f"{self.password_file} is empty or a change-me placeholder",
+                "write the Kafka user's real password into it",
+            )
+        return Secret(text)
+
+    def kafka_python_auth(self) -> dict[str, Any]:
+        """kafka-python client keyword arguments for the security settings (empty: dev)."""
+        if not self.sasl:
+            return {}
+        out: dict[str, Any] = {
+            "security_protocol": self.security_protocol,
+            "sasl_mechanism": self.sasl_mechanism,
+            "sasl_plain_username": self.username,
+            "sasl_plain_password": self.sasl_password().reveal(),
+        }
+        if self.security_protocol == "SASL_SSL" and self.ca_file:
+            out["ssl_cafile"] = self.ca_file
+        return out
+
+    def aiokafka_auth(self) -> dict[str, Any]:
+        """aiokafka client keyword arguments (Faust's side readers)."""
+        out = self.kafka_python_auth()
+        if out:
+            out.pop("ssl_cafile", None)
+            out["ssl_context"] = self.ssl_context()
+        return out
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.security_protocol != "SASL_SSL":
+            return None
+        return ssl.create_default_context(cafile=self.ca_file or None)
+
+    def librdkafka_auth(self) -> dict[str, str]:
+        """confluent-kafka (librdkafka) configuration for the security settings."""
+        if not self.sasl:
+            return {}
+        out = {
+            "security.protocol": self.security_protocol.lower(),
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.username,
+            "sasl.password": self.sasl_password().reveal(),
+        }
+        if self.security_protocol == "SASL_SSL" and self.ca_file:
+            out["ssl.ca.location"] = self.ca_file
+        return out
 
 
 @dataclass(frozen=True, slots=True)

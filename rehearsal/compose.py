@@ -22,6 +22,7 @@ the database's host and port are read from it."""
 
 OVERRIDES: Final = {
     "SLEDFLEET_KAFKA_BOOTSTRAP": "three brokers (kafka-1..3) instead of compose's one",
+    "SLEDFLEET_KAFKA_SECURITY_PROTOCOL": "no Kafka SASL: the rehearsal's brokers are PLAINTEXT",
     "SLEDFLEET_MQTT_USERNAME": "anonymous MQTT on the rehearsal's private switch",
     "SLEDFLEET_MQTT_PASSWORD": "anonymous MQTT on the rehearsal's private switch",
     "SLEDFLEET_DATABASE_URL": "same host and port as the sink's env template; dev password",

@@ -31,6 +31,22 @@ SINK_METRICS_PORT: Final = 9109  # compose sink
 DB_NAME: Final = "sledfleet"
 
 
+def faketime_env(ahead_s: float) -> dict[str, str]:
+    """Environment that runs a process with its wall clock ``ahead_s`` ahead (libfaketime,
+    Debian package ``libfaketime``, installed by services/bootstrap)."""
+    import glob
+
+    libs = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+    if not libs:
+        raise RuntimeError("libfaketime is not installed (services/bootstrap installs it)")
+    return {
+        "LD_PRELOAD": libs[0],
+        "FAKETIME": f"{ahead_s:+.0f}",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "FAKETIME_NO_CACHE": "1",
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class FleetSpec:
     clinics: int = 3
@@ -59,6 +75,9 @@ class Deployment:
     """Roles that exited and were started again (compose's restart policy)."""
     stopped: set[str] = field(default_factory=set)
     """Roles stopped on purpose (scaled in): not counted as dead."""
+    clock_ahead_s: dict[str, float] = field(default_factory=dict)
+    """Hosts whose wall clock runs this far ahead: their roles start under libfaketime
+    (network namespaces share the kernel's realtime clock; monotonic time stays real)."""
 
     def __post_init__(self) -> None:
         self.logs = self.logs.resolve()
@@ -88,6 +107,8 @@ class Deployment:
     def common_env(self) -> dict[str, str]:
         return {
             "SLEDFLEET_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
+            # the rehearsal's 3-broker cluster has no SASL listener (compose's Kafka does)
+            "SLEDFLEET_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
             "SLEDFLEET_DATABASE_URL": self.dsn,
             "SLEDFLEET_DATABASE_ADMIN_URL": self.admin_dsn,
         }
@@ -104,6 +125,19 @@ class Deployment:
             env.pop("SLEDFLEET_MQTT_USERNAME", None)
             env.pop("SLEDFLEET_MQTT_PASSWORD", None)
         return env
+
+    def consumer_groups(self) -> list[str]:
+        """The stream workers' and the sinks' Kafka consumer groups, as compose sets them."""
+        from edge.settings import KafkaSettings, load
+        from storage.sink import SinkSettings
+        from stream.app.settings import StreamSettings
+
+        worker = self.role_env("stream-worker", "x")
+        prefix = load(KafkaSettings, worker).topic_prefix
+        return [
+            prefix + load(StreamSettings, worker).app_id,
+            load(SinkSettings, self.role_env("sink", "x")).group_id,
+        ]
 
     def probe(self, *args: str, host: str = CTL, timeout_s: float = 600.0) -> dict[str, Any]:
         return probe(self.net, host, *args, timeout_s=timeout_s)
@@ -176,9 +210,12 @@ class Deployment:
         log.info("setup: %s", result)
 
     def role(self, service: str, host: str, argv: list[str]) -> Proc:
+        env = self.role_env(service, host)
+        if self.clock_ahead_s.get(host):
+            env |= faketime_env(self.clock_ahead_s[host])
         proc = Proc(
             host, host, [sys.executable, "-m", "edge.cli", *argv],
-            self.role_env(service, host), self.logs / f"{host}.log", cwd=compose.REPO,
+            env, self.logs / f"{host}.log", cwd=compose.REPO,
         )  # fmt: skip
         self.roles[host] = proc.start(self.net)
         return proc
@@ -203,14 +240,15 @@ class Deployment:
         return self.role("sink", host, ["sink"])
 
     def health_urls(self) -> list[tuple[str, str]]:
-        """(host to ask from, URL): the sink's metrics and the worker's web server listen
-        on their host's loopback only (the worker's is hardened: docs/security.md)."""
+        """(host to ask from, URL): bridges and sinks are scraped across the network as
+        compose's Prometheus would (their metrics listen on every address); the worker's
+        web server listens on its host's loopback only (hardened: docs/security.md)."""
         out = [(CTL, f"http://{h}:{BRIDGE_METRICS_PORT}/healthz") for h in self.shape.bridge_hosts]
         out += [
             (h, f"http://127.0.0.1:{WORKER_WEB_PORT}/sledfleet/stats/")
             for h in self.shape.worker_hosts
         ]
-        out += [(h, f"http://127.0.0.1:{SINK_METRICS_PORT}/health") for h in self.shape.sink_hosts]
+        out += [(CTL, f"http://{h}:{SINK_METRICS_PORT}/health") for h in self.shape.sink_hosts]
         return out
 
     def start_roles(self) -> None:

@@ -25,6 +25,10 @@ QUEUE_S: Final = 10.0
 (under ``autosave_interval`` 30 s, so most of it was never written to disk)."""
 SKEW_S: Final = 300.0
 """The clock-skew segment's first machine runs this many seconds ahead of the others."""
+HOST_SKEW_S: Final = 180.0
+"""...and mid-stream, a bridge host's and a worker host's wall clocks step this far ahead,"""
+HOST_SKEW_HOLD_S: Final = 45.0
+"""...stay so for this long, then step back."""
 
 Fault = Callable[[Deployment], str]
 
@@ -102,6 +106,25 @@ def restart_postgres(dep: Deployment) -> str:
     return "PostgreSQL stopped (SIGTERM) and started again"
 
 
+def step_host_clocks(dep: Deployment) -> str:
+    """A bridge host's and a worker host's clocks step ``HOST_SKEW_S`` ahead mid-stream
+    (their roles restart under libfaketime), run so for ``HOST_SKEW_HOLD_S``, and step
+    back: the bridge stamps arrival times from the wrong clock, the worker judges liveness
+    by it. Neither may change a result."""
+    bridge, worker = dep.shape.bridge_hosts[0], dep.shape.worker_hosts[0]
+    restart = {bridge: dep.start_bridge, worker: dep.start_worker}
+    for ahead in (HOST_SKEW_S, 0.0):
+        for host, start in restart.items():
+            dep.roles[host].stop()
+            dep.clock_ahead_s[host] = ahead
+            start(host)
+        dep.wait_healthy_subset()
+        if ahead:
+            time.sleep(HOST_SKEW_HOLD_S)
+    return (f"{bridge} and {worker} clocks +{HOST_SKEW_S:.0f} s for "
+            f"{HOST_SKEW_HOLD_S:.0f} s, then back (machine 1's clock +{SKEW_S:.0f} s)")  # fmt: skip
+
+
 def nothing(dep: Deployment) -> str:
     return "no fault"
 
@@ -114,5 +137,5 @@ FAULTS: Final[dict[str, Fault]] = {
     "mosquitto": kill_mosquitto,
     "mosquitto-queued": kill_mosquitto_with_queue,
     "postgres": restart_postgres,
-    "clock-skew": nothing,  # the segment itself runs one machine's clock SKEW_S ahead
+    "clock-skew": step_host_clocks,  # and the segment runs one machine's clock SKEW_S ahead
 }

@@ -196,19 +196,25 @@ def prepare_segment(args: argparse.Namespace) -> dict[str, Any]:
     from psycopg.conninfo import make_conninfo
 
     from edge.settings import KafkaSettings
-    from storage import tenants
+    from storage import registry, tenants
+    from stream import clinic_zones
     from stream.prescribe import publish
 
     fleet = _fleet(args)
     clinics = sorted({m.clinic_id for m in fleet.machines})
+    zones = {c: fleet.clinic_time_zones.get(c, "UTC") for c in clinics}
     admin = make_conninfo(args.admin_dsn, dbname="sledfleet")
     with psycopg.connect(admin, autocommit=True) as conn:
         for clinic in clinics:
             tenants.add_clinic(conn, clinic)
+            registry.set_clinic_time_zone(conn, clinic, zones[clinic])
+        rows = registry.clinic_zones(conn, clinics)
     kafka = KafkaSettings(args.bootstrap, "")
+    # the clinic-local calendar (ISO weeks, adherence) before the first frame
+    clinic_zones.publish([clinic_zones.build(c, tz, at) for c, tz, at in rows], kafka)
     for rx in fleet.prescriptions:
         publish({**rx, "end_date": None}, kafka)  # type: ignore[typeddict-item]
-    return {"clinics": clinics, "prescriptions": len(fleet.prescriptions)}
+    return {"clinics": clinics, "zones": zones, "prescriptions": len(fleet.prescriptions)}
 
 
 def score(args: argparse.Namespace) -> dict[str, Any]:
@@ -260,8 +266,40 @@ def counts(dsn: str) -> dict[str, Any]:
     return {"reps": int(row[0]), "sets": int(row[1]), "sessions": int(row[2])}
 
 
+def group_lag(bootstrap: str, groups: list[str]) -> int:
+    """Messages the consumer groups have not committed yet, over every partition of the
+    topics they consume (a partition never committed counts from offset 0)."""
+    from kafka import KafkaAdminClient, KafkaConsumer
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="rehearsal-lag")
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), client_id="rehearsal-lag")
+    try:
+        lag = 0
+        for group in groups:
+            offsets = admin.list_group_offsets({group: None}).get(group, {})
+            done = {tp: m.offset for tp, m in offsets.items()}
+            tps = [
+                tp
+                for topic in {tp.topic for tp in done}
+                for tp in _partitions(consumer, topic)
+            ]
+            for tp, end in consumer.end_offsets(tps).items():
+                lag += max(0, end - max(0, done.get(tp, 0)))
+        return lag
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def _partitions(consumer: Any, topic: str) -> list[Any]:
+    from kafka import TopicPartition
+
+    return [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+
+
 def monitor(args: argparse.Namespace) -> dict[str, Any]:
-    """Append the database's row counts every ``--every`` seconds to ``--out`` until killed."""
+    """Append the database's row counts (and, with ``--bootstrap``, the consumer lag of
+    ``--group``s) every ``--every`` seconds to ``--out`` until killed."""
     out = open(args.out, "a")  # noqa: SIM115 (held for the life of the process)
     while True:
         t = time.time()
@@ -269,6 +307,11 @@ def monitor(args: argparse.Namespace) -> dict[str, Any]:
             row: dict[str, Any] = {"t": t, **counts(args.dsn)}
         except Exception as e:  # a database restart is one of the faults: record, go on
             row = {"t": t, "error": type(e).__name__}
+        if args.bootstrap and args.group:
+            try:
+                row["lag"] = group_lag(args.bootstrap, args.group)
+            except Exception as e:  # a broker kill is one of the faults: record, go on
+                row["lag_error"] = type(e).__name__
         out.write(json.dumps(row) + "\n")
         out.flush()
         time.sleep(max(0.0, args.every - (time.time() - t)))
@@ -382,6 +425,8 @@ def parser() -> argparse.ArgumentParser:
     mo.add_argument("--dsn", required=True)
     mo.add_argument("--out", required=True)
     mo.add_argument("--every", type=float, default=1.0)
+    mo.add_argument("--bootstrap", default="")
+    mo.add_argument("--group", action="append", default=[])
     mo.set_defaults(func=monitor)
     wh = sub.add_parser("wait-http")
     wh.add_argument("--url", action="append", required=True)

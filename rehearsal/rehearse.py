@@ -31,7 +31,8 @@ class Monitor:
         self.proc = Proc(
             "monitor", CTL,
             [sys.executable, "-m", "rehearsal.probe", "monitor", "--dsn", self.dep.dsn,
-             "--out", str(self.path)],
+             "--out", str(self.path), "--bootstrap", self.dep.kafka.bootstrap,
+             *[a for g in self.dep.consumer_groups() for a in ("--group", g)]],
             {}, self.dep.logs / "monitor.log", cwd=Path.cwd(),
         ).start(self.dep.net)  # fmt: skip
 
@@ -49,6 +50,11 @@ class Monitor:
     def latest_reps(self) -> int:
         good = [s for s in self.samples() if "reps" in s]
         return int(good[-1]["reps"]) if good else 0
+
+    def caught_up(self) -> bool:
+        """The latest sample found the workers and sinks with nothing left to consume."""
+        good = [s for s in self.samples() if "reps" in s]
+        return bool(good) and good[-1].get("lag") == 0
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -89,8 +95,10 @@ fifth of the segment's reps are stored (the stream and the sink are busy)."""
 PUBLISH_FAULT_AFTER_S = 5.0
 SETTLE_S = 120.0
 """A segment ends when its reps are all stored, or nothing new was stored for this long
-after the edge finished. Above the worker's stall exit (``SLEDFLEET_STREAM_STALL_S``, 60 s)
-plus a restart: the second full run used 45 s and cut the kafka-leader segment short."""
+after the edge finished while the workers and sinks had consumed everything (a restarting
+or lagging role never ends a segment early). Above the worker's stall exit
+(``SLEDFLEET_STREAM_STALL_S``, 60 s) plus a restart: the second full run used 45 s and cut
+the kafka-leader segment short."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +195,7 @@ def run_segment(
         reps = mon.latest_reps()
         if reps >= r0 + truth and not fleet.alive():
             break
-        if reps != last:
+        if reps != last or not mon.caught_up():
             last, since = reps, time.monotonic()
         elif time.monotonic() - since > SETTLE_S and not fleet.alive():
             break  # nothing new for SETTLE_S: what is missing will stay missing

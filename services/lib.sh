@@ -21,8 +21,18 @@ RUN_DIR="$(cd "$RUN_DIR" && pwd)"
 
 MQTT_PORT="${SLEDFLEET_MQTT_PORT:-1883}"
 MQTTS_PORT="${SLEDFLEET_MQTTS_PORT:-8883}"
-KAFKA_PORT="${SLEDFLEET_KAFKA_PORT:-9092}"
-KAFKA_CONTROLLER_PORT="${SLEDFLEET_KAFKA_CONTROLLER_PORT:-9093}"
+# kafka_ports: the secure Kafka (SLEDFLEET_KAFKA_SECURE=1 or --secure) is a SEPARATE broker
+# with its own defaults (9192/9193) and run dir (kafka-secure/), beside the shared 9092 one.
+kafka_ports() {
+    if [[ "${SLEDFLEET_KAFKA_SECURE:-0}" == 1 ]]; then
+        KAFKA_PORT="${SLEDFLEET_KAFKA_PORT:-9192}"
+        KAFKA_CONTROLLER_PORT="${SLEDFLEET_KAFKA_CONTROLLER_PORT:-9193}"
+    else
+        KAFKA_PORT="${SLEDFLEET_KAFKA_PORT:-9092}"
+        KAFKA_CONTROLLER_PORT="${SLEDFLEET_KAFKA_CONTROLLER_PORT:-9093}"
+    fi
+}
+kafka_ports
 PG_PORT="${SLEDFLEET_PG_PORT:-5433}"
 PGLITE_PORT="${SLEDFLEET_PGLITE_PORT:-5434}"
 
@@ -48,8 +58,16 @@ fail() {
     exit 1
 }
 
-svc_dir() { printf '%s/%s' "$RUN_DIR" "$1"; }
-pid_file() { printf '%s/%s/%s.pid' "$RUN_DIR" "$1" "$1"; }
+# svc_name <service>: its run dir name (kafka-secure for the secure Kafka).
+svc_name() {
+    if [[ "$1" == kafka && "${SLEDFLEET_KAFKA_SECURE:-0}" == 1 ]]; then
+        printf 'kafka-secure'
+    else
+        printf '%s' "$1"
+    fi
+}
+svc_dir() { printf '%s/%s' "$RUN_DIR" "$(svc_name "$1")"; }
+pid_file() { printf '%s/%s/%s.pid' "$RUN_DIR" "$(svc_name "$1")" "$(svc_name "$1")"; }
 
 # Parse a service list; "--all" selects every service, nothing selects the defaults.
 parse_services() {
@@ -58,6 +76,10 @@ parse_services() {
     for arg in "$@"; do
         case "$arg" in
             --all) out=("${ALL_SERVICES[@]}") ;;
+            --secure)
+                export SLEDFLEET_KAFKA_SECURE=1
+                kafka_ports
+                ;;
             mosquitto | kafka | postgres | pglite) out+=("$arg") ;;
             -h | --help) return 2 ;;
             *)
@@ -66,6 +88,9 @@ parse_services() {
                 ;;
         esac
     done
+    if ((${#out[@]} == 0)) && [[ "${SLEDFLEET_KAFKA_SECURE:-0}" == 1 && " $* " == *" --secure "* ]]; then
+        out=(kafka)
+    fi
     ((${#out[@]})) || out=("${DEFAULT_SERVICES[@]}")
     SELECTED=("${out[@]}")
 }
@@ -145,7 +170,7 @@ read_pid() {
     pid="$(head -1 "$f" 2>/dev/null || true)"
     case "$1" in
         mosquitto) sig="$RUN_DIR/mosquitto/mosquitto.conf" ;;
-        kafka) sig="$RUN_DIR/kafka/server.properties" ;;
+        kafka) sig="$(svc_dir kafka)/server.properties" ;;
         pglite) sig="pglite/server.mjs" ;;
         *) sig="" ;;
     esac

@@ -9,11 +9,12 @@ derived in SQL from the ``*_ns`` columns (``sledfleet.ns_to_ts``).
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
+
+from psycopg.types.json import Jsonb
 
 from edge.contract import (
     SUPPORTED_VERSIONS,
@@ -411,8 +412,13 @@ def frame_row(payload: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 def event_row(payload: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The event's row; its ``payload`` column is the whole event as a JSON object.
+
+    The value is wrapped in :class:`Jsonb` (the object, not its text): binary COPY into a
+    ``jsonb`` column encodes a ``str`` once more, which stored a JSON string holding the
+    object (migration 0015 unwraps such rows); the wrapper is right for COPY and INSERT."""
     validate_event(payload)
-    return _fill(EVENT, {**payload, "payload": json.dumps(payload, separators=(",", ":"))})
+    return _fill(EVENT, {**payload, "payload": Jsonb(dict(payload))})
 
 
 def dead_letter_row(payload: Mapping[str, Any]) -> tuple[Any, ...]:

@@ -58,6 +58,9 @@ class SinkSettings:
     """Longest a partial batch waits for more records before it is written."""
     metrics_port: int = env("SLEDFLEET_SINK_METRICS_PORT", 9102)
     """/metrics and /health; 0 disables the endpoint."""
+    metrics_host: str = env("SLEDFLEET_SINK_METRICS_HOST", "127.0.0.1")
+    """Address the metrics endpoint listens on: loopback by default; a deployment whose
+    Prometheus scrapes from another host sets its own address (compose: 0.0.0.0)."""
     frames: bool = env("SLEDFLEET_SINK_FRAMES", False)
     """Also store raw telemetry frames (short retention)."""
     frames_max_age_s: int = env("SLEDFLEET_SINK_FRAMES_MAX_AGE_S", 7 * 86400)
@@ -378,6 +381,7 @@ class Sink:
             max_poll_interval_ms=s.max_poll_interval_ms,
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=8 * 1024 * 1024,
+            **self.kafka.kafka_python_auth(),
         )
 
     def _producer(self) -> Any:
@@ -388,6 +392,7 @@ class Sink:
             acks="all",
             linger_ms=5,
             max_request_size=MAX_DEAD_LETTER_BYTES + 1024 * 1024,
+            **self.kafka.kafka_python_auth(),
         )
 
 
@@ -401,7 +406,11 @@ def run_sink(
     dsn: str, stop: threading.Event | None = None, on_ready: Callable[[Sink], None] | None = None
 ) -> int:
     sink = Sink(dsn)
-    server = serve(sink.metrics, sink.settings.metrics_port) if sink.settings.metrics_port else None
+    server = (
+        serve(sink.metrics, sink.settings.metrics_port, sink.settings.metrics_host)
+        if sink.settings.metrics_port
+        else None
+    )
     stop = stop or threading.Event()
     if on_ready:
         on_ready(sink)

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from edge.kafka_login import check as check_login
 from edge.netprobe import RateLimited, reachable
 from edge.settings import ConfigError, KafkaSettings, env, load
 from storage.db import default_dsn
@@ -61,28 +62,35 @@ def _run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    if not wait_for_kafka(kafka.bootstrap, start.kafka_wait_s, stop):
+    if not wait_for_kafka(kafka, start.kafka_wait_s, stop):
         log.info("stopped before Kafka was reachable")
         return 0
     return run_sink(dsn, stop)
 
 
-def wait_for_kafka(bootstrap: str, timeout_s: float, stop: threading.Event) -> bool:
+def wait_for_kafka(kafka: KafkaSettings, timeout_s: float, stop: threading.Event) -> bool:
     """True once Kafka accepts a connection, False when ``stop`` was set; ConfigError at
     the deadline."""
     started = time.monotonic()
     said = RateLimited(log, WAIT_LOG_EVERY_S)
     while True:
-        ok, cause = reachable(bootstrap)
+        ok, cause = reachable(kafka.bootstrap)
         if ok:
-            return True
+            try:
+                check_login(kafka)  # a refused login: ConfigError, one line
+            except ConnectionError as exc:
+                cause = str(exc)
+            else:
+                return True
         waited = time.monotonic() - started
         if waited >= timeout_s:
             raise ConfigError(
-                f"SLEDFLEET_KAFKA_BOOTSTRAP={bootstrap}",
+                f"SLEDFLEET_KAFKA_BOOTSTRAP={kafka.bootstrap}",
                 f"Kafka not reachable after {waited:.0f} s ({cause})",
                 "start Kafka (services/start kafka) or correct the address",
             )
-        said.warning("waiting for Kafka at %s (%s), %.0f s so far", bootstrap, cause, waited)
+        said.warning(
+            "waiting for Kafka at %s (%s), %.0f s so far", kafka.bootstrap, cause, waited
+        )
         if stop.wait(1.0):
             return False

@@ -74,7 +74,10 @@ def publish(records: Iterable[ClinicZone], kafka: KafkaSettings, timeout_s: floa
     from kafka import KafkaProducer
 
     producer = KafkaProducer(
-        bootstrap_servers=kafka.servers, acks="all", client_id="sledfleet-clinics"
+        bootstrap_servers=kafka.servers,
+        acks="all",
+        client_id="sledfleet-clinics",
+        **kafka.kafka_python_auth(),
     )
     topic = kafka.topic_prefix + contract.KAFKA_CLINICS
     try:

@@ -88,7 +88,10 @@ def publish(record: Prescription, kafka: KafkaSettings, timeout_s: float = 30.0)
     from kafka import KafkaProducer
 
     producer = KafkaProducer(
-        bootstrap_servers=kafka.bootstrap, acks="all", client_id="sledfleet-prescribe"
+        bootstrap_servers=kafka.servers,
+        acks="all",
+        client_id="sledfleet-prescribe",
+        **kafka.kafka_python_auth(),
     )
     try:
         topic = kafka.topic_prefix + contract.KAFKA_PRESCRIPTIONS

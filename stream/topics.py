@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from edge import contract
+from edge.kafka_login import check as check_login
 from edge.settings import KafkaSettings, env, load
 
 log = logging.getLogger(__name__)
@@ -96,8 +97,9 @@ def ensure_topics(
     settings = settings or TopicsSettings()
     specs = topic_specs(settings, kafka.topic_prefix)
     admin = KafkaAdminClient(
-        bootstrap_servers=[s.strip() for s in kafka.bootstrap.split(",") if s.strip()],
+        bootstrap_servers=kafka.servers,
         client_id="sledfleet-topics",
+        **kafka.kafka_python_auth(),
     )
     try:
         existing = set(admin.list_topics())
@@ -134,10 +136,16 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     sub = parser.add_subparsers(dest="topics_command", metavar="ACTION", required=True)
     create = sub.add_parser("create", help="create missing topics (existing ones are kept)")
     create.add_argument("--prefix", help="overrides SLEDFLEET_KAFKA_TOPIC_PREFIX")
+    create.add_argument(
+        "--acls", action="store_true", help="then the per-service ACLs (secure Kafka, as admin)"
+    )
     create.set_defaults(func=_create)
     show = sub.add_parser("list", help="print the topics this project defines")
     show.add_argument("--prefix", help="overrides SLEDFLEET_KAFKA_TOPIC_PREFIX")
     show.set_defaults(func=_list)
+    from stream import kafka_acls
+
+    kafka_acls.register(sub)
 
 
 def _kafka(args: argparse.Namespace) -> KafkaSettings:
@@ -148,10 +156,17 @@ def _kafka(args: argparse.Namespace) -> KafkaSettings:
 def _create(args: argparse.Namespace) -> int:
     if not getattr(args, "verbose", False):
         logging.getLogger("kafka").setLevel(logging.WARNING)
-    created, present = ensure_topics(_kafka(args), load(TopicsSettings))
+    kafka = _kafka(args)
+    check_login(kafka)  # a refused login: one ConfigError line, not a 30 s bootstrap timeout
+    created, present = ensure_topics(kafka, load(TopicsSettings))
     print(f"created {len(created)} topics, {len(present)} already existed")
     for name in created:
         print(f"  + {name}")
+    if getattr(args, "acls", False):
+        from stream import kafka_acls
+
+        args.print = False
+        return kafka_acls.run(args)
     return 0
 
 

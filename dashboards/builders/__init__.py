@@ -92,6 +92,7 @@ def build_all(tenants: Tenants) -> list[BuiltDashboard]:
                         f"{c.name}: clinic",
                         c.datasource_uid,
                         patient_uid,
+                        c.time_zone,
                     )
                 ),
             ),
@@ -100,7 +101,9 @@ def build_all(tenants: Tenants) -> list[BuiltDashboard]:
                 c.folder_uid,
                 c.name,
                 to_model(
-                    patient.build(patient_uid, f"{c.name}: patient progress", c.datasource_uid)
+                    patient.build(
+                        patient_uid, f"{c.name}: patient progress", c.datasource_uid, c.time_zone
+                    )
                 ),
             ),
             BuiltDashboard(
@@ -109,7 +112,10 @@ def build_all(tenants: Tenants) -> list[BuiltDashboard]:
                 c.name,
                 to_model(
                     machine.build(
-                        c.dashboard_uid(machine.KIND), f"{c.name}: machine health", c.datasource_uid
+                        c.dashboard_uid(machine.KIND),
+                        f"{c.name}: machine health",
+                        c.datasource_uid,
+                        time_zone=c.time_zone,
                     )
                 ),
             ),

@@ -26,7 +26,10 @@ KIND = "clinic"
 TITLE = "Clinic"
 
 
-def build(uid: str, title: str, ds: str, patient_dashboard_uid: str) -> dash_b.Dashboard:
+def build(
+    uid: str, title: str, ds: str, patient_dashboard_uid: str, time_zone: str
+) -> dash_b.Dashboard:
+    """``time_zone``: the clinic's IANA zone; times are shown in it, not the browser's."""
     adherence_cells = [
         prop("unit", "percentunit"),
         cell_colour(),
@@ -46,7 +49,7 @@ def build(uid: str, title: str, ds: str, patient_dashboard_uid: str) -> dash_b.D
         .uid(uid)
         .tags(["sledfleet", "therapists", "clinic"])
         .time("now-4w", "now")
-        .timezone("browser")
+        .timezone(time_zone)
         .refresh("5m")
         .readonly()
         .tooltip(dashboard.DashboardCursorSync.CROSSHAIR)

@@ -25,15 +25,19 @@ KIND = "machines"
 TITLE = "Machine health"
 
 
-def build(uid: str, title: str, ds: str, *, machine_alerts: bool = True) -> dash_b.Dashboard:
+def build(
+    uid: str, title: str, ds: str, *, machine_alerts: bool = True, time_zone: str = "browser"
+) -> dash_b.Dashboard:
     """``machine_alerts=False`` for the operations role, which has no alerts view (no
-    ``v_alerts`` in schema ``ops``: it carries patient ids)."""
+    ``v_alerts`` in schema ``ops``: it carries patient ids). ``time_zone``: the clinic's
+    IANA zone for a clinic's dashboard; the fleet-wide one (several zones) keeps the
+    browser's."""
     d = (
         dash_b.Dashboard(title)
         .uid(uid)
         .tags(["sledfleet", "machines"])
         .time("now-24h", "now")
-        .timezone("browser")
+        .timezone(time_zone)
         .refresh("1m")
         .readonly()
         .tooltip(dashboard.DashboardCursorSync.CROSSHAIR)

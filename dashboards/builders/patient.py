@@ -43,13 +43,14 @@ def days_steps() -> dash_b.ThresholdsConfig:
     return steps((None, GREEN), (t.LAPSE_DAYS, ORANGE), (t.DROPOUT_DAYS, RED))
 
 
-def build(uid: str, title: str, ds: str) -> dash_b.Dashboard:
+def build(uid: str, title: str, ds: str, time_zone: str) -> dash_b.Dashboard:
+    """``time_zone``: the clinic's IANA zone; times are shown in it, not the browser's."""
     d = (
         dash_b.Dashboard(title)
         .uid(uid)
         .tags(["sledfleet", "therapists", "patient"])
         .time("now-12w", "now")
-        .timezone("browser")
+        .timezone(time_zone)
         .refresh("5m")
         .readonly()
         .tooltip(dashboard.DashboardCursorSync.CROSSHAIR)

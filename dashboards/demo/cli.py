@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -52,6 +53,13 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     p.add_argument("--out", type=Path, default=d.out_dir, help="reports, logs, summary.json")
     p.add_argument("--database", default=d.database, help="demo database (recreated)")
     p.add_argument(
+        "--id-prefix",
+        default=d.id_prefix,
+        help="prefix of clinic and machine ids (default: a new one per run, so demos sharing "
+        "a broker stay apart; --id-prefix '' gives c01, c02, ... as the provisioned Grafana "
+        "folders expect)",
+    )
+    p.add_argument(
         "--secure",
         action="store_true",
         help="a private secure-mode Mosquitto: provisioned devices over TLS, device ACLs, "
@@ -81,8 +89,10 @@ def run(args: argparse.Namespace) -> int:
         database=args.database,
         start_services=not args.no_services,
         secure=args.secure,
+        id_prefix=args.id_prefix,
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _interrupted)  # SIGTERM stops the roles as Ctrl-C does
     started = time.monotonic()
     if config.start_services:
         pipeline.start_services()
@@ -114,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
     (config.out_dir / "summary.json").write_text(json.dumps(result, indent=2, default=str))
     print(f"\nwhole demo: {result['elapsed_s']} s; summary: {config.out_dir / 'summary.json'}")
     return 0 if result["score"]["passed"] else 1
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def report(run_: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -70,6 +71,10 @@ class DemoConfig:
     secure: bool = False
     """Private secure-mode broker: devices over TLS with their own accounts (demo/secure.py)."""
     catchup_timeout_s: float = 420.0
+    id_prefix: str | None = None
+    """Prepended to clinic and machine ids (and so to MQTT client ids and topics); None: a
+    fresh one per run, so two demos on one broker neither kick each other's agents off nor
+    mix their traffic."""
 
 
 @dataclass
@@ -85,6 +90,12 @@ class DemoRun:
     live_since_ns: int | None = None
     clinic_passwords: dict[str, str] = field(default_factory=dict)
     secure: Any = None  # dashboards.demo.secure.SecureBroker in --secure runs
+    id_prefix: str = ""
+    """This run's clinic and machine id prefix (``DemoConfig.id_prefix``)."""
+
+    @property
+    def clinic_ids(self) -> list[str]:
+        return [f"{self.id_prefix}c{c:02d}" for c in range(1, self.config.clinics + 1)]
 
     @property
     def work_dir(self) -> Path:
@@ -133,26 +144,54 @@ def start_services() -> None:
 
 
 def prepare_database(config: DemoConfig, run: DemoRun) -> None:
-    """A fresh, migrated demo database, with a role per clinic and the ops role."""
+    """A fresh, migrated demo database, with a role per clinic and the ops role.
+
+    The clinic roles of the database it replaces are dropped with it (clinic ids, and so
+    role names, are new in every run)."""
     from storage import tenants
     from storage.migrate import migrate
 
     admin = os.environ.get(ADMIN_DSN_ENV, DEFAULT_ADMIN_DSN)
     owner = psycopg.conninfo.conninfo_to_dict(run.dsn).get("user", "sledfleet")
+    drop_database(admin, config.database)
     with psycopg.connect(admin, autocommit=True) as conn:
         name = sql.Identifier(config.database)
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
         conn.execute(
             sql.SQL("CREATE DATABASE {} OWNER {}").format(name, sql.Identifier(str(owner)))
         )
     with psycopg.connect(run.dsn, autocommit=True) as conn:
         migrate(conn)
     with psycopg.connect(make_conninfo(admin, dbname=config.database), autocommit=True) as c:
-        for clinic in range(1, config.clinics + 1):
-            clinic_id = f"c{clinic:02d}"
+        for clinic_id in run.clinic_ids:
             _, password = tenants.add_clinic(c, clinic_id)
             run.clinic_passwords[clinic_id] = password
         tenants.ensure_ops_role(c)
+
+
+def drop_database(admin_dsn: str, database: str) -> None:
+    """Drop a demo database and the clinic roles it maps (their names are per run)."""
+    old_roles = _clinic_roles(make_conninfo(admin_dsn, dbname=database))
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+        )
+        for role in old_roles:
+            try:
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+            except psycopg.Error as exc:  # still used in another database: kept, and said so
+                log.warning("clinic role %s of the dropped demo database kept: %s", role, exc)
+
+
+def _clinic_roles(dsn: str) -> list[str]:
+    """The clinic roles a previous demo database maps (none if it does not exist)."""
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+            rows = conn.execute("SELECT role_name FROM sledfleet.clinic_roles").fetchall()
+    except psycopg.OperationalError:
+        return []  # no such database
+    except psycopg.errors.UndefinedTable:
+        return []
+    return [str(r[0]) for r in rows]
 
 
 def create_topics(run: DemoRun) -> None:
@@ -169,7 +208,7 @@ def register_time_zones(run: DemoRun) -> None:
     from storage import registry
     from stream import clinic_zones
 
-    zones = build_fleet_zones(run.config)
+    zones = build_fleet_zones(run)
     with psycopg.connect(run.dsn, autocommit=True) as conn:
         for clinic_id, tz in zones.items():
             registry.set_clinic_time_zone(conn, clinic_id, tz)
@@ -177,9 +216,9 @@ def register_time_zones(run: DemoRun) -> None:
     clinic_zones.publish([clinic_zones.build(c, tz, at) for c, tz, at in rows], run.kafka)
 
 
-def build_fleet_zones(config: DemoConfig) -> dict[str, str]:
-    cfg = fleet_config(config, "backfill")
-    return {f"c{c + 1:02d}": cfg.time_zone(c) for c in range(config.clinics)}
+def build_fleet_zones(run: DemoRun) -> dict[str, str]:
+    cfg = fleet_config(run.config, "backfill")
+    return {clinic: cfg.time_zone(c) for c, clinic in enumerate(run.clinic_ids)}
 
 
 def start_roles(run: DemoRun) -> None:
@@ -197,9 +236,7 @@ def start_roles(run: DemoRun) -> None:
                 "SLEDFLEET_BRIDGE_CLIENT_ID": f"demo-bridge-{run.run_id}",
                 "SLEDFLEET_BRIDGE_SESSION_EXPIRY_S": "600",
                 # only the demo's clinics: other traffic on a shared broker stays out
-                "SLEDFLEET_BRIDGE_CLINIC_FILTER": ",".join(
-                    f"c{i:02d}" for i in range(1, run.config.clinics + 1)
-                ),
+                "SLEDFLEET_BRIDGE_CLINIC_FILTER": ",".join(run.clinic_ids),
                 **(run.secure.bridge_env() if run.secure else {}),
             },
             logs / "bridge.log",
@@ -248,7 +285,7 @@ def backfill_start(weeks: int, today: dt.date | None = None) -> dt.date:
     return this_monday - dt.timedelta(weeks=weeks)
 
 
-def fleet_config(config: DemoConfig, mode: str) -> Any:
+def fleet_config(config: DemoConfig, mode: str, id_prefix: str = "") -> Any:
     from edge.simulator import FleetConfig
     from edge.simulator.scenarios import demo_disorder
 
@@ -261,16 +298,36 @@ def fleet_config(config: DemoConfig, mode: str) -> Any:
         start_date=backfill_start(config.weeks),
         mode=mode,  # type: ignore[arg-type]
         duration_s=config.live_s if mode == "live" else None,
+        id_prefix=id_prefix,
     )
     return demo_disorder(fleet) if config.disorder else fleet
 
 
 def publish_prescriptions(run: DemoRun, prescriptions: list[dict[str, Any]]) -> None:
-    from stream.prescribe import publish
+    """Every prescription keyed by patient (as ``sledfleet prescribe`` sends one), through
+    one producer: a fleet of 1,000 machines has 2,000 of them."""
+    from kafka import KafkaProducer
 
-    for rx in prescriptions:
-        # the programme goes on after the backfilled weeks: live sessions count too
-        publish({**rx, "end_date": None}, run.kafka)  # type: ignore[typeddict-item]
+    from edge import contract
+
+    topic = run.kafka.topic_prefix + contract.KAFKA_PRESCRIPTIONS
+    producer = KafkaProducer(
+        bootstrap_servers=run.kafka.bootstrap, acks="all", client_id="sledfleet-demo-prescribe"
+    )
+    try:
+        futures = [
+            # the programme goes on after the backfilled weeks: live sessions count too
+            producer.send(
+                topic,
+                key=rx["patient_id"].encode(),
+                value=contract.encode({**rx, "end_date": None}),
+            )
+            for rx in prescriptions
+        ]
+        for future in futures:
+            future.get(timeout=60)
+    finally:
+        producer.close(timeout=30)
 
 
 def run_fleet(
@@ -350,7 +407,7 @@ def wait_for_database(
 def backfill(run: DemoRun) -> None:
     from edge.simulator import build_fleet
 
-    fleet = build_fleet(fleet_config(run.config, "backfill"))
+    fleet = build_fleet(fleet_config(run.config, "backfill", run.id_prefix))
     run.truth = fleet.truth()
     publish_prescriptions(run, fleet.prescriptions)
     day_ns = 86_400 * 10**9  # sessions as stored, in device or corrected time: a day of slack
@@ -373,7 +430,7 @@ def live(run: DemoRun) -> None:
 
     if run.config.live_machines <= 0 or run.config.live_s <= 0:
         return
-    fleet = build_fleet(fleet_config(run.config, "live"))
+    fleet = build_fleet(fleet_config(run.config, "live", run.id_prefix))
     machines = fleet.machines[: run.config.live_machines]
     run.live_since_ns = min(m.t0_ns for m in machines)
     started = time.monotonic()
@@ -386,10 +443,14 @@ def live(run: DemoRun) -> None:
 
 
 def new_run(config: DemoConfig) -> DemoRun:
-    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
+    """A run of its own: run id (Kafka topic prefix, group and MQTT share-group names) and
+    id prefix unique even for two demos started in the same second."""
+    token = secrets.token_hex(3)
+    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S") + token
     kafka = replace(load(KafkaSettings), topic_prefix=f"demo{run_id}.")
     base = load(DatabaseSettings).dsn.reveal()
     dsn = make_conninfo(base, dbname=config.database)
     if config.out_dir.exists():
         shutil.rmtree(config.out_dir / "run", ignore_errors=True)
-    return DemoRun(config, run_id, kafka, dsn)
+    prefix = f"d{token}-" if config.id_prefix is None else config.id_prefix
+    return DemoRun(config, run_id, kafka, dsn, id_prefix=prefix)

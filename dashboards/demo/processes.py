@@ -3,10 +3,17 @@
 Each role runs in its own process group with its own log file, is health-checked over
 its HTTP endpoint with a deadline, and is stopped with SIGTERM (then SIGKILL after a
 grace period) so that Ctrl-C on the demo leaves no orphan.
+
+A demo killed from outside (SIGKILL by a test's timeout, an OOM kill) runs no cleanup: so
+every role also asks the kernel to send it SIGTERM when the process that started it dies
+(Linux ``PR_SET_PDEATHSIG``, set in the child before it runs the role). The kernel sends it
+when the *thread* that started the role ends: start roles from a thread that lives as long
+as they should (the demo and the benchmarks start them from the main thread).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -15,7 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,8 +32,32 @@ STOP_GRACE_S = 20.0
 """How long a role gets to drain and commit on SIGTERM before it is killed."""
 
 
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal this process gets when its parent dies (linux/prctl.h)."""
+PARENT_DEATH_SIGNAL = signal.SIGTERM
+"""A role drains and stops within seconds on SIGTERM (its own handler)."""
+
+
 class RoleFailed(RuntimeError):
     """A role process exited or never became healthy."""
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn``: the child gets PARENT_DEATH_SIGNAL when this process dies (and
+    signals itself at once if this process is already gone). None where prctl is missing."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+    parent = os.getpid()
+    sig = int(PARENT_DEATH_SIGNAL)
+
+    def preexec() -> None:
+        if prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if os.getppid() != parent:  # the parent died before prctl: nobody will signal
+            os.kill(os.getpid(), sig)
+
+    return preexec
 
 
 def free_port() -> int:
@@ -55,6 +86,7 @@ class Role:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 (prctl only, no locks taken)
             )
         log.info("%s started (pid %s, log %s)", self.name, self.proc.pid, self.log_path)
 

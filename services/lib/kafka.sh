@@ -6,7 +6,20 @@ KAFKA_CACHE="${SLEDFLEET_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sledfleet}/k
 KAFKA_LIB="$KAFKA_CACHE/lib"
 KAFKA_HEAP="${SLEDFLEET_KAFKA_HEAP:-768m}"
 
-kafka_health() { python3 "$SERVICES_DIR/kafka/ready.py" "$KAFKA_PORT" 3; }
+# SCRAM users of the secure Kafka: admin (super user: topics, ACLs, tools) and one per role.
+KAFKA_USERS=(admin bridge worker sink)
+
+kafka_secure() { [[ "${SLEDFLEET_KAFKA_SECURE:-0}" == 1 ]]; }
+
+kafka_health() {
+    if kafka_secure; then
+        # a real SCRAM login as admin, then metadata (stdlib client, no venv needed)
+        PYTHONPATH="$REPO_ROOT" python3 -m edge.kafka_login "127.0.0.1:$KAFKA_PORT" admin \
+            "$(svc_dir kafka)/secrets/admin.password"
+    else
+        python3 "$SERVICES_DIR/kafka/ready.py" "$KAFKA_PORT" 3
+    fi
+}
 
 kafka_status() {
     local pid
@@ -14,10 +27,11 @@ kafka_status() {
     if [[ -n "$pid" ]] && kafka_health >/dev/null 2>&1; then
         printf 'running  pid %s  127.0.0.1:%s (controller %s)  Kafka %s' \
             "$pid" "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_VERSION"
+        kafka_secure && printf '  SASL/SCRAM, users in %s/secrets' "$(svc_dir kafka)"
         return 0
     fi
     if [[ -n "$pid" ]]; then printf 'unhealthy  pid %s, no metadata answer on port %s' "$pid" "$KAFKA_PORT"; return 1; fi
-    foreign_status kafka "$KAFKA_PORT" kafka_health && return 0
+    kafka_secure || { foreign_status kafka "$KAFKA_PORT" kafka_health && return 0; }
     printf 'stopped'
     return 1
 }
@@ -84,7 +98,8 @@ kafka_start() {
         fi
         kill_group "$pid" "$STOP_TIMEOUT_S" || true
     fi
-    reuse_foreign kafka "$KAFKA_PORT" kafka_health && return 0
+    # the secure broker is never another run dir's (its credentials are in this one)
+    kafka_secure || { reuse_foreign kafka "$KAFKA_PORT" kafka_health && return 0; }
     local p
     for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
         if port_open "$p"; then
@@ -105,17 +120,46 @@ kafka_start() {
 
     local KAFKA_DATA="$dir/data"
     mkdir -p "$KAFKA_DATA"
-    render "$SERVICES_DIR/kafka/server.properties.in" "$dir/server.properties" \
-        KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_DATA
+    local KAFKA_LISTENERS KAFKA_CONTROLLER_PASSWORD="" mode=plain
+    if kafka_secure; then
+        mode=secure
+        kafka_secrets "$dir" "$log"
+        KAFKA_CONTROLLER_PASSWORD="$(cat "$dir/secrets/controller.password")"
+    fi
+    KAFKA_LISTENERS="$(cat "$SERVICES_DIR/kafka/$mode.properties.in")"
+    (
+        umask 077 # the secure file holds the controller's password
+        render "$SERVICES_DIR/kafka/server.properties.in" "$dir/server.properties" \
+            KAFKA_LISTENERS KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_DATA KAFKA_CONTROLLER_PASSWORD
+    )
     local -a jvm=(-Xms256m "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
         -Djava.awt.headless=true "-Dkafka.logs.dir=$dir"
         "-Dlog4j2.configurationFile=$SERVICES_DIR/kafka/log4j2.xml"
         -cp "$KAFKA_LIB/*")
     if [[ ! -f "$KAFKA_DATA/meta.properties" ]]; then
         local cluster_id
-        cluster_id="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
-        "$java" "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" \
-            -c "$dir/server.properties" >>"$dir/format.log" 2>&1 ||
+        # never a leading "-" (1 in 64 ids): the format tool would read it as an option
+        cluster_id="$(python3 -c 'import base64,uuid
+while (i := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"): pass
+print(i)')"
+        # The tool and its arguments go in a 0600 java @argfile: the SCRAM passwords are
+        # never in argv (ps shows only "@.../format.args").
+        (
+            umask 077
+            printf '%s\n' kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" \
+                >"$dir/format.args"
+            if kafka_secure; then
+                local user
+                for user in controller "${KAFKA_USERS[@]}"; do
+                    printf -- '-S\nSCRAM-SHA-512=[name=%s,password=%s]\n' \
+                        "$user" "$(cat "$dir/secrets/$user.password")" >>"$dir/format.args"
+                done
+            fi
+        )
+        local frc=0
+        "$java" "${jvm[@]}" "@$dir/format.args" >>"$dir/format.log" 2>&1 || frc=$?
+        rm -f "$dir/format.args"
+        ((frc == 0)) ||
             fail kafka "formatting the KRaft storage failed: $(tail_cause "$dir/format.log" '.')" "$dir/format.log"
     fi
     printf -- '--- %s starting Kafka %s on 127.0.0.1:%s\n' "$(date -u +%FT%TZ)" "$KAFKA_VERSION" "$KAFKA_PORT" >>"$dir/stdout.log"
@@ -133,7 +177,47 @@ kafka_start() {
         kill_group "$pid" 10 || true
         fail kafka "no metadata answer on 127.0.0.1:$KAFKA_PORT after ${START_TIMEOUT_S}s${cause:+: ${cause#*] }}" "$log"
     fi
-    say "kafka started (pid $pid, 127.0.0.1:$KAFKA_PORT, Kafka $KAFKA_VERSION)"
+    kafka_secure && kafka_acls "$dir"
+    say "kafka started (pid $pid, 127.0.0.1:$KAFKA_PORT, Kafka $KAFKA_VERSION${KAFKA_LISTENERS:+, $mode})"
+}
+
+# kafka_secrets <dir> <log>: one generated password per SCRAM user (and the controller's
+# PLAIN password) in <dir>/secrets/<user>.password (0600), plus <user>.env files a role can
+# source (SLEDFLEET_KAFKA_* with a PASSWORD_FILE, no password in them). Kept across restarts:
+# the credentials are in the formatted metadata log.
+kafka_secrets() {
+    local dir="$1" log="$2" user
+    (
+        umask 077
+        mkdir -p "$dir/secrets"
+        chmod 700 "$dir/secrets"
+        for user in controller "${KAFKA_USERS[@]}"; do
+            if [[ ! -s "$dir/secrets/$user.password" ]]; then
+                python3 -c 'import secrets; print(secrets.token_urlsafe(24))' >"$dir/secrets/$user.password"
+            fi
+            [[ "$user" == controller ]] && continue
+            printf '%s\n' "SLEDFLEET_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT" \
+                SLEDFLEET_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT \
+                SLEDFLEET_KAFKA_SASL_MECHANISM=SCRAM-SHA-512 \
+                "SLEDFLEET_KAFKA_USERNAME=$user" \
+                "SLEDFLEET_KAFKA_PASSWORD_FILE=$dir/secrets/$user.password" >"$dir/secrets/$user.env"
+        done
+    ) >>"$log" 2>&1 || fail kafka "could not write the SCRAM passwords into $dir/secrets" "$log"
+}
+
+# kafka_acls <dir>: the per-service ACLs (stream/kafka_acls.py) for SLEDFLEET_KAFKA_TOPIC_PREFIX,
+# applied as admin with the project's venv (idempotent: existing bindings are kept).
+kafka_acls() {
+    local dir="$1" py
+    py="$(venv_python)"
+    (
+        set -a
+        # shellcheck source=/dev/null
+        source "$dir/secrets/admin.env"
+        set +a
+        cd "$REPO_ROOT" && "$py" -m stream.kafka_acls apply
+    ) >>"$dir/acls.log" 2>&1 ||
+        fail kafka "applying the per-service ACLs failed: $(tail -1 "$dir/acls.log")" "$dir/acls.log"
 }
 
 kafka_stop() {

@@ -14,11 +14,12 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import for_code
 
 from edge import contract
+from edge.kafka_login import check as check_login
 from edge.settings import KafkaSettings, load
 from stream.app import codecs
 from stream.app.agents import Plumbing, TopicNames
 from stream.app.clinics import ClinicDirectory
-from stream.app.faust_port import check_version, harden_web
+from stream.app.faust_port import broker_credentials, check_version, harden_web
 from stream.app.machines import MachineAgent, Timing
 from stream.app.metrics import WorkerMetrics
 from stream.app.metrics import page as metrics_page
@@ -61,7 +62,11 @@ def wait_for_partitions(
 ) -> dict[str, int]:
     """Partition counts of ``topics``, waiting until all exist (``sledfleet topics``
     creates them; the broker does not auto-create)."""
-    consumer = KafkaConsumer(bootstrap_servers=kafka.servers, client_id="sledfleet-stream-meta")
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.servers,
+        client_id="sledfleet-stream-meta",
+        **kafka.kafka_python_auth(),
+    )
     deadline = time.monotonic() + timeout_s
     try:
         while True:
@@ -83,7 +88,9 @@ def wait_for_partitions(
 
 def ensure_internal_topic(kafka: KafkaSettings, name: str, partitions: int) -> None:
     """Create the internal re-keying topic if missing (idempotent)."""
-    admin = KafkaAdminClient(bootstrap_servers=kafka.servers, client_id="sledfleet-stream")
+    admin = KafkaAdminClient(
+        bootstrap_servers=kafka.servers, client_id="sledfleet-stream", **kafka.kafka_python_auth()
+    )
     try:
         result = admin.create_topics(
             {name: {"num_partitions": partitions, "replication_factor": 1}},
@@ -124,6 +131,7 @@ def create_app(
         )
     app_id = effective_app_id(settings, kafka)
     names = topic_names(kafka, app_id)
+    check_login(kafka)  # a refused Kafka login: one ConfigError line, not endless retries
     counts = wait_for_partitions(
         kafka,
         [
@@ -166,6 +174,7 @@ def create_app(
         **web_options(settings.web_host, settings.web_port or free_port(settings.web_host)),
         web_in_thread=False,
         worker_redirect_stdouts=False,
+        **broker_credentials(kafka),
     )
 
     harden_web(app)  # loopback by default, no /table or /router pages (docs/security.md)
@@ -202,9 +211,12 @@ def create_app(
         ),
         bootstrap=kafka.servers,
         validate=settings.validate_input,
+        kafka_auth=kafka.aiokafka_auth(),
     )
 
-    clinics = ClinicDirectory(kafka.servers, kafka.topic_prefix + contract.KAFKA_CLINICS)
+    clinics = ClinicDirectory(
+        kafka.servers, kafka.topic_prefix + contract.KAFKA_CLINICS, kafka.aiokafka_auth()
+    )
     patient_agent = PatientAgent(
         plumbing, patients, PatientTracker(core), machine_agent.today_ns, clinics
     )

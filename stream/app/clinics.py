@@ -34,8 +34,11 @@ BadMessage = tuple[bytes | None, ContractError]
 
 
 class ClinicDirectory:
-    def __init__(self, bootstrap: list[str], topic: str) -> None:
+    def __init__(
+        self, bootstrap: list[str], topic: str, auth: dict[str, Any] | None = None
+    ) -> None:
         self.bootstrap = bootstrap
+        self.auth = dict(auth or {})  # KafkaSettings.aiokafka_auth(): SASL user, TLS
         self.topic = topic
         self.zones: dict[str, ClinicZone] = {}
         self.read = 0  # messages read so far (all, good or bad)
@@ -73,6 +76,7 @@ class ClinicDirectory:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 client_id="sledfleet-clinics",
+                **self.auth,
             )
             await consumer.start()
             self._tp = TopicPartition(self.topic, 0)

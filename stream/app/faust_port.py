@@ -22,6 +22,10 @@ import inspect
 from collections.abc import Awaitable, Iterable, MutableMapping
 from typing import Any, Final
 
+import faust
+
+from edge.settings import KafkaSettings
+
 FAUST_VERSION: Final = "0.15.3"
 
 PATCHED_SOURCES: Final[dict[str, str]] = {
@@ -228,3 +232,22 @@ def built_in_routes(app: Any) -> list[str]:
         for _, bp in app.web.blueprints._enabled
         if isinstance(bp, str) and bp.startswith(BUILT_IN_PAGES)
     ]
+
+
+# --- broker credentials ------------------------------------------------------------------
+
+
+def broker_credentials(kafka: KafkaSettings) -> dict[str, Any]:
+    """``faust.App`` keyword arguments for the Kafka security settings: ``broker_credentials``
+    as ``faust.SASLCredentials`` (Faust's aiokafka driver passes them to its consumer,
+    producer and topic creation). Empty for PLAINTEXT."""
+    if not kafka.sasl:
+        return {}
+    return {
+        "broker_credentials": faust.SASLCredentials(
+            username=kafka.username,
+            password=kafka.sasl_password().reveal(),
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=kafka.ssl_context(),  # set: SASL_SSL, else SASL_PLAINTEXT
+        )
+    }

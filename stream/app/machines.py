@@ -85,6 +85,7 @@ class MachineAgent:
         bootstrap: list[str],
         validate: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        kafka_auth: dict[str, Any] | None = None,
     ) -> None:
         self.p = plumbing
         self.table: StateTable[MachineEntry] = StateTable(machines, machine_from_json)
@@ -92,7 +93,7 @@ class MachineAgent:
         self.timing = timing
         self.validate = validate
         self.clock = clock  # wall time for liveness only (monotonic seconds)
-        self.side = SideReader(bootstrap)
+        self.side = SideReader(bootstrap, kafka_auth)
         self._seen: dict[str, _Seen] = {}
         self._next_offset: dict[int, int] = {}  # partition -> next offset to handle
         self._last_wall: dict[int, float] = {}  # partition -> monotonic time of its last message

@@ -32,8 +32,9 @@ Read = tuple[TP, int, bytes | None, tuple[tuple[str, bytes], ...]]
 class SideReader:
     """A long-lived side consumer, assigned what it is asked to read, paused in between."""
 
-    def __init__(self, bootstrap: list[str]) -> None:
+    def __init__(self, bootstrap: list[str], auth: dict[str, Any] | None = None) -> None:
         self.bootstrap = bootstrap
+        self.auth = dict(auth or {})  # KafkaSettings.aiokafka_auth(): SASL user, TLS
         self._consumer: Any = None
         self._assigned: frozenset[TP] = frozenset()
 
@@ -46,6 +47,7 @@ class SideReader:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",  # a range below the log start reads from it
                 fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+                **self.auth,
             )
             await self._consumer.start()
         wanted = frozenset(positions)

@@ -69,6 +69,7 @@ def confluent_config(
         "partitioner": "murmur2_random",  # kafka-python's placement (see module docstring)
         "queue.buffering.max.messages": max(100_000, 2 * bridge.max_in_flight),
         "logger": rdkafka_log,
+        **kafka.librdkafka_auth(),
     }
 
 

@@ -19,6 +19,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.partitioner import DefaultPartitioner
 
+from edge.kafka_login import check as check_login
 from edge.netprobe import RateLimited
 from edge.netprobe import reachable as probe
 from edge.settings import ConfigError, KafkaSettings
@@ -95,6 +96,7 @@ def producer_config(kafka: KafkaSettings, bridge: BridgeSettings, client_id: str
         "reconnect_backoff_max_ms": bridge.reconnect_backoff_max_ms,
         "metrics_enabled": False,
         "partitioner": CachingPartitioner(),
+        **kafka.kafka_python_auth(),
     }
 
 
@@ -206,6 +208,7 @@ def connect_producer(
             if reachable:
                 try:
                     if producer is None:
+                        check_login(kafka)  # a refused login: ConfigError, one line
                         producer = make_out(kafka, bridge, client_id)
                     missing = [t for t in missing if not producer.has_topic(t)]
                     if not missing:

@@ -9,10 +9,20 @@ Per clinic-local ISO week W, with the prescription active in W (the latest-start
 * prescribed = its ``sessions_per_week`` prorated by the days of W it covers up to today,
   ⌊spw × days / 7 + ½⌋ (weeks it does not overlap get no row),
 * attended = sessions that started during W (local time),
-* completed = attended sessions completed as prescribed (≥ prescribed sets, ≥ sets × reps
-  valid reps, at ≥ the prescribed load),
+* completed = attended sessions that got the prescribed *dose* (≥ prescribed sets, ≥ sets ×
+  reps valid reps, at ≥ the prescribed load),
 * adherence = attended / prescribed, compliance = completed / prescribed, relative
   compliance = completed / attended; the same sums over the rolling 4 weeks W−3..W.
+
+``completed`` and the ratios built on it are the stream's *dose* measure, not the clinical
+compliance people read: that one also requires every counted set to stay within the
+prescription's velocity-loss limit, which needs per-set velocity loss this tracker does not
+receive. It is defined once, in SQL (``sledfleet.v_session_compliance``, migration 0011),
+and every report, dashboard and clinic view counts it from there (migration 0015). The
+dose rows are stored (``adherence_weekly.completed``, commented as such), scored against
+the simulator's truth (edge/simulator/truth.py counts the same dose) and shown by no view.
+Adherence (attended / prescribed), which drives the lapse and low-adherence alerts, is one
+number everywhere.
 
 Everything keys on the session's own start time, so a late or replayed session counts in
 its own week and re-emits the rows of that week and the three after it. A row is emitted

@@ -7,8 +7,11 @@ order, so disorder downstream is small (MQTT QoS 1 redelivery, Kafka retries). P
   **late** frame whose slot was already given up (counted, ignored: the samples around
   it have been processed and reps emitted; splicing it in would rewrite history).
 * ``seq`` above the next expected one is **held** in a reorder buffer. When the buffer
-  holds more than ``window`` frames, or on :meth:`release_all` (session end, tick), the
-  missing seqs are given up as a **gap** and processing continues.
+  holds more than ``window`` frames, or on :meth:`release_all` (the processor calls it
+  when the machine has been silent for the reorder hold), the missing seqs are given up
+  as a **gap** and processing continues. Device time never gives a hole up: two bridges
+  in a share group deliver a machine's frames tens of frames out of order within a
+  second while its device time runs on.
 """
 
 from __future__ import annotations

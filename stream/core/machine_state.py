@@ -30,7 +30,6 @@ class MachineState:
         self.clinic_id = clinic_id
         self.machine_id = machine_id
         self.seq = SeqTracker(settings.reorder_window)
-        self.held_since_ns: int | None = None  # event time the reorder buffer started waiting
         self.sessions = Sessions(clinic_id, machine_id)
         self.pipe_key: str | None = None  # session key whose frames are in the pipeline
         self.rate_hz: float | None = None
@@ -70,7 +69,6 @@ class MachineState:
             "clinic_id": self.clinic_id,
             "machine_id": self.machine_id,
             "seq": self.seq.to_json(),
-            "held_since_ns": self.held_since_ns,
             "sessions": self.sessions.to_json(),
             "pipe_key": self.pipe_key,
             "rate_hz": self.rate_hz,
@@ -95,7 +93,6 @@ class MachineState:
         d = detached(d)
         st = cls(d["clinic_id"], d["machine_id"], settings)
         st.seq.load_json(d["seq"])
-        st.held_since_ns = d["held_since_ns"]
         st.sessions.load_json(d["sessions"])
         st.pipe_key = d["pipe_key"]
         st.rate_hz = d["rate_hz"]

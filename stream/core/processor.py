@@ -96,13 +96,6 @@ class MachineProcessor:
                 )
             )
         self._after_seq(state, ready, gaps, now_ns, out)
-        if state.seq.held:
-            t0 = int(frame["t0_ns"])
-            if state.held_since_ns is None:
-                state.held_since_ns = t0
-            elif t0 - state.held_since_ns > self.s.reorder_hold_s * 1e9:
-                ready, gaps = state.seq.release_all()
-                self._after_seq(state, ready, gaps, now_ns, out)
         return out
 
     def _after_seq(
@@ -117,8 +110,6 @@ class MachineProcessor:
             out += machine_alerts.frame_gap(st, gap, self.s, now_ns)
         for f in ready:
             self._process(st, f, now_ns, out)
-        if not st.seq.held:
-            st.held_since_ns = None
 
     def _process(
         self, st: MachineState, f: dict[str, Any], now_ns: int, out: list[dict[str, Any]]
@@ -335,16 +326,17 @@ class MachineProcessor:
         return out
 
     def on_tick(self, state: MachineState, now_ns: int) -> list[dict[str, Any]]:
+        """The machine's clock stands at ``now_ns``: finish what its silence finishes.
+
+        While frames wait in the reorder buffer behind a missing seq, the machine is not
+        quiet (its data is only out of order): nothing is flushed or finalized then.
+        """
         st, s = state, self.s
         self._bind(st)
         out: list[dict[str, Any]] = []
-        if (
-            st.seq.held
-            and st.held_since_ns is not None
-            and now_ns - st.held_since_ns > s.reorder_hold_s * 1e9
-        ):
-            ready, gaps = st.seq.release_all()
-            self._after_seq(st, ready, gaps, now_ns, out)
+        if st.seq.held:
+            out += st.sessions.release_overdue(now_ns, s, now_ns)
+            return out
         # the machine went quiet: finish the pipeline's reps and the open set
         if st.next_t_ns is not None and now_ns - st.next_t_ns >= s.quiet_flush_s * 1e9:
             key = st.pipe_key
@@ -377,8 +369,11 @@ class MachineProcessor:
 
         * the offline grace is judged by wall time (an ``offline`` message's own host
           time, or its arrival);
-        * after the reorder hold, frames held behind a missing seq are released (the gap
-          is given up; a frame arriving later for it is rejected as ``late_frame``);
+        * after ``reorder_hold_s`` of silence, frames held behind a missing seq are
+          released (the gap is given up; a frame arriving later for it is rejected as
+          ``late_frame``). Besides a full reorder buffer, this is the only way a hole is
+          given up: never by device time, which runs ahead by minutes in a backlog burst
+          while the missing frame is still on its way through another bridge;
         * after the session gap (``session_idle_s``), the machine is ticked at
           ``clock_ns + silent_ns``: its open set and session are closed as they would be
           had its clock run on. Shorter silences (a network outage, a reconnect backlog)
@@ -389,12 +384,12 @@ class MachineProcessor:
         st, s = state, self.s
         self._bind(st)
         out = machine_alerts.offline(st, wall_ns, s)
+        if st.seq.held and silent_ns >= s.reorder_hold_s * 1e9:
+            ready, gaps = st.seq.release_all()
+            self._after_seq(st, ready, gaps, clock_ns, out)
         if silent_ns >= s.session_idle_s * 1e9:
             out += self.on_tick(st, clock_ns + silent_ns)
         else:
-            if st.seq.held and silent_ns >= s.reorder_hold_s * 1e9:
-                ready, gaps = st.seq.release_all()
-                self._after_seq(st, ready, gaps, clock_ns, out)
             out += self._status_if_changed(st, clock_ns)
         return out
 

@@ -88,10 +88,19 @@ class CoreSettings:
     frame arriving after its slot was given up is dead-lettered (``late_frame``). Sized
     for bridges in an MQTT share group: the broker hands a machine's messages to either
     bridge one by one, so they reach Kafka tens of frames out of order (issue #14's
-    rehearsal; 8 gave up thousands). 64 frames of 100 samples are ~150 KB of state."""
-    reorder_hold_s: float = env("SLEDFLEET_CORE_REORDER_HOLD_S", 10.0)
-    """A missing seq blocks the buffer for at most this much event time (and, for a
-    machine gone silent, this much wall time)."""
+    rehearsal; 8 gave up thousands). 64 frames of 100 samples are ~150 KB of state.
+    A missing seq is given up only when the buffer overflows or the machine has been
+    silent for ``reorder_hold_s``, never by device time: in a backlog burst a machine's
+    device time runs minutes ahead within seconds of arrival. The cost: after a frame
+    truly lost at the edge, that machine's results wait for this many frames (or the
+    silence)."""
+    reorder_hold_s: float = env("SLEDFLEET_CORE_REORDER_HOLD_S", 120.0)
+    """A machine silent for this much wall time (its partition read to the end) gives up
+    the missing seqs its reorder buffer waits for and processes what it holds. Longer than
+    a bridge restart plus the edge's end-to-end ack timeout (``SLEDFLEET_EDGE_ACK_TIMEOUT_S``,
+    30 s): an agent in ``ack`` mode stops sending while a frame is held by a killed bridge
+    (``SLEDFLEET_EDGE_MAX_UNCONFIRMED_ROWS``) and sends it again after that timeout, so the
+    machine looks silent while its missing frame is still on its way."""
     frame_gap_alert_count: int = env("SLEDFLEET_CORE_FRAME_GAP_ALERT_COUNT", 1)
     """A frame_gap alert is raised when this many frames are lost in one gap."""
     machine_offline_grace_s: float = env("SLEDFLEET_CORE_MACHINE_OFFLINE_GRACE_S", 300.0)

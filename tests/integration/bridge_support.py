@@ -203,7 +203,7 @@ class Publisher:
         self.client.on_connect = lambda *a: self._connected.set()
         self.client.connect(mqtt_settings.host, mqtt_settings.port, keepalive=30)
         self.client.loop_start()
-        if not self._connected.wait(10):
+        if not self._connected.wait(60):
             raise AssertionError("publisher could not connect")
 
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:

@@ -39,7 +39,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from stream_support import SLEDFLEET, Worker, setup_topics
+from stream_support import SLEDFLEET, Worker, lagging, setup_topics
 
 from dashboards.demo.processes import Role, RoleSet, free_port
 from edge.agent_settings import EdgeSettings
@@ -48,8 +48,10 @@ from edge.settings import KafkaSettings, MqttSettings, load
 from edge.simulator import Fleet
 
 STABLE_S = 45.0
-"""After the fleet delivered everything, the database is settled when its counts have
-not moved for this long (or match the truth)."""
+"""After the fleet delivered everything, the database is settled when it matches the
+truth, or when its counts have not moved for this long while the worker and the sink have
+both consumed their inputs to the end (a pipeline that lost or split data). Time spent
+behind (a restarting worker, a loaded machine) never counts towards it."""
 SETTLE_TIMEOUT_S = 600.0
 LIVE_BACKLOG_ROWS = 40
 """A streaming agent keeps at most this many rows unsent and this many in flight (a live
@@ -194,8 +196,28 @@ class Pipeline:
     admin_dsn: str  # superuser, same database
     workdir: Path
     worker: Worker
+    sink_group: str = ""
     roles: RoleSet = field(default_factory=RoleSet)
     zones_registered: bool = False
+
+    def idle(self) -> bool:
+        """The worker and the sink have committed every message of their inputs."""
+        from storage.routing import topics
+        from storage.sink import SinkSettings
+
+        s = load(SinkSettings)
+        sink_topics = list(
+            topics(
+                self.kafka.topic_prefix,
+                frames=s.frames,
+                events=s.events,
+                state=s.state,
+                dead_letters=s.dead_letters,
+            )
+        )
+        return not lagging(self.kafka, self.worker.group) and not lagging(
+            self.kafka, self.sink_group, sink_topics
+        )
 
     def check(self) -> None:
         self.roles.check()
@@ -249,7 +271,7 @@ def pipeline(
         "SLEDFLEET_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
     }
     worker = Worker(kafka, app_id="disorder", workdir=workdir, name="worker")
-    pipe = Pipeline(kafka, dsn, admin_dsn, workdir, worker)
+    pipe = Pipeline(kafka, dsn, admin_dsn, workdir, worker, sink_group=f"dis-sink-{run_id}")
     try:
         bridge_port = free_port()
         pipe.roles.start(
@@ -277,7 +299,7 @@ def pipeline(
                 {
                     **common,
                     "SLEDFLEET_DATABASE_URL": dsn,
-                    "SLEDFLEET_SINK_GROUP": f"dis-sink-{run_id}",
+                    "SLEDFLEET_SINK_GROUP": pipe.sink_group,
                     "SLEDFLEET_SINK_METRICS_PORT": str(sink_port),
                     "SLEDFLEET_SINK_MAX_WAIT_MS": "200",
                 },
@@ -337,7 +359,8 @@ def run_fleet(
 def settle(pipe: Pipeline, truth: dict[str, list[dict[str, Any]]]) -> tuple[int, int, int, int]:
     """Wait until the database holds as many sessions, reps, attended and completed
     sessions as the truth (adherence rows are re-emitted after their sessions), or its
-    counts stop changing for ``STABLE_S`` (a pipeline that lost or split data)."""
+    counts stop changing for ``STABLE_S`` of a caught-up pipeline (one that lost or split
+    data): a worker still restarting or behind never ends the wait early."""
     adherence = truth["adherence"]
     target = (
         len(truth["sessions"]),
@@ -352,7 +375,7 @@ def settle(pipe: Pipeline, truth: dict[str, list[dict[str, Any]]]) -> tuple[int,
         counts = db_counts(pipe.dsn)
         if counts == target:
             return counts
-        if counts != last:
+        if counts != last or not pipe.idle():
             last, since = counts, time.monotonic()
         elif time.monotonic() - since >= STABLE_S:
             return counts

@@ -94,7 +94,7 @@ class Collector:
         props.SessionExpiryInterval = 600
         self.client.connect(settings.host, settings.port, clean_start=False, properties=props)
         self.client.loop_start()
-        if not self.connected.wait(10):
+        if not self.connected.wait(60):
             raise AssertionError("collector did not subscribe")
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:

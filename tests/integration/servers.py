@@ -11,7 +11,8 @@ shared servers other tests use::
         broker.start()                           # same port, same persistent data
     # stopped, run dir removed
 
-``PrivateKafka().settings`` is a KafkaSettings for its bootstrap; ``PrivatePostgres()``
+``PrivateKafka().settings`` is a KafkaSettings for its bootstrap (``PrivateSecureKafka``: the
+SASL/SCRAM broker, ``settings_for(user)``); ``PrivatePostgres()``
 offers ``admin_dsn`` (superuser) and ``dsn`` (database sledfleet as role sledfleet).
 """
 
@@ -32,7 +33,7 @@ from typing import ClassVar
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.settings import KafkaSettings, MqttSettings
+from edge.settings import KafkaSettings, MqttSettings, Secret
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICES = REPO_ROOT / "services"
@@ -178,7 +179,11 @@ class PrivateServer:
 
     def __enter__(self) -> PrivateServer:
         if not self.running:
-            self.start()
+            try:
+                self.start()
+            except BaseException:
+                self.cleanup()  # a start that failed late may have left the server running
+                raise
         return self
 
     def __exit__(
@@ -274,6 +279,52 @@ class PrivateKafka(PrivateServer):
         return KafkaSettings(bootstrap=self.bootstrap)
 
     def __enter__(self) -> PrivateKafka:
+        super().__enter__()
+        return self
+
+
+class PrivateSecureKafka(PrivateKafka):
+    """``services/start kafka --secure`` in a private run dir: SASL/SCRAM-SHA-512 on
+    ``port``, the StandardAuthorizer, one generated password per user (admin, bridge,
+    worker, sink) in ``secrets/<user>.password`` (0600), the default ACLs applied."""
+
+    USERS: ClassVar[tuple[str, ...]] = ("admin", "bridge", "worker", "sink")
+
+    def __init__(self, run_dir: Path | None = None, ports: dict[str, int] | None = None) -> None:
+        super().__init__(run_dir, ports, extra_env={"SLEDFLEET_KAFKA_SECURE": "1"})
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.run_dir / "kafka-secure" / "secrets"
+
+    def password_file(self, user: str) -> Path:
+        return self.secrets_dir / f"{user}.password"
+
+    def password(self, user: str) -> str:
+        return self.password_file(user).read_text().strip()
+
+    def env_for(self, user: str) -> dict[str, str]:
+        """The SLEDFLEET_KAFKA_* variables a role logged in as ``user`` needs (a password
+        file, never the password)."""
+        return {
+            "SLEDFLEET_KAFKA_BOOTSTRAP": self.bootstrap,
+            "SLEDFLEET_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "SLEDFLEET_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "SLEDFLEET_KAFKA_USERNAME": user,
+            "SLEDFLEET_KAFKA_PASSWORD_FILE": str(self.password_file(user)),
+        }
+
+    def settings_for(self, user: str, topic_prefix: str = "", password: str = "") -> KafkaSettings:
+        return KafkaSettings(
+            bootstrap=self.bootstrap,
+            topic_prefix=topic_prefix,
+            security_protocol="SASL_PLAINTEXT",
+            username=user,
+            password_file=str(self.password_file(user)),
+            password=Secret(password),
+        )
+
+    def __enter__(self) -> PrivateSecureKafka:
         super().__enter__()
         return self
 

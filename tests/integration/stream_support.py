@@ -274,6 +274,16 @@ def committed(kafka: KafkaSettings, group: str) -> dict[TopicPartition, int]:
         admin.close()
 
 
+def group_members(kafka: KafkaSettings, group: str) -> int:
+    """Members of the consumer group as its coordinator sees them (a killed member stays
+    until its session times out)."""
+    admin = KafkaAdminClient(bootstrap_servers=kafka.servers)
+    try:
+        return len(admin.describe_groups([group])[group]["members"])
+    finally:
+        admin.close()
+
+
 def input_topics(kafka: KafkaSettings) -> list[str]:
     """The worker's one machine input topic (telemetry, events and state, per machine)."""
     return [kafka.topic_prefix + contract.KAFKA_TELEMETRY]
@@ -284,9 +294,12 @@ def caught_up(kafka: KafkaSettings, group: str) -> bool:
     return not lagging(kafka, group)
 
 
-def lagging(kafka: KafkaSettings, group: str) -> dict[str, tuple[int, int]]:
-    """Input partitions the group has not committed to their end: {tp: (committed, end)}."""
-    ends = end_offsets(kafka, input_topics(kafka))
+def lagging(
+    kafka: KafkaSettings, group: str, topics: list[str] | None = None
+) -> dict[str, tuple[int, int]]:
+    """Partitions of ``topics`` (default: the worker's input) the group has not committed
+    to their end: {tp: (committed, end)}."""
+    ends = end_offsets(kafka, input_topics(kafka) if topics is None else topics)
     done = committed(kafka, group)
     return {
         f"{tp.topic}:{tp.partition}": (done.get(tp, 0), end)

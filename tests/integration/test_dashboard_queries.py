@@ -14,18 +14,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from dashboards.builders import BuiltDashboard, build_all
-from dashboards.macros import Context, TimeRange, Variable
+from dashboards.macros import ALL, Context, TimeRange, Variable
 from dashboards.queries import Query, run
 from dashboards.tenants import Clinic, Tenants, load
 from storage.tenants import OPS_ROLE, add_clinic, clinic_role_name, ensure_ops_role, regrant
 from tests.integration.dashboard_harness import WIDE, run_dashboard
-from tests.integration.dashboards_seed import SeedFleet, seed
+from tests.integration.dashboards_seed import (
+    TIME_ZONE,
+    WEEKS,
+    SeedFleet,
+    seed,
+    session_starts,
+)
 from tests.integration.storage_support import migrated_database
 
 pytestmark = pytest.mark.integration
@@ -218,3 +225,88 @@ def _time_group_probe(conn: psycopg.Connection[Any], now: datetime) -> None:
     assert [(r[0].timestamp(), r[1]) for r in bucketed.rows] == [
         (float(r[0]), r[1]) for r in epoch.rows
     ]
+
+
+# --- one definition of "completed as prescribed" -------------------------------------
+
+
+def _expected_completed(fleet: SeedFleet, c: str, p: int, week: int) -> int:
+    """The seed's truth: a week's second session breaks the prescription's 20 % velocity
+    loss limit (OVER_LIMIT_VL), so only the first one is completed as prescribed."""
+    return min(len(session_starts(fleet, c, p, week)), 1)
+
+
+def test_clinic_and_patient_views_count_completed_the_same_way(seeded: Seeded) -> None:
+    """Velocity loss breaks the limit in half the seeded sessions, which the stream's own
+    dose count (adherence_weekly) calls completed. The patient view, the clinic view and
+    the clinic dashboard panels all count them as not completed, and agree per week, per
+    day and per patient."""
+    fleet = seeded.fleet
+    c = fleet.clinics[0]
+    patients = [fleet.patient_id(c, p) for p in range(fleet.patients_per_clinic)]
+    now = datetime.now(UTC)
+    with psycopg.connect(seeded.admin, autocommit=True) as conn:
+        stream_dose = dict(
+            conn.execute(
+                "SELECT week_start, avg(compliance) FROM sledfleet.adherence_weekly "
+                "WHERE clinic_id = %s GROUP BY 1",
+                (c,),
+            ).fetchall()
+        )
+    with as_role(seeded.admin, clinic_role_name(c), "clinic") as conn:
+        patient_rows = conn.execute(
+            "SELECT patient_id, week_start, prescribed, attended, completed, compliance "
+            "FROM v_patient_adherence WHERE clinic_id = %s ORDER BY 1, 2",
+            (c,),
+        ).fetchall()
+        clinic_rows = dict(
+            conn.execute(
+                "SELECT week_start, mean_compliance FROM v_clinic_adherence WHERE clinic_id = %s",
+                (c,),
+            ).fetchall()
+        )
+        by_week: dict[Any, list[float]] = {}
+        for pid, week_start, prescribed, _attended, completed, compliance in patient_rows:
+            p, week = patients.index(pid), (week_start - fleet.start).days // 7
+            assert completed == _expected_completed(fleet, c, p, week), (pid, week_start)
+            assert compliance == pytest.approx(completed / prescribed)
+            by_week.setdefault(week_start, []).append(compliance)
+        assert set(clinic_rows) == set(by_week)
+        differs = 0
+        for week_start, values in by_week.items():
+            mean = sum(values) / len(values)
+            assert clinic_rows[week_start] == pytest.approx(mean), week_start
+            differs += stream_dose[week_start] != pytest.approx(mean)
+        assert differs >= 8, "the seed must exercise the velocity-loss limit"
+
+        # the dashboards: clinic panels against the patient panels, as Grafana runs them
+        span = TimeRange(fleet.start_datetime - timedelta(days=1), now)  # local midnights
+        zone = ZoneInfo(TIME_ZONE)
+        clinic_var = Variable("clinic", [c], multi=True, include_all=True, options=[c])
+        patient_var = Variable(
+            "patient", [ALL], multi=True, include_all=True, options=patients
+        )
+        daily = run(conn, "clinic_sessions_daily", Context(span, [clinic_var]))
+        clinic_daily = {
+            t.astimezone(zone).date(): n
+            for t, n in zip(daily.column("time"), daily.column("completed_sessions"), strict=True)
+            if n
+        }
+        per_patient_daily: dict[Any, int] = {}
+        table = run(conn, "clinic_patients_week", Context(span, [clinic_var, patient_var]))
+        week_compliance = dict(
+            zip(table.column("patient_id"), table.column("compliance"), strict=True)
+        )
+        for pid in patients:
+            ctx = Context(span, [Variable("patient", pid)])
+            cal = run(conn, "patient_calendar", ctx)
+            for t, n in zip(cal.column("time"), cal.column("as_prescribed"), strict=True):
+                if n:
+                    day = t.astimezone(zone).date()
+                    per_patient_daily[day] = per_patient_daily.get(day, 0) + n
+            summary = run(conn, "patient_summary", ctx).dicts()[0]
+            assert week_compliance[pid] == pytest.approx(summary["week_compliance"]), pid
+        assert clinic_daily == per_patient_daily
+        assert sum(per_patient_daily.values()) == sum(
+            _expected_completed(fleet, c, p, w) for p in range(len(patients)) for w in range(WEEKS)
+        )

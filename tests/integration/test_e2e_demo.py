@@ -18,8 +18,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
+from dashboards.demo.pipeline import drop_database
 from edge.settings import KafkaSettings, MqttSettings
 from tests.integration.conftest import dsn_with
 
@@ -58,10 +58,7 @@ def demo_result(
     try:
         yield proc, json.loads(summary.read_text()), owner_dsn
     finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
-            )
+        drop_database(admin_dsn, database)  # and the run's clinic roles
 
 
 def test_demo_every_rep_once_within_tolerance_and_summary_matches_database(

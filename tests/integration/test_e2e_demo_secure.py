@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from dashboards.demo.pipeline import drop_database
 from tests.integration.conftest import dsn_with
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(900)]
@@ -61,9 +62,4 @@ def test_secure_demo_runs_every_machine_over_tls(
         assert row[0] > 0
         assert not (out / "run" / "secure-broker").exists()  # stopped and removed
     finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(
-                psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    psycopg.sql.Identifier(database)
-                )
-            )
+        drop_database(admin_dsn, database)  # and the run's clinic roles

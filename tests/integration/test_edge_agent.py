@@ -44,8 +44,8 @@ def test_frames_arrive_in_order_without_gaps(
         agent = AgentThread([(settings, StrokeSource(10_000, live=False))], broker)
         stats = agent.join(60)
         assert (stats.frames, stats.acked, stats.undelivered_rows) == (200, 202, 0)
-        wait_until(lambda: len(collector.of("telemetry")) >= 200, 10, "200 frames")
-        wait_until(lambda: collector.of("state")[-1]["status"] == "offline", 10, "offline")
+        wait_until(lambda: len(collector.of("telemetry")) >= 200, 60, "200 frames")
+        wait_until(lambda: collector.of("state")[-1]["status"] == "offline", 60, "offline")
         frames = collector.of("telemetry")
         assert [f["seq"] for f in frames] == list(range(200))  # in order, no gaps, no dups
         assert not any(f["replayed"] for f in frames)
@@ -91,12 +91,12 @@ def test_config_is_applied_and_reported_in_the_birth(
         def applied() -> bool:
             return any(s.get("config_version") == 7 for s in collector.of("state"))
 
-        wait_until(applied, 15, "a birth with config_version 7")
+        wait_until(applied, 60, "a birth with config_version 7")
         birth = [s for s in collector.of("state") if s.get("config_version") == 7][-1]
         assert (birth["frame_samples"], birth["rate_hz"]) == (20, 50.0)
         assert birth["calibration"] == {"usable_rom_mm": 410}
         assert birth["config_error"] is None
-        wait_until(lambda: len(collector.of("telemetry")) >= 4, 15, "frames after the config")
+        wait_until(lambda: len(collector.of("telemetry")) >= 4, 60, "frames after the config")
         agent.stop()
         last = collector.of("telemetry")[-2]
         assert (len(last["position_mm"]), last["rate_hz"]) == (20, 50.0)
@@ -120,7 +120,7 @@ def test_rejected_config_is_reported(
     try:
         settings = edge_settings(clinic, machine, tmp_path)
         agent = AgentThread([(settings, StrokeSource(100_000, live=True))], broker)
-        wait_until(lambda: collector.of("state"), 15, "the birth")
+        wait_until(lambda: collector.of("state"), 60, "the birth")
         publish.single(
             config_topic,
             contract.encode(bad),
@@ -134,7 +134,7 @@ def test_rejected_config_is_reported(
         def reported() -> bool:
             return any(s.get("config_error") for s in collector.of("state"))
 
-        wait_until(reported, 15, "a birth with config_error")
+        wait_until(reported, 60, "a birth with config_error")
         agent.stop()
         state = [s for s in collector.of("state") if s.get("config_error")][-1]
         assert "not the source rate" in state["config_error"]

@@ -50,9 +50,9 @@ def test_agent_publishes_over_tls_with_device_credentials(tmp_path: Path) -> Non
         settings = EdgeSettings(machine_id=machine, clinic_id=clinic, outbox_dir=str(tmp_path))
         stats = AgentThread([(settings, StrokeSource(2000, live=False))], device).join(60)
         assert stats.undelivered_rows == 0
-        wait_until(lambda: len(collector.seqs()) >= 40, 10, "40 frames over TLS")
+        wait_until(lambda: len(collector.seqs()) >= 40, 60, "40 frames over TLS")
         assert collector.seqs() == list(range(40))
-        wait_until(lambda: collector.of("state")[-1]["status"] == "offline", 10, "offline")
+        wait_until(lambda: collector.of("state")[-1]["status"] == "offline", 60, "offline")
         check_all(collector)
         collector.close()
     finally:
@@ -76,9 +76,9 @@ def test_wrong_password_keeps_everything_in_the_outbox(tmp_path: Path) -> None:
             machine_id=machine, clinic_id=clinic, outbox_dir=str(tmp_path), connect_wait_s=1
         )
         agent = AgentThread([(settings, StrokeSource(1000, live=False))], device)
-        wait_until(lambda: agent.runner.agents[0].framer.stats.frames >= 20, 10, "frames")
+        wait_until(lambda: agent.runner.agents[0].framer.stats.frames >= 20, 60, "frames")
         link = agent.runner.agents[0].link
-        wait_until(lambda: link.last_error, 10, "the refusal")
+        wait_until(lambda: link.last_error, 60, "the refusal")
         assert "Not authorized" in link.last_error or "Bad user" in link.last_error
         stats = agent.stop()
         assert stats.acked == 0

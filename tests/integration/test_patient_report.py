@@ -213,16 +213,57 @@ def test_legs_notes_and_outcomes_are_shown(r: Rendered) -> None:
     assert re.search(r"T25FW \(s\)</td>.*?within the meaningful-change threshold", r.html, re.S)
 
 
+ALL_CHARTS = {"calendar", "adherence", "strength", "load", "sides", "effort", "velocity_loss",
+              "outcomes"}  # fmt: skip
+
+
 def test_nothing_empty_and_nothing_contradicts(r: Rendered) -> None:
     charts = set(re.findall(r'<img id="chart-(\w+)"', r.html))
-    assert charts == {"calendar", "adherence", "strength", "load", "sides", "effort",
-                      "velocity_loss", "outcomes"}  # fmt: skip
+    assert charts == ALL_CHARTS
     assert "empty-chart" not in r.html.split("<body>")[1]
     assert 'id="problems"' not in r.html
     # the alert reads in the summary's words and units
     assert "asymmetry 15.1 % (band ±10 %)" in r.html
     assert "http://" not in r.html
     assert "https://" not in r.html
+
+
+def test_every_patient_of_the_clinic_report_is_clean_and_agrees_with_the_index(
+    r: Rendered,
+) -> None:
+    """Not only the report patient: every report of the clinic has no empty chart, no
+    contradiction and no phantom lapse (only the seeded lapse patient has one), counts a
+    session over the velocity-loss limit as not completed (the seed: one of the two weekly
+    sessions), and the clinic index states the same compliance as each patient's report."""
+    c = r.fleet.clinics[0]
+    index = (r.out / "index.html").read_text()
+    for p in range(r.fleet.patients_per_clinic):
+        pid = r.fleet.patient_id(c, p)
+        html = (r.out / f"patient-{pid}.html").read_text()
+        d = report_data(html)
+        charts = set(re.findall(r'<img id="chart-(\w+)"', html))
+        placeholders = dict(
+            re.findall(r'<p class="empty-chart" id="chart-(\w+)-empty">(.*?)</p>', html)
+        )
+        assert charts | set(placeholders) == ALL_CHARTS, pid
+        assert not charts & set(placeholders), pid
+        # only the notes chart may be a sentence (only the report patient has notes), and
+        # the sentence says how to record them
+        assert set(placeholders) <= {"effort"}, pid
+        assert all("sledfleet note add" in why for why in placeholders.values()), pid
+        assert 'id="problems"' not in html, pid
+        assert datetime.fromisoformat(d["period_start"]) >= datetime.fromisoformat(d["care_start"])
+        if r.fleet.lapses(c, p):
+            assert len(d["lapses"]) == 1
+        else:
+            assert d["lapses"] == [], pid
+            assert 'id="lapses-none"' in html
+        starts = [session_starts(r.fleet, c, p, w) for w in range(WEEKS)]
+        assert d["completed"] == sum(1 for s in starts if s), pid  # the first of each week
+        assert d["sessions_not_as_prescribed"] == sum(len(s) - 1 for s in starts if s), pid
+        (row,) = re.findall(rf"<tr><td>{re.escape(pid)}</td>(.*?)</tr>", index)
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+        assert cells[2] == f"{d['completed'] / d['prescribed']:.0%}", pid  # compliance column
 
 
 def test_pdf_pages_render_and_carry_the_numbers(r: Rendered, tmp_path: Path) -> None:

@@ -91,7 +91,7 @@ def test_hosts_talk_by_name_and_leave_nothing(prefix: str) -> None:
     server.wait(10)
 
     sleeper = subprocess.Popen(net.command("c", ["sleep", "600"]))
-    wait_until(lambda: net.pids("c"), 10, "a process on host c")
+    wait_until(lambda: net.pids("c"), 60, "a process on host c")
     assert nothing_left(prefix), "leftovers() must see the live setup"
     netns.teardown(prefix)
     assert nothing_left(prefix) == {}
@@ -120,7 +120,7 @@ def test_ctrl_c_removes_everything(prefix: str) -> None:
     proc = _hold(prefix, wrapper=True)
     net = netns.Net(prefix, ["a", "b", "c"])
     subprocess.Popen(net.command("a", ["sleep", "600"]))
-    wait_until(lambda: net.pids("a"), 10, "a process on host a")
+    wait_until(lambda: net.pids("a"), 60, "a process on host a")
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
     proc.wait(60)
     assert nothing_left(prefix) == {}

@@ -149,7 +149,7 @@ def test_mqtt_interoperates_with_mosquitto_clients(
             timeout=30,
             check=True,
         )
-        wait_for(lambda: collector.messages, 10, "message from mosquitto_pub")
+        wait_for(lambda: collector.messages, 60, "message from mosquitto_pub")
         assert collector.messages[0].payload == b"from-cli"
     finally:
         collector.close()

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
+import uuid
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from storage.migrate import discover, migrate, status
+from storage.rows import EVENT, event_row
+from storage.writer import Batch, Writer
 from tests.integration.storage_support import REPO, fresh_database
 
 pytestmark = pytest.mark.integration
@@ -90,3 +96,34 @@ def test_cli_status_and_two_concurrent_migrations(admin_dsn: str) -> None:
         )
         assert "flavour: postgres" in st.stdout
         assert "pending" not in st.stdout
+
+
+def test_0015_unwraps_event_payloads_stored_as_json_strings(
+    admin_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before 0015 the sink stored an event's payload as a JSON string holding the object;
+    the migration turns such rows into the object and leaves the rest alone."""
+    import storage.migrate as m
+
+    every = m.discover()
+    monkeypatch.setattr(m, "discover", lambda: [x for x in every if x.version < 15])
+    now_ns = time.time_ns()
+    events = [
+        {"v": 1, "clinic_id": "uc1", "machine_id": "um1", "type": "fault", "seq": i,
+         "event_id": str(uuid.uuid4()), "ts_ns": now_ns + i, "code": "flat_channel",
+         "detail": f"event {i}"}
+        for i in range(2)
+    ]  # fmt: skip
+    with fresh_database(admin_dsn) as db, psycopg.connect(db.owner, autocommit=True) as conn:
+        assert 15 not in migrate(conn)
+        batch = Batch()
+        wrapped = list(event_row(events[0]))
+        wrapped[EVENT.names.index("payload")] = Jsonb(json.dumps(events[0]))  # the old bug
+        batch.add(EVENT, tuple(wrapped))
+        batch.add(EVENT, event_row(events[1]))
+        Writer(conn, "postgres").write(batch)
+        q = "SELECT seq, jsonb_typeof(payload), payload FROM sledfleet.machine_events ORDER BY 1"
+        assert [r[1] for r in conn.execute(q)] == ["string", "object"]
+        monkeypatch.setattr(m, "discover", lambda: every)
+        assert migrate(conn) == [x.version for x in every if x.version >= 15]
+        assert conn.execute(q).fetchall() == [(0, "object", events[0]), (1, "object", events[1])]

@@ -245,6 +245,11 @@ def test_frames_events_state_and_dead_letter_topics(db: Any, kafka_settings: Kaf
         assert conn.execute("SELECT type, code FROM sledfleet.machine_events").fetchall() == [
             ("fault", "flat_channel")
         ]
+        # the payload is the event as a JSON object, not a JSON string holding it
+        assert conn.execute(
+            "SELECT jsonb_typeof(payload), payload ->> 'detail', (payload ->> 'seq')::int "
+            "FROM sledfleet.machine_events"
+        ).fetchall() == [("object", "left load cell flat", 7)]
         assert conn.execute(
             "SELECT model, serial, agent_version, firmware, online FROM sledfleet.machines "
             "WHERE machine_id = 'fm1'"

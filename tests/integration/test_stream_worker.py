@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from stream_support import (
     dedup_all,
     diff_summary,
     end_offsets,
+    group_members,
     lagging,
     prescriptions_for,
     produce,
@@ -196,7 +196,12 @@ def test_kill9_mid_day_and_restart_equals_uninterrupted_run(
     assert not caught_up(kafka, w.group), "killed too late: the day was already done"
     # let the dead member's session expire first, so the restarted worker joins an
     # empty group instead of rebalancing mid-backlog (see the two-worker test)
-    time.sleep(float(w.env["SLEDFLEET_STREAM_SESSION_TIMEOUT_S"]) + 1)
+    wait_until(
+        lambda: group_members(kafka, w.group) == 0,
+        120,
+        "the killed worker's session to expire",
+        every=0.5,
+    )
     w.start()
     settle(kafka, [w], want)
 

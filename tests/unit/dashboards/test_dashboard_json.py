@@ -174,3 +174,42 @@ def test_cli_build_check_passes_on_the_committed_files(capsys: pytest.CaptureFix
 
     assert main(["dashboards", "build", "--check"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_clinic_dashboards_show_times_in_the_clinics_zone_not_the_browsers() -> None:
+    """Every clinic dashboard (committed JSON) carries its clinic's IANA zone from the tenants
+    file; a tenants file naming another zone changes every one of them."""
+    from dashboards.builders import build_all
+    from dashboards.tenants import parse
+
+    tenants = load()
+    for c in tenants.clinics:
+        for kind in ("clinic", "patient-progress", "machine-health"):
+            assert _load(build.JSON_DIR / c.id / f"{kind}.json")["timezone"] == c.time_zone
+    data = {
+        "database": {"host": "h", "name": "n", "ops_password_env": "A", "clinic_password_env": "B"},
+        "clinics": [
+            {"id": "x1", "name": "X", "org_id": 2, "time_zone": "Australia/Sydney"},
+            {"id": "x2", "name": "Y", "org_id": 3},
+        ],
+    }
+    zones = {d.path: d.model["timezone"] for d in build_all(parse(data))}
+    assert {p: z for p, z in zones.items() if p.startswith("x1/")} == {
+        "x1/clinic.json": "Australia/Sydney",
+        "x1/patient-progress.json": "Australia/Sydney",
+        "x1/machine-health.json": "Australia/Sydney",
+    }
+    assert {z for p, z in zones.items() if p.startswith("x2/")} == {"UTC"}
+    # the fleet spans several zones: its dashboards keep the viewer's
+    assert {z for p, z in zones.items() if p.startswith("operations/")} == {"browser"}
+
+
+def test_a_tenants_file_with_an_unknown_zone_is_refused() -> None:
+    from dashboards.tenants import parse
+
+    data = {
+        "database": {"host": "h", "name": "n", "ops_password_env": "A", "clinic_password_env": "B"},
+        "clinics": [{"id": "x1", "name": "X", "org_id": 2, "time_zone": "Europe/Atlantis"}],
+    }
+    with pytest.raises(ValueError, match=r"Europe/Atlantis.*not an IANA time zone"):
+        parse(data)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
+from psycopg.types.json import Jsonb
 
 from edge.contract import ContractError, validate_event
 from storage.notes import note_event
@@ -34,7 +35,9 @@ def test_a_note_passes_contract_and_schema_and_becomes_an_event_row() -> None:
     assert row["type"] == "patient_note"
     assert row["patient_id"] == "p1"
     assert row["ts_ns"] == int(AT.timestamp()) * 10**9
-    assert json.loads(row["payload"])["symptoms"] == "tingling left foot"
+    assert isinstance(row["payload"], Jsonb)  # the object itself, not its JSON text
+    assert row["payload"].obj == note
+    assert row["payload"].obj["symptoms"] == "tingling left foot"
 
 
 @pytest.mark.parametrize(

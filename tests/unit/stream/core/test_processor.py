@@ -199,15 +199,80 @@ def test_duplicate_and_out_of_order_frames() -> None:
     }
 
 
-def test_lost_frame_is_a_gap_with_an_alert() -> None:
+def _silence(clock_ns: int, silent_s: float) -> tuple[str, dict]:
+    return ("silence", {"clock_ns": clock_ns, "silent_ns": int(silent_s * 1e9), "wall_ns": 0})
+
+
+def test_lost_frame_is_a_gap_with_an_alert_once_the_machine_is_silent() -> None:
+    from stream.core.settings import CoreSettings
+
+    s = CoreSettings()
     sig = _set_of(3)
     items = _session(sig)
     lost = [i for i in items if not (i[0] == "frame" and i[1]["seq"] == 20)]
+    clock = T0 + round(sig.t_s * 1e9)
+    # the machine's clock running on is no reason to give the hole up...
     out = run([*lost, ("tick", {"now_ns": T0 + 10**12})])
+    assert kind(out, "alert") == []
+    assert kind(out, "rep") != []
+    # ...silence is: a short one is not enough, the reorder hold is
+    out = run([*lost, _silence(clock, s.reorder_hold_s / 2)])
+    assert kind(out, "alert") == []
+    out = run([*lost, _silence(clock, s.reorder_hold_s), ("tick", {"now_ns": T0 + 10**12})])
     (gap,) = kind(out, "alert")
     assert gap["rule"] == "frame_gap"
     assert gap["value"] == 1
     assert kind(out, "machine_status")[-1]["frames_missing"] == 1
+    assert len(kind(out, "rep")) == 3
+
+
+def test_lost_frame_is_given_up_when_the_reorder_buffer_overflows() -> None:
+    from stream.core.settings import CoreSettings
+
+    s = CoreSettings(reorder_window=5)
+    sig = _set_of(3)
+    items = _session(sig, size=20)
+    lost = [i for i in items if not (i[0] == "frame" and i[1]["seq"] == 20)]
+    out = run(lost[:-1], s)  # no check-out, no tick, no silence
+    (gap,) = kind(out, "alert")
+    assert gap["rule"] == "frame_gap"
+    assert len(kind(out, "rep")) >= 2
+
+
+def test_a_frame_far_behind_in_device_time_is_waited_for() -> None:
+    """Two bridges in a share group: one machine's frames reach Kafka tens of frames out
+    of order within a second (a backlog burst), so device time runs far past the
+    missing frame before it arrives. Only the buffer's size or silence gives it up."""
+    from stream.core.settings import CoreSettings
+
+    s = CoreSettings(reorder_window=64, reorder_hold_s=2.0)
+    sig = _set_of(4)
+    items = _session(sig, size=20)  # 20-sample frames: 0.2 s of device time each
+    ref = _keyed(run(items, s))
+    fr = [i for i in items if i[0] == "frame"]
+    late = fr[10]
+    behind = [*fr[:10], *fr[11:60], late, *fr[60:]]  # ~10 s of device time later
+    got = run([items[0], *behind, items[-1]], s, roundtrip=True)
+    assert [r for r in got if r["kind"] == "dead_letter"] == []
+    assert _keyed([r for r in got if r["kind"] != "machine_status"]) == {
+        k: v for k, v in ref.items() if k[0] != "machine_status"
+    }
+
+
+def test_ticks_while_a_frame_is_missing_do_not_split_the_set() -> None:
+    from stream.core.settings import CoreSettings
+
+    s = CoreSettings(reorder_window=64)
+    sig = _set_of(4)
+    items = _session(sig, size=20)
+    ref = _keyed(run(items, s))
+    fr = [i for i in items if i[0] == "frame"]
+    far = T0 + round(sig.t_s * 1e9) + 3600 * 10**9  # far past the quiet flush
+    mixed = [items[0], *fr[:30], *fr[31:50], ("tick", {"now_ns": far}), fr[30], *fr[50:]]
+    got = run([*mixed, items[-1]], s)
+    assert _keyed([r for r in got if r["kind"] not in ("machine_status",)]) == {
+        k: v for k, v in ref.items() if k[0] != "machine_status"
+    }
 
 
 def test_session_end_by_idle_timeout() -> None:
