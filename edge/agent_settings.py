@@ -50,6 +50,12 @@ class EdgeSettings:
     ack_timeout_s: float = env("SLEDFLEET_EDGE_ACK_TIMEOUT_S", 30.0)
     """``ack`` mode: rows the broker acknowledged are sent again when the oldest has waited
     this long for its end-to-end ack (and after every reconnect)..."""
+    max_unconfirmed_rows: int = env("SLEDFLEET_EDGE_MAX_UNCONFIRMED_ROWS", 48)
+    """``ack`` mode: new rows are sent only while fewer than this many are sent and not yet
+    confirmed. A frame held by a killed or slow bridge then has at most this many behind it,
+    inside the stream's reorder window (SLEDFLEET_CORE_REORDER_WINDOW, 64), and is not given
+    up as a gap while the agent re-sends it. Caps one machine's rate at about this many rows
+    per ack round trip (~0.2 s: ~240 frames/s, a live sled sends 2)."""
     ack_hole_s: float = env("SLEDFLEET_EDGE_ACK_HOLE_S", 2.0)
     """``ack`` mode: an unconfirmed row older than a confirmed one (lost on the way: a broker
     restarted before any bridge subscribed again) is sent again after this long. Kept well

@@ -78,23 +78,13 @@ def telemetry_in_kafka(kafka: KafkaSettings, topic: str) -> tuple[set[tuple[str,
 
 def late_frames(frames: list[tuple[str, int, int]]) -> int:
     """Frames the worker would refuse as late: each machine's frames in Kafka's order through
-    the core's SeqTracker, with the processor's hold rule (a hole is given up once frames
-    ``reorder_hold_s`` of device time past it arrived; wall-clock ticks left out)."""
-    core = CoreSettings()
+    the core's own SeqTracker (a hole is given up when the reorder buffer overflows; the
+    worker's other give-up, a machine silent for SLEDFLEET_CORE_REORDER_HOLD_S of wall time,
+    is left out)."""
+    window = CoreSettings().reorder_window
     trackers: dict[str, SeqTracker] = {}
-    held_since: dict[str, int | None] = {}
-    for machine, seq, t0 in frames:
-        tracker = trackers.setdefault(machine, SeqTracker(core.reorder_window))
-        tracker.accept({"seq": seq})
-        if not tracker.held:
-            held_since[machine] = None
-            continue
-        since = held_since.get(machine)
-        if since is None:
-            held_since[machine] = t0
-        elif t0 - since > core.reorder_hold_s * 1e9:
-            tracker.release_all()
-            held_since[machine] = None
+    for machine, seq, _t0 in frames:
+        trackers.setdefault(machine, SeqTracker(window)).accept({"seq": seq})
     return sum(t.late for t in trackers.values())
 
 

@@ -291,3 +291,19 @@ def test_resend_clock_hole_wait_and_backoff() -> None:
     assert clock.hole_current_s == 2.0
     assert clock.due(3, 8.0, hole=True)
     assert not clock.due(3, 8.5)  # no hole: the 30 s timeout applies
+
+
+def test_unconfirmed_rows_are_capped_so_frames_stay_inside_the_reorder_window(
+    tmp_path: Path,
+) -> None:
+    agent, link = e2e(tmp_path, max_unconfirmed_rows=3)
+    feed(agent, 260)
+    agent.pump()
+    assert seqs(link) == [0, 1, 2]
+    link.ack_all()
+    agent.pump()
+    assert seqs(link) == [0, 1, 2]  # the broker has them; nobody confirmed them yet
+    link.messages.append(ack([(0, 0), (2, 2)]))  # seq 1 held by a killed bridge
+    agent.pump()
+    assert seqs(link) == [0, 1, 2, 3, 4]
+    assert agent.outbox.stats().rows == 3  # 1, 3 and 4 wait for their ack
