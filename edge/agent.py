@@ -351,8 +351,8 @@ class EdgeAgent:
             self._cursor = max(self._cursor, row.id)
             self._sent_max = max(self._sent_max, row.id)
             self.published += 1
-        if self.end_to_end and rows:
-            self.resend.sent(self._cursor, time.monotonic())
+            if self.end_to_end:
+                self.resend.sent(row.id, time.monotonic())
 
     # --- state (birth / death) -------------------------------------------------------------------
 
