@@ -5,12 +5,16 @@ the publisher's message format (decoded by the agent's own parser)."""
 from __future__ import annotations
 
 import itertools
+import json
 import random
+from importlib import resources
 
+import pytest
 from frames import event, state, telemetry
+from jsonschema import Draft202012Validator
 
 from edge.acks import parse_ack
-from edge.contract import ack_topic, encode
+from edge.contract import ContractError, ack_topic, encode, validate_ack
 from stream.bridge.ack_out import AckPublisher
 from stream.bridge.acks import Ack, AckRef, AckTracker, RangeSet, dead_ack_ref
 from stream.bridge.core import route
@@ -127,3 +131,21 @@ def test_publisher_coalesces_per_machine_and_agent_parses_its_messages() -> None
     assert topic == ack_topic("c1", "m1")
     assert parse_ack(raw, "c1", "m1") == [("telemetry", [(0, 99)]), ("event", [(0, 0)])]
     assert (pub.messages, pub.refs) == (1, 101)
+
+
+def test_published_acks_pass_the_json_schema_and_bad_ones_fail_both() -> None:
+    schema = Draft202012Validator(
+        json.loads(resources.files("edge").joinpath("schemas", "ack.json").read_text())
+    )
+    sent: list[tuple[str, bytes]] = []
+    pub = AckPublisher("bridge-a", 0.1, lambda t, p: sent.append((t, p)) is None)
+    for s in (0, 1, 2, 7):
+        pub.add(AckRef("c1", "m1", "frames", s))
+    pub.flush()
+    payload = json.loads(sent[0][1])
+    assert list(schema.iter_errors(payload)) == []
+    for bad in ({"frames": [[1]]}, {"frames": [[-1, 2]]}, {"v": 2}, {"events": "x"}):
+        broken = {**payload, **bad}
+        assert list(schema.iter_errors(broken)) != []
+        with pytest.raises(ContractError):
+            validate_ack(broken, "c1", "m1")
