@@ -325,22 +325,22 @@ class EdgeAgent:
             rows = self.outbox.by_ids(self._retry)[:room]
             self._retry.difference_update(r.id for r in rows)
         rows += self.outbox.after(self._cursor, room - len(rows))
-        budget = len(rows)
+        limit: int | None = None
         if self.end_to_end:
             if self.link.generation != self._generation:
                 return  # reconnected since this pump's check: the next pump rewinds first
-            # new rows only while few are unconfirmed: a machine's frames never run more than
-            # this far past one a killed or slow bridge holds (the stream's reorder window)
-            unconfirmed = self.outbox.count_upto(self._sent_max)
-            budget = self.settings.max_unconfirmed_rows - unconfirmed
+            # a new row only within max_unconfirmed_rows of the oldest unconfirmed one: a
+            # frame a killed or slow bridge holds is never overtaken by more than that (the
+            # stream's reorder window), however many of the rows after it are confirmed
+            oldest = self.outbox.min_id()
+            if oldest is not None:
+                limit = oldest + self.settings.max_unconfirmed_rows
         for i, row in enumerate(rows):
             if row.id in self._handed:  # after a rewind: paho still holds it
                 self._cursor = max(self._cursor, row.id)
                 continue
-            if row.id > self._sent_max:
-                if budget <= 0:
-                    break
-                budget -= 1
+            if row.id > self._sent_max and limit is not None and row.id >= limit:
+                break
             payload = replayed_bytes(row.payload) if row.id <= self._replay_upto else row.payload
             mid = self.link.publish(row.topic, payload, row.qos, row.retain)
             if mid is None:  # paho refused (queue full): try again on a later pump

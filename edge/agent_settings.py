@@ -51,8 +51,10 @@ class EdgeSettings:
     """``ack`` mode: rows the broker acknowledged are sent again when the oldest has waited
     this long for its end-to-end ack (and after every reconnect)..."""
     max_unconfirmed_rows: int = env("SLEDFLEET_EDGE_MAX_UNCONFIRMED_ROWS", 48)
-    """``ack`` mode: new rows are sent only while fewer than this many are sent and not yet
-    confirmed. A frame held by a killed or slow bridge then has at most this many behind it,
+    """``ack`` mode: a new row is sent only while it is fewer than this many rows after the
+    oldest row not yet confirmed (however many rows between are confirmed: a frame a killed
+    bridge holds must not be overtaken without bound while its neighbours flow through the
+    other bridge). A frame held by a killed or slow bridge then has at most this many behind it,
     inside the stream's reorder window (SLEDFLEET_CORE_REORDER_WINDOW, 64), and is not given
     up as a gap while the agent re-sends it. Caps one machine's rate at about this many rows
     per ack round trip (~0.2 s: ~240 frames/s, a live sled sends 2)."""

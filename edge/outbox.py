@@ -281,12 +281,6 @@ class Outbox:
             self._rows -= deleted
         return deleted, top
 
-    def count_upto(self, row_id: int) -> int:
-        """Rows with id <= ``row_id`` (end-to-end mode: those sent and not yet confirmed)."""
-        return int(
-            self._db.execute("SELECT count(*) FROM outbox WHERE id <= ?", (row_id,)).fetchone()[0]
-        )
-
     def min_id(self) -> int | None:
         row = self._db.execute("SELECT min(id) FROM outbox").fetchone()
         return None if row[0] is None else int(row[0])

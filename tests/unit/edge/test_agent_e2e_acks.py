@@ -296,8 +296,8 @@ def test_resend_clock_hole_wait_and_backoff() -> None:
 def test_unconfirmed_rows_are_capped_so_frames_stay_inside_the_reorder_window(
     tmp_path: Path,
 ) -> None:
-    agent, link = e2e(tmp_path, max_unconfirmed_rows=3)
-    feed(agent, 260)
+    agent, link = e2e(tmp_path, max_unconfirmed_rows=3, ack_hole_s=600.0)
+    feed(agent, 560)
     agent.pump()
     assert seqs(link) == [0, 1, 2]
     link.ack_all()
@@ -305,5 +305,13 @@ def test_unconfirmed_rows_are_capped_so_frames_stay_inside_the_reorder_window(
     assert seqs(link) == [0, 1, 2]  # the broker has them; nobody confirmed them yet
     link.messages.append(ack([(0, 0), (2, 2)]))  # seq 1 held by a killed bridge
     agent.pump()
-    assert seqs(link) == [0, 1, 2, 3, 4]
-    assert agent.outbox.stats().rows == 3  # 1, 3 and 4 wait for their ack
+    assert seqs(link) == [0, 1, 2, 3]  # at most 3 rows from seq 1 on
+    assert outbox_seqs(agent)[:2] == [1, 3]  # 1 and 3 wait for their ack
+    # the other bridge confirms everything after seq 1: still nothing past 1 + 3
+    link.ack_all()
+    link.messages.append(ack([(3, 3)]))
+    agent.pump()
+    assert seqs(link) == [0, 1, 2, 3]
+    link.messages.append(ack([(1, 1)]))  # the held frame arrives at last
+    agent.pump()
+    assert seqs(link) == [0, 1, 2, 3, 4, 5, 6]
