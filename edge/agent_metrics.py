@@ -24,7 +24,10 @@ COUNTERS: Final = (
     ("events", "session/load/fault events framed"),
     ("samples", "sensor samples framed"),
     ("published", "messages handed to MQTT (replays included)"),
-    ("acked", "messages acknowledged by the broker and deleted from the outbox"),
+    ("acked", "messages acknowledged by the broker (deleted unless delete_on=ack)"),
+    ("confirmed", "outbox rows deleted on a bridge's end-to-end ack (Kafka holds them)"),
+    ("ack_resends", "re-sends of unconfirmed rows after the end-to-end ack timeout"),
+    ("bad_acks", "end-to-end ack messages ignored as malformed or for another machine"),
     ("outbox_dropped_frames", "oldest unsent frames dropped because the outbox was full"),
     ("runt_samples", "refused samples: a frame's tail shorter than the rate allows"),
     ("filled_samples", "missing samples filled as gaps (null values)"),
@@ -58,6 +61,9 @@ class EdgeCollector:
             totals["samples"] += fs.samples
             totals["published"] += a.published
             totals["acked"] += a.acked
+            totals["confirmed"] += a.confirmed
+            totals["ack_resends"] += a.resend.resends
+            totals["bad_acks"] += a.bad_acks
             totals["outbox_dropped_frames"] += ob.dropped_frames
             totals["runt_samples"] += fs.runt_samples
             totals["filled_samples"] += fs.filled_samples

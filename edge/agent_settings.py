@@ -43,6 +43,28 @@ class EdgeSettings:
     """Messages stored in one transaction at most; a full batch is stored at once."""
     backpressure_rows: int = env("SLEDFLEET_EDGE_BACKPRESSURE_ROWS", 2000)
     """A non-live source (replay, benchmark) pauses while this many rows are unsent."""
+    delete_on: str = env("SLEDFLEET_EDGE_DELETE_ON", "puback")
+    """When an outbox row is deleted: ``puback`` (the broker has it: lost if the broker dies
+    while it queues it) or ``ack`` (end-to-end: a bridge said Kafka with acks=all holds it;
+    needs bridges with SLEDFLEET_BRIDGE_PUBLISH_ACKS, the default). docs/contract.md."""
+    ack_timeout_s: float = env("SLEDFLEET_EDGE_ACK_TIMEOUT_S", 30.0)
+    """``ack`` mode: rows the broker acknowledged are sent again when the oldest has waited
+    this long for its end-to-end ack (and after every reconnect)..."""
+    max_unconfirmed_rows: int = env("SLEDFLEET_EDGE_MAX_UNCONFIRMED_ROWS", 48)
+    """``ack`` mode: a new row is sent only while it is fewer than this many rows after the
+    oldest row not yet confirmed (however many rows between are confirmed: a frame a killed
+    bridge holds must not be overtaken without bound while its neighbours flow through the
+    other bridge). A frame held by a killed or slow bridge then has at most this many behind it,
+    inside the stream's reorder window (SLEDFLEET_CORE_REORDER_WINDOW, 64), and is not given
+    up as a gap while the agent re-sends it. Caps one machine's rate at about this many rows
+    per ack round trip (~0.2 s: ~240 frames/s, a live sled sends 2)."""
+    ack_hole_s: float = env("SLEDFLEET_EDGE_ACK_HOLE_S", 2.0)
+    """``ack`` mode: an unconfirmed row older than a confirmed one (lost on the way: a broker
+    restarted before any bridge subscribed again) is sent again after this long. Kept well
+    under the stream's reorder hold (SLEDFLEET_CORE_REORDER_HOLD_S, 10 s) so it is not late."""
+    ack_timeout_max_s: float = env("SLEDFLEET_EDGE_ACK_TIMEOUT_MAX_S", 600.0)
+    """...the wait doubles after each re-send without progress, up to this (a platform outage
+    must not fill the broker with copies); back to ack_timeout_s once acks flow."""
     metrics_host: str = env("SLEDFLEET_EDGE_METRICS_HOST", "127.0.0.1")
     metrics_port: int = env("SLEDFLEET_EDGE_METRICS_PORT", 0)
     """/metrics and /healthz of the edge process (all its machines); 0 disables them."""

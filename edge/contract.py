@@ -140,6 +140,79 @@ def parse_topic(topic: str) -> TopicParts:
     return TopicParts(clinic_id, machine_id, kind)
 
 
+# --- End-to-end acknowledgement (platform -> agent; docs/contract.md) ---------------------
+
+ACK_KIND: Final = "ack"
+"""``sledfleet/v1/{clinic}/{machine}/ack``: a bridge tells the machine's agent which of its
+seqs Kafka holds (acks=all). Not a MESSAGE_KIND: the bridge never forwards it."""
+ACK_STREAMS: Final = ("frames", "events")
+"""Ack payload fields: ranges of telemetry seqs and of event seqs (separate counters)."""
+MAX_ACK_RANGES: Final = 4096
+"""Ranges per stream in one ack message at most (the bridge splits larger sets)."""
+_SEQ_MAX: Final = 2**63 - 1
+
+
+def ack_topic(clinic_id: str, machine_id: str) -> str:
+    """The MQTT topic of a machine's end-to-end acknowledgements."""
+    check_id("clinic_id", clinic_id)
+    check_id("machine_id", machine_id)
+    return f"{TOPIC_ROOT}/{clinic_id}/{machine_id}/{ACK_KIND}"
+
+
+SeqRange = tuple[int, int]
+
+
+def ack_payload(
+    clinic_id: str,
+    machine_id: str,
+    bridge_id: str,
+    frames: list[SeqRange],
+    events: list[SeqRange],
+    ts_ns: int,
+) -> dict[str, Any]:
+    """``{v, clinic_id, machine_id, bridge_id, ts_ns, frames, events}``; ranges inclusive."""
+    return {
+        "v": SCHEMA_VERSION,
+        "clinic_id": clinic_id,
+        "machine_id": machine_id,
+        "bridge_id": bridge_id,
+        "ts_ns": ts_ns,
+        "frames": [[lo, hi] for lo, hi in frames],
+        "events": [[lo, hi] for lo, hi in events],
+    }
+
+
+def validate_ack(
+    payload: Mapping[str, Any], clinic_id: str, machine_id: str
+) -> dict[str, list[SeqRange]]:
+    """The acknowledged seq ranges per stream of an ack message for this machine.
+
+    Raises ContractError: wrong version or ids, a range that is not ``[lo, hi]`` with
+    integers 0 <= lo <= hi, more than MAX_ACK_RANGES ranges."""
+    if not isinstance(payload, Mapping):
+        raise ContractError("not_an_object", "an ack is a JSON object")
+    check_version(payload)
+    if payload.get("clinic_id") != clinic_id or payload.get("machine_id") != machine_id:
+        raise ContractError("topic_mismatch", "ack ids differ from this machine's")
+    out: dict[str, list[SeqRange]] = {}
+    for stream in ACK_STREAMS:
+        ranges = payload.get(stream, [])
+        if not isinstance(ranges, list) or len(ranges) > MAX_ACK_RANGES:
+            raise ContractError("bad_field", f"{stream} must be a list of <= {MAX_ACK_RANGES}")
+        checked: list[SeqRange] = []
+        for r in ranges:
+            if (
+                not isinstance(r, list)
+                or len(r) != 2
+                or any(type(x) is not int for x in r)
+                or not 0 <= r[0] <= r[1] <= _SEQ_MAX
+            ):
+                raise ContractError("bad_field", f"{stream}: {str(r)[:40]} is not [lo, hi]")
+            checked.append((r[0], r[1]))
+        out[stream] = checked
+    return out
+
+
 # --- Encoding ------------------------------------------------------------------------------
 
 

@@ -7,8 +7,8 @@ passwords). From it ``write_broker_files`` renders, atomically:
 
 * ``devices.passwd`` (0600) and ``devices.acl``: the TLS listener's accounts. A device's
   username is its machine id; it may publish only ``sledfleet/v1/<its clinic>/<its
-  machine>/{telemetry,event,state}`` and read only ``.../config`` (explicit ``topic`` lines,
-  no ``pattern`` wildcards over the clinic level);
+  machine>/{telemetry,event,state}`` and read only ``.../config`` and ``.../ack``
+  (explicit ``topic`` lines, no ``pattern`` wildcards over the clinic level);
 * ``services.passwd`` (0600): the service accounts (bridge, simulator) of the loopback
   listener, whose ACL is the static ``services/mosquitto/acl``;
 * ``registry.json`` (0644, no secrets): machine id -> clinic id of every active device, the
@@ -63,7 +63,8 @@ SERVICE_PASSWD: Final = "services.passwd"  # noqa: S105 (a file name)
 REGISTRY_FILE: Final = "registry.json"
 PID_FILE: Final = "mosquitto.pid"
 DEVICE_WRITE_KINDS: Final = ("telemetry", "event", "state")
-DEVICE_READ_KINDS: Final = ("config",)
+DEVICE_READ_KINDS: Final = ("config", "ack")
+"""A device reads its desired config and its end-to-end acks (docs/contract.md)."""
 SERVICE_PREFIX: Final = "sledfleet-"
 """Service account names start with this; device (machine) ids may not, so the two never
 collide."""

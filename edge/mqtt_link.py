@@ -49,8 +49,10 @@ class MqttLink:
         session_expiry_s: int,
         reconnect_min_s: int = 1,
         reconnect_max_s: int = 30,
+        resend_on_reconnect: bool = True,
     ) -> None:
         self.settings = settings
+        self._resend_on_reconnect = resend_on_reconnect
         self.client_id = client_id
         self._subscriptions = subscriptions
         self._session_expiry_s = session_expiry_s
@@ -72,6 +74,7 @@ class MqttLink:
         c.on_disconnect = self._on_disconnect
         c.on_publish = self._on_publish
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         self.client = c
         self.connected = threading.Event()
         self._lock = threading.Lock()
@@ -153,6 +156,11 @@ class MqttLink:
         # limit change while connected: the agent caps its own window with this instead
         receive_max = getattr(properties, "ReceiveMaximum", None) if properties else None
         self.receive_maximum = int(receive_max or RECEIVE_MAXIMUM_DEFAULT)
+        if not self._resend_on_reconnect:
+            dropped = self._forget_unacknowledged(client)
+            if dropped:
+                log.info("%s: %d unacknowledged publishes left to the agent", self.client_id,
+                         dropped)  # fmt: skip
         for topic in self._subscriptions:
             client.subscribe(topic, qos=1)
         with self._lock:
@@ -166,6 +174,36 @@ class MqttLink:
             self.settings.port,
             flags.session_present,
         )
+
+    @staticmethod
+    def _forget_unacknowledged(client: mqtt.Client) -> int:
+        """Drop paho's unacknowledged publishes before it re-sends them (paho calls
+        on_connect first). End-to-end mode: the agent re-sends every unconfirmed row itself,
+        oldest first, so a machine's seqs stay in order across the reconnect (paho would send
+        its newest in-flight rows ahead of older rows the broker lost). Uses paho's private
+        ``_out_messages`` (paho is pinned below 3)."""
+        with client._out_message_mutex:
+            dropped = len(client._out_messages)
+            client._out_messages.clear()
+            client._inflight_messages = 0
+        return dropped
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused:
+            self.last_error = f"subscription refused: {', '.join(refused)}"
+            log.error(
+                "%s: %s (check the broker ACL: a device reads its config and ack topics)",
+                self.client_id,
+                self.last_error,
+            )
 
     def _on_disconnect(
         self,

@@ -1,8 +1,10 @@
 """The durable store-and-forward outbox: one SQLite file (WAL) per machine.
 
 A message is written here *before* it is handed to MQTT and deleted only after its
-PUBACK. Writes are batched: one transaction per ``store`` call (the agent stores every
-frame batch of a pump tick together) and one per ``delete`` batch of acknowledged rows.
+PUBACK, or, with end-to-end acknowledgement (``edge/acks.py``), only after a bridge said
+Kafka holds its seq (``delete_acked``). Writes are batched: one transaction per ``store``
+call (the agent stores every frame batch of a pump tick together) and one per ``delete``
+batch of acknowledged rows.
 
 Also persisted here, in the same transactions as the rows they describe: the next
 telemetry ``seq`` and event ``seq`` (so numbering continues after a restart or a
@@ -27,7 +29,7 @@ import fcntl
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -50,10 +52,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL,
     qos INTEGER NOT NULL,
     retain INTEGER NOT NULL,
-    samples INTEGER NOT NULL
+    samples INTEGER NOT NULL,
+    seq INTEGER
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_SEQ_INDEX: Final = "CREATE INDEX IF NOT EXISTS outbox_seq ON outbox(kind, seq)"
+"""End-to-end acks name seqs: deleting a range is an index range scan."""
 
 
 class OutboxInUse(RuntimeError):
@@ -86,6 +91,8 @@ class NewRow:
     qos: int = 1
     retain: bool = False
     samples: int = 0
+    seq: int | None = None
+    """The frame or event seq (what end-to-end acks name); None for other messages."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +140,25 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(_SCHEMA)
+        self._add_seq_column()
         self._rows, self._bytes = self._db.execute(
             "SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox"
         ).fetchone()
         self._meta: dict[str, Any] = {
             k: json.loads(v) for k, v in self._db.execute("SELECT key, value FROM meta")
         }
+
+    def _add_seq_column(self) -> None:
+        """Outboxes written before end-to-end acks lack ``seq``: add it from the payloads."""
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
+        if "seq" not in columns:
+            with self._tx():
+                self._db.execute("ALTER TABLE outbox ADD COLUMN seq INTEGER")
+                self._db.execute(
+                    "UPDATE outbox SET seq = json_extract(payload, '$.seq') "
+                    "WHERE kind IN ('telemetry', 'event')"
+                )
+        self._db.execute(_SEQ_INDEX)
 
     # --- persisted metadata ------------------------------------------------------------------
 
@@ -159,27 +179,35 @@ class Outbox:
 
     # --- rows ----------------------------------------------------------------------------------
 
-    def store(self, rows: Iterable[NewRow], protect_upto: int = 0, **meta: Any) -> int:
+    def store(
+        self,
+        rows: Iterable[NewRow],
+        protect_upto: int = 0,
+        protect: Collection[int] = (),
+        **meta: Any,
+    ) -> int:
         """Insert rows (and meta such as the next seq) in one transaction; enforce the bound.
 
-        ``protect_upto``: rows with ids up to this one are in flight and never dropped.
+        ``protect_upto``: rows with ids up to this one are in flight and never dropped;
+        ``protect``: these rows neither (end-to-end mode: only the rows in MQTT's hands, so
+        rows waiting for their ack can make room, counted as dropped like any other).
         Returns the number of frames dropped to make room.
         """
-        batch = [(r.kind, r.topic, r.payload, r.qos, int(r.retain), r.samples) for r in rows]
+        batch = [(r.kind, r.topic, r.payload, r.qos, int(r.retain), r.samples, r.seq) for r in rows]
         with self._tx():
             self._db.executemany(
-                "INSERT INTO outbox(kind, topic, payload, qos, retain, samples) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO outbox(kind, topic, payload, qos, retain, samples, seq) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 batch,
             )
             self._rows += len(batch)
             self._bytes += sum(len(r[2]) for r in batch)
-            dropped = self._enforce_bounds(protect_upto)
+            dropped = self._enforce_bounds(protect_upto, protect)
             if meta:
                 self._put_meta(meta)
         return dropped
 
-    def _enforce_bounds(self, protect_upto: int) -> int:
+    def _enforce_bounds(self, protect_upto: int, protect: Collection[int] = ()) -> int:
         if self._rows <= self.max_rows and self._bytes <= self.max_bytes:
             return 0
         excess_rows = self._rows - self.max_rows
@@ -194,6 +222,8 @@ class Outbox:
         for row_id, size, n in cur:
             if len(victims) >= excess_rows and freed_bytes >= excess_bytes:
                 break
+            if row_id in protect:
+                continue
             victims.append(row_id)
             freed_bytes += size
             samples += n
@@ -228,6 +258,32 @@ class Outbox:
                 if size is not None:
                     self._rows -= 1
                     self._bytes -= size[0]
+
+    def delete_acked(
+        self, acked: Iterable[tuple[str, list[tuple[int, int]]]], upto_id: int
+    ) -> tuple[int, int]:
+        """Delete rows of ``kind`` whose seq lies in one of the inclusive ranges, among rows
+        with id <= ``upto_id`` (those handed to MQTT: an ack cannot name a row never sent).
+        One transaction; returns the rows deleted and the highest id deleted (0: none)."""
+        deleted = top = 0
+        with self._tx():
+            for kind, ranges in acked:
+                for lo, hi in ranges:
+                    cur = self._db.execute(
+                        "DELETE FROM outbox WHERE kind = ? AND seq BETWEEN ? AND ? AND id <= ? "
+                        "RETURNING id, length(payload)",
+                        (kind, lo, hi, upto_id),
+                    )
+                    for row_id, size in cur:
+                        deleted += 1
+                        top = max(top, row_id)
+                        self._bytes -= size
+            self._rows -= deleted
+        return deleted, top
+
+    def min_id(self) -> int | None:
+        row = self._db.execute("SELECT min(id) FROM outbox").fetchone()
+        return None if row[0] is None else int(row[0])
 
     def after(self, row_id: int, limit: int) -> list[Row]:
         """Up to ``limit`` rows with id greater than ``row_id``, oldest first."""

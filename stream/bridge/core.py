@@ -25,6 +25,7 @@ from edge.contract import (
     parse_topic,
     validate_message,
 )
+from stream.bridge.acks import AckRef, ack_ref
 
 _orjson: ModuleType | None
 try:
@@ -58,6 +59,9 @@ class Record(NamedTuple):
     value: bytes
     headers: list[Header]
     reason: str | None = None
+    ack: AckRef | None = None
+    """The machine's seq this record lets the bridge acknowledge end to end (stream/bridge/
+    acks.py); None for state messages and for dead letters (the bridge derives theirs)."""
 
     @property
     def dead(self) -> bool:
@@ -102,8 +106,9 @@ def route(
         if cached is None:
             cached = _parse_topic(mqtt_topic)
         parts, target, key, topic_header = cached
-        if not fast_valid(parts, raw):
-            parts, _ = validate_message(mqtt_topic, raw)
+        payload = fast_payload(parts, raw)
+        if payload is None:
+            parts, payload = validate_message(mqtt_topic, raw)
     except ContractError as exc:
         reason, detail = exc.reason, exc.detail
     except (ValueError, OverflowError, TypeError, RecursionError) as exc:
@@ -121,6 +126,8 @@ def route(
                 ("received_at_ns", str(received_at_ns).encode()),
                 ("bridge_id", bridge_id.encode()),
             ],
+            None,
+            ack_ref(parts, payload),
         )
     return dead_record(
         mqtt_topic,
@@ -160,7 +167,12 @@ def _parse_topic(mqtt_topic: str) -> _TopicInfo:
 
 
 def fast_valid(parts: TopicParts, raw: bytes) -> bool:
-    """True when ``raw`` is certainly valid for ``parts``; False means "ask the contract".
+    """True when ``raw`` is certainly valid for ``parts``; False means "ask the contract"."""
+    return fast_payload(parts, raw) is not None
+
+
+def fast_payload(parts: TopicParts, raw: bytes) -> dict[str, object] | None:
+    """The payload when ``raw`` is certainly valid for ``parts``; None means "ask the contract".
 
     orjson parses a frame about 5x faster than ``json``. It is stricter (it refuses NaN,
     Infinity, lone surrogates and integers beyond 64 bits, or turns the latter into floats
@@ -168,18 +180,18 @@ def fast_valid(parts: TopicParts, raw: bytes) -> bool:
     also valid under the contract's own ``json`` decoding; everything else falls through.
     """
     if _orjson is None or len(raw) > MAX_PAYLOAD_BYTES:
-        return False
+        return None
     try:
         payload = _orjson.loads(raw)
     except ValueError:  # orjson.JSONDecodeError is a ValueError
-        return False
+        return None
     if type(payload) is not dict:
-        return False
+        return None
     try:
         VALIDATORS[parts.kind](payload, parts)
     except (ValueError, OverflowError, TypeError):  # ContractError is a ValueError
-        return False
-    return True
+        return None
+    return payload
 
 
 def dead_record(

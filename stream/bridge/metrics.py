@@ -43,6 +43,8 @@ class BridgeMetrics:
         self.acks_sent = 0
         self.acks_dropped = 0
         self.mqtt_connects = 0
+        self.e2e_ack_messages = 0  # written by the ack publisher's thread only
+        self.e2e_acked_seqs = 0
         self._answered = 0  # records Kafka acknowledged or refused
         self.mqtt_connected = False
         self.mqtt_subscribed = False
@@ -152,6 +154,16 @@ class BridgeMetrics:
                 self.acks_dropped,
             )
             yield _counter("mqtt_connects", "MQTT connections made", self.mqtt_connects)
+            yield _counter(
+                "e2e_ack_messages",
+                "end-to-end ack messages published to agents (one per machine per interval)",
+                self.e2e_ack_messages,
+            )
+            yield _counter(
+                "e2e_acked_seqs",
+                "frame and event seqs acknowledged end to end (Kafka holds them)",
+                self.e2e_acked_seqs,
+            )
             yield GaugeMetricFamily(
                 PREFIX + "in_flight",
                 "messages received and not yet acknowledged by Kafka",

@@ -42,6 +42,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.contract import KAFKA_BY_KIND, KAFKA_DEADLETTER
 from edge.settings import KafkaSettings, MqttSettings
+from stream.bridge.ack_out import AckPublisher
+from stream.bridge.acks import AckRef, dead_ack_ref
 from stream.bridge.core import AckWindow, Record, route, subscriptions
 from stream.bridge.kafka_confluent import DeliveryFailed
 from stream.bridge.kafka_out import Out, connect_producer
@@ -84,6 +86,13 @@ class Bridge:
         self._in_flight = 0
         self._producer: Out | None = None
         self._client: BufferedClient | None = None
+        self.acks: AckPublisher | None = None
+        """End-to-end acks to the agents (docs/contract.md); None when switched off."""
+        if settings.publish_acks:
+            self.acks = AckPublisher(
+                self.client_id, settings.ack_interval_ms / 1000, self._publish_ack
+            )
+            self.acks.on_flush = self._count_acks
         prefix = kafka_settings.topic_prefix
         targets = (*dict.fromkeys(KAFKA_BY_KIND.values()), KAFKA_DEADLETTER)
         self.topics = [prefix + t for t in targets]
@@ -108,6 +117,8 @@ class Bridge:
             s.host, s.port, keepalive=s.keepalive_s, clean_start=False, properties=props
         )
         self._client.loop_start()
+        if self.acks is not None:
+            self.acks.start()
         log.info(
             "bridge %s: MQTT %s:%d, Kafka %s, topics %s",
             self.client_id,
@@ -140,6 +151,8 @@ class Bridge:
         if left:
             log.warning("%d messages not acknowledged by Kafka at shutdown", left)
             drained = False
+        if self.acks is not None:
+            self.acks.stop()  # what Kafka took is acknowledged to the agents before we go
         if self._client is not None:
             # DISCONNECT queues behind the PUBACKs already queued, so they reach the broker
             self._client.disconnect()
@@ -181,6 +194,7 @@ class Bridge:
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
+        client.max_inflight_messages_set(s.max_inflight)  # outgoing: the end-to-end acks
         if s.username:
             client.username_pw_set(s.username, s.password.reveal() or None)
         if s.tls:
@@ -283,7 +297,10 @@ class Bridge:
             self._in_flight += 1
             token = self._window.add(mid, qos)
         self.metrics.on_received()
-        flight = _InFlight(self, token, record, started)
+        ack = record.ack
+        if ack is None and record.dead and self.acks is not None:
+            ack = dead_ack_ref(topic, raw)  # Kafka holds it as a dead letter: let it go
+        flight = _InFlight(self, token, record, started, ack)
         assert self._producer is not None
         try:
             self._producer.produce(record, flight)
@@ -303,6 +320,20 @@ class Bridge:
                 # under the lock: acks leave in window order, never after a reset
                 self._client.ack_many([mid for mid, qos in due if qos == 1])
         self.metrics.on_kafka_ack(record.topic, record.reason, latency_s, len(due))
+        if flight.ack is not None and self.acks is not None:
+            self.acks.add(flight.ack)
+
+    def _count_acks(self, messages: int, seqs: int) -> None:
+        self.metrics.e2e_ack_messages, self.metrics.e2e_acked_seqs = messages, seqs
+
+    def _publish_ack(self, topic: str, payload: bytes) -> bool:
+        """One end-to-end ack (AckPublisher's thread): QoS 1, retained; paho keeps it
+        while the connection is down."""
+        client = self._client
+        if client is None:
+            return False
+        info = client.publish(topic, payload, qos=1, retain=True)
+        return info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN)
 
     def _failed(self, flight: _InFlight, exc: BaseException) -> None:
         with self._room:
@@ -320,13 +351,16 @@ class Bridge:
 class _InFlight:
     """One message between ``producer.send`` and Kafka's answer."""
 
-    __slots__ = ("bridge", "record", "started", "token")
+    __slots__ = ("ack", "bridge", "record", "started", "token")
 
-    def __init__(self, bridge: Bridge, token: int, record: Record, started: float) -> None:
+    def __init__(
+        self, bridge: Bridge, token: int, record: Record, started: float, ack: AckRef | None
+    ) -> None:
         self.bridge = bridge
         self.token = token
         self.record = record
         self.started = started
+        self.ack = ack
 
     def ok(self, _metadata: object) -> None:
         self.bridge._acked(self)

@@ -75,5 +75,13 @@ class BridgeSettings:
     shutdown_timeout_s: float = env("SLEDFLEET_BRIDGE_SHUTDOWN_TIMEOUT_S", 30.0)
     """On SIGTERM, how long to wait for Kafka to acknowledge what is in flight."""
 
+    publish_acks: bool = env("SLEDFLEET_BRIDGE_PUBLISH_ACKS", True)
+    """End-to-end acknowledgement (docs/contract.md): after Kafka took a machine's frames and
+    events (acks=all), publish their seqs on ``sledfleet/v1/<clinic>/<machine>/ack`` (QoS 1,
+    retained); agents with ``SLEDFLEET_EDGE_DELETE_ON=ack`` delete outbox rows only then."""
+    ack_interval_ms: int = env("SLEDFLEET_BRIDGE_ACK_INTERVAL_MS", 100)
+    """Acks are coalesced: at most one message per machine per this many ms (benchmarks/
+    e2e_ack.py measured the cost). Longer: fewer messages, outboxes drain later."""
+
     def resolved_client_id(self) -> str:
         return self.client_id or f"bridge-{socket.gethostname()}-{self.instance}"

@@ -283,9 +283,7 @@ def test_clinic_and_patient_views_count_completed_the_same_way(seeded: Seeded) -
         span = TimeRange(fleet.start_datetime - timedelta(days=1), now)  # local midnights
         zone = ZoneInfo(TIME_ZONE)
         clinic_var = Variable("clinic", [c], multi=True, include_all=True, options=[c])
-        patient_var = Variable(
-            "patient", [ALL], multi=True, include_all=True, options=patients
-        )
+        patient_var = Variable("patient", [ALL], multi=True, include_all=True, options=patients)
         daily = run(conn, "clinic_sessions_daily", Context(span, [clinic_var]))
         clinic_daily = {
             t.astimezone(zone).date(): n

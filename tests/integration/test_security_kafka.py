@@ -105,7 +105,10 @@ def test_secure_broker_refuses_anonymous_and_keeps_passwords_out_of_argv(
 ) -> None:
     ready = subprocess.run(
         ["python3", str(Path("services/kafka/ready.py").resolve()), str(secure.port), "5"],
-        capture_output=True, text=True, timeout=30, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
         cwd=Path(__file__).resolve().parents[2],
     )
     assert ready.returncode == 1, ready.stdout  # a PLAINTEXT metadata request gets nothing
@@ -151,8 +154,13 @@ def test_wrong_password_is_one_clear_line(
         "SLEDFLEET_STREAM_DATA_DIR": str(tmp_path / "data"),
     }
     result = subprocess.run(
-        [SLEDFLEET, *command], env=env, capture_output=True, text=True, timeout=120,
-        check=False, cwd=tmp_path,
+        [SLEDFLEET, *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
     )
     assert result.returncode == 2, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -177,9 +185,7 @@ def test_bridge_user_cannot_read_output_or_machine_topics(
         _end_offsets(bridge, reps)  # the bridge does not even see them
 
 
-def test_sink_user_cannot_write_the_machine_topic(
-    secure: PrivateSecureKafka, prefix: str
-) -> None:
+def test_sink_user_cannot_write_the_machine_topic(secure: PrivateSecureKafka, prefix: str) -> None:
     sink, bridge = secure.settings_for("sink", prefix), secure.settings_for("bridge", prefix)
     machine, dead = prefix + contract.KAFKA_TELEMETRY, prefix + contract.KAFKA_DEADLETTER
     _send(sink, dead)  # its grant: dead letters
@@ -241,8 +247,9 @@ def test_day_flows_bridge_to_worker_to_sink_with_per_service_users(
         bridge.close(timeout=10)
 
     worker_env = {**secure.env_for("worker"), "SLEDFLEET_KAFKA_TOPIC_PREFIX": prefix}
-    worker = Worker(secure.settings_for("worker", prefix), APP_ID, tmp_path, "secure",
-                    extra_env=worker_env).start()
+    worker = Worker(
+        secure.settings_for("worker", prefix), APP_ID, tmp_path, "secure", extra_env=worker_env
+    ).start()
     sink = KafkaConsumer(
         prefix + contract.KAFKA_REPS,
         **_client_kwargs(secure.settings_for("sink", prefix)),

@@ -39,6 +39,7 @@ def test_device_acl_names_its_own_clinic_and_machine_only(tmp_path: Path) -> Non
         "topic write sledfleet/v1/c01/c01-m01/event",
         "topic write sledfleet/v1/c01/c01-m01/state",
         "topic read sledfleet/v1/c01/c01-m01/config",
+        "topic read sledfleet/v1/c01/c01-m01/ack",
     ]
     registry = json.loads((tmp_path / devices.REGISTRY_FILE).read_text())
     assert registry["machines"] == {"c01-m01": "c01", "c02-m01": "c02"}

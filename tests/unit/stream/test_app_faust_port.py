@@ -40,7 +40,6 @@ def test_mark_acked_adds_holes_folds_gaps_and_never_lists_an_offset_twice() -> N
 
     from intervaltree import IntervalTree
 
-
     gaps: defaultdict[object, IntervalTree] = defaultdict(IntervalTree)
     gaps[B].addi(3, 6)  # Faust recorded offsets 3..5 of B as a gap (5 was delivered)
     consumer = SimpleNamespace(

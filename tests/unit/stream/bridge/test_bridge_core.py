@@ -37,9 +37,7 @@ def _dead(record: Record) -> dict[str, object]:
         ("state", state(), "sledfleet.telemetry"),
     ],
 )
-def test_every_kind_goes_to_the_machines_one_ordered_topic_keyed_by_machine(
-    kind, payload, target
-):
+def test_every_kind_goes_to_the_machines_one_ordered_topic_keyed_by_machine(kind, payload, target):
     raw = encode(payload)
     record = _route(f"sledfleet/v1/c1/m1/{kind}", raw)
     assert not record.dead

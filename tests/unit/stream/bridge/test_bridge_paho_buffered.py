@@ -243,3 +243,16 @@ def test_a_failing_fast_callback_raises_after_consuming_its_packet(fast):
     with pytest.raises(RuntimeError):
         client.loop_read()
     assert client.fast_messages == 1
+
+
+def test_own_unacknowledged_publishes_do_not_starve_the_fast_path(fast):
+    # the bridge publishes end-to-end acks (QoS 1): paho's loop_read would read one packet
+    # per such message through its slow parser
+    client, peer, raw = fast
+    for i in range(300):
+        client._out_messages[60000 + i] = mqtt.MQTTMessage(60000 + i, b"sledfleet/v1/c/m/ack")
+    packets = [publish_packet(f"t/{i}", bytes([i]) * 500, i + 1) for i in range(200)]
+    feed(peer, b"".join(packets))
+    read_until(client, raw, 200)
+    assert [r[0] for r in raw] == list(range(1, 201))
+    assert client.fast_messages >= 190
