@@ -340,7 +340,7 @@ def measure(run: Any, sims: list[Any], fleet: Any, args: argparse.Namespace) -> 
         for i in range(0, len(sims), args.edge_per_process)
     ]
     children = [
-        ctx.Process(target=edge_child, args=(sims, idx, outbox, results), daemon=True)
+        ctx.Process(target=edge_child, args=(sims, idx, outbox, results, os.getpid()), daemon=True)
         for idx in slices
     ]
     started_ns = min(m.t0_ns for m in sims)
@@ -459,8 +459,14 @@ def measure(run: Any, sims: list[Any], fleet: Any, args: argparse.Namespace) -> 
     }
 
 
-def edge_child(sims: list[Any], idx: list[int], outbox: str, results: Any) -> None:
-    """One edge process: agents for ``sims[idx]`` until their data is acknowledged."""
+def edge_child(sims: list[Any], idx: list[int], outbox: str, results: Any, parent: int) -> None:
+    """One edge process: agents for ``sims[idx]`` until their data is acknowledged; it
+    ends with the benchmark even when that is killed with SIGKILL."""
+    from dashboards.demo.processes import die_with_parent
+
+    preexec = die_with_parent(parent)
+    if preexec is not None:
+        preexec()
     mine = [sims[i] for i in idx]
     base = replace(load(EdgeSettings), outbox_dir=outbox)
     runner = FleetRunner(

@@ -42,13 +42,15 @@ class RoleFailed(RuntimeError):
     """A role process exited or never became healthy."""
 
 
-def die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn``: the child gets PARENT_DEATH_SIGNAL when this process dies (and
-    signals itself at once if this process is already gone). None where prctl is missing."""
+def die_with_parent(parent: int | None = None) -> Callable[[], None] | None:
+    """A ``preexec_fn``: the child gets PARENT_DEATH_SIGNAL when ``parent`` (default: this
+    process) dies, and signals itself at once if it is already gone. Called in a forked
+    child (multiprocessing), pass the parent's pid and call the result. None where prctl is
+    missing."""
     if not sys.platform.startswith("linux"):
         return None
     prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
-    parent = os.getpid()
+    parent = os.getpid() if parent is None else parent
     sig = int(PARENT_DEATH_SIGNAL)
 
     def preexec() -> None:
