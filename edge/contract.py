@@ -423,6 +423,26 @@ EVENT_FIELDS: Final[Mapping[str, frozenset[str]]] = {
 """Fields an event of each type may carry besides ``EVENT_COMMON_FIELDS``. Every type in
 ``EVENT_TYPES`` needs an entry (tests/unit/edge/test_contract_strict.py checks)."""
 SETUP_FIELDS: Final = frozenset({"seat_position", "footplate_position"})
+CALIBRATION_FIELDS: Final = frozenset({"usable_rom_mm", "zero_offsets"})
+"""What a config's ``calibration`` (echoed in the state) may hold, as a ``calibrated`` event."""
+STATE_FIELDS: Final = frozenset(
+    {"v", "clinic_id", "machine_id", "status", "ts_ns", "rate_hz", "agent_version",
+     "firmware", "frame_samples", "calibration", "config_version", "config_error",
+     "clock_offset_ms", "next_seq", "outbox", "outbox_dropped", "framing", "model", "serial"}
+)  # fmt: skip
+"""A state message's fields (``model`` and ``serial`` name the machine, stored by the sink)."""
+STATE_NESTED_FIELDS: Final[Mapping[str, frozenset[str]]] = {
+    "outbox": frozenset({"rows", "bytes", "dropped_frames", "dropped_samples"}),
+    "framing": frozenset(
+        ("runt_samples", "filled_samples", "out_of_range_values", "clock_jumps", "rejected_events")
+    ),
+    "calibration": CALIBRATION_FIELDS,
+}
+"""The diagnostics objects of a state message and their fields (null allowed)."""
+CONFIG_FIELDS: Final = frozenset(
+    {"v", "clinic_id", "machine_id", "config_version", "rate_hz", "frame_samples",
+     "calibration"}
+)  # fmt: skip
 PERSONAL_DATA_PATTERN: Final = re.compile(
     r"(^|_)(name|names|surname|firstname|lastname|dob|birth|birthdate|birthday|born|"
     r"email|e_mail|phone|mobile|address|ssn|nhs|insurance)(_|$)",
@@ -566,10 +586,29 @@ def _patient_note(payload: Mapping[str, Any]) -> None:
         )
 
 
+def _check_nested(payload: Mapping[str, Any], where: str) -> None:
+    """Each diagnostics object (``outbox``, ``framing``, ``calibration``) is null or an
+    object of its listed fields only (``unknown_field`` / ``personal_data``)."""
+    for key, allowed in STATE_NESTED_FIELDS.items():
+        value = payload.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, Mapping):
+            raise ContractError("bad_field", f"{where}.{key} must be an object or null")
+        check_fields(value, allowed, f"{where}.{key}")
+
+
 @_total
 def validate_state(payload: Mapping[str, Any], topic: TopicParts | None = None) -> None:
     check_version(payload)
     check_ids(payload, topic)
+    check_fields(payload, STATE_FIELDS, "state")
+    _check_nested(payload, "state")
+    error = payload.get("config_error")
+    if error is not None and (not isinstance(error, str) or len(error) > MAX_FREE_TEXT_CHARS):
+        raise ContractError(
+            "bad_field", f"config_error must be a string of <= {MAX_FREE_TEXT_CHARS} chars"
+        )
     status = payload.get("status")
     if status not in ("online", "offline"):
         raise ContractError("bad_field", "status must be online or offline")
@@ -582,6 +621,8 @@ def validate_state(payload: Mapping[str, Any], topic: TopicParts | None = None) 
 def validate_config(payload: Mapping[str, Any], topic: TopicParts | None = None) -> None:
     check_version(payload)
     check_ids(payload, topic)
+    check_fields(payload, CONFIG_FIELDS, "config")
+    _check_nested({"calibration": payload.get("calibration")}, "config")
     _int(payload, "config_version", 0, _U32)
     if "rate_hz" in payload:
         _number(payload, "rate_hz", RATE_HZ_RANGE)

@@ -187,6 +187,11 @@ print(i)')"
 # the credentials are in the formatted metadata log.
 kafka_secrets() {
     local dir="$1" log="$2" user
+    for user in controller "${KAFKA_USERS[@]}"; do
+        if [[ -f "$dir/data/meta.properties" && ! -s "$dir/secrets/$user.password" ]]; then
+            fail kafka "$dir/secrets/$user.password is gone but the log holds its SCRAM user; remove $dir to start afresh" "$log"
+        fi
+    done
     (
         umask 077
         mkdir -p "$dir/secrets"

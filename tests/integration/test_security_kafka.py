@@ -1,8 +1,9 @@
 """Issue #13, Kafka layer: SASL/SCRAM-SHA-512 with one user per role and least-privilege
 ACLs, on a real secure Kafka started by ``services/start kafka --secure`` in a private run
 dir (never the shared 9092 broker). A wrong password is one clear line; each ACL denial is
-shown next to the same call succeeding for the user that holds the grant; a day of one
-machine flows bridge user → worker user → sink user."""
+shown next to the same call succeeding for the user that holds the grant; the bridge process
+forwards MQTT as its user, and a day of two machines flows bridge user → worker → sink →
+PostgreSQL, each role a real process with its own user."""
 
 from __future__ import annotations
 
@@ -10,15 +11,19 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from bridge_support import BridgeProcess, Publisher, frame, topic_for
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAuthorizationFailedError
 from polling import wait_until
 from servers import PrivateSecureKafka
+from storage_support import SinkProcess, migrated_database
 from stream_support import (
     SLEDFLEET,
     TEST_TOPICS,
@@ -31,7 +36,7 @@ from stream_support import (
 )
 
 from edge import contract, kafka_login
-from edge.settings import KafkaSettings
+from edge.settings import KafkaSettings, MqttSettings
 from stream.bridge.kafka_out import make_producer
 from stream.bridge.settings import BridgeSettings
 from stream.kafka_acls import acl_table, apply_acls
@@ -212,9 +217,60 @@ def test_only_admin_creates_topics(secure: PrivateSecureKafka, prefix: str) -> N
             assert codes[name] == TopicAuthorizationFailedError.errno, (user, codes)
 
 
-def test_day_flows_bridge_to_worker_to_sink_with_per_service_users(
-    secure: PrivateSecureKafka, prefix: str, tmp_path: Path
+def test_bridge_process_forwards_mqtt_as_its_kafka_user(
+    secure: PrivateSecureKafka, prefix: str, tmp_path: Path, mqtt_settings: MqttSettings
 ) -> None:
+    """``sledfleet bridge`` logged in as ``bridge`` forwards MQTT frames to the machine
+    topic (the worker user reads them back); nothing is dead-lettered."""
+    clinic = f"c{uuid.uuid4().hex[:8]}"
+    machine = f"{clinic}-m1"
+    bridge = BridgeProcess(
+        mqtt_settings,
+        secure.settings_for("bridge", prefix),
+        client_id=f"bridge-{clinic}",
+        group=f"g{clinic}",
+        clinic=clinic,
+        log_dir=tmp_path,
+        extra_env=secure.env_for("bridge"),
+    ).start()
+    try:
+        bridge.wait_healthy(120)
+        publisher = Publisher(mqtt_settings, f"pub-{clinic}")
+        try:
+            for seq in range(5):
+                publisher.publish(topic_for(clinic, machine), frame(clinic, machine, seq))
+            publisher.wait_all(60)
+        finally:
+            publisher.close()
+        worker = secure.settings_for("worker", prefix)
+        machine_topic = prefix + contract.KAFKA_TELEMETRY
+
+        def forwarded() -> int:
+            ends = KafkaConsumer(**_client_kwargs(worker))
+            try:
+                tps = [
+                    TopicPartition(machine_topic, p)
+                    for p in ends.partitions_for_topic(machine_topic) or ()
+                ]
+                return sum(ends.end_offsets(tps).values())
+            finally:
+                ends.close()
+
+        wait_until(lambda: forwarded() >= 5, 120, "5 frames on the machine topic")
+        assert forwarded() == 5
+        assert _end_offsets(worker, prefix + contract.KAFKA_DEADLETTER) == {
+            TopicPartition(prefix + contract.KAFKA_DEADLETTER, 0): 0
+        }
+    finally:
+        bridge.stop_quietly()
+    assert "AuthorizationFailed" not in bridge.log(), bridge.log()
+
+
+def test_day_flows_bridge_to_worker_to_sink_with_per_service_users(
+    secure: PrivateSecureKafka, prefix: str, tmp_path: Path, admin_dsn: str
+) -> None:
+    """The bridge's own producer (user bridge) → ``sledfleet stream worker`` (user worker)
+    → ``sledfleet sink`` (user sink) → PostgreSQL: every rep of two machines' day."""
     plan = DayPlan(clinics=1, machines_per_clinic=2, sessions_per_machine=1, sets=2, reps=3)
     inputs = synthetic_day(plan)
     rx = prescriptions_for(inputs)
@@ -246,32 +302,41 @@ def test_day_flows_bridge_to_worker_to_sink_with_per_service_users(
     finally:
         bridge.close(timeout=10)
 
+    cleanup = ExitStack()
+    db = cleanup.enter_context(migrated_database(admin_dsn))
     worker_env = {**secure.env_for("worker"), "SLEDFLEET_KAFKA_TOPIC_PREFIX": prefix}
     worker = Worker(
         secure.settings_for("worker", prefix), APP_ID, tmp_path, "secure", extra_env=worker_env
-    ).start()
-    sink = KafkaConsumer(
-        prefix + contract.KAFKA_REPS,
-        **_client_kwargs(secure.settings_for("sink", prefix)),
-        group_id=f"{prefix}sledfleet-sink",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+    )
+    sink = SinkProcess(
+        db.owner,
+        secure.settings_for("sink", prefix),
+        f"{prefix}sledfleet-sink",
+        tmp_path,
+        extra_env=secure.env_for("sink"),
     )
     got: set[tuple[Any, ...]] = set()
     try:
+        worker.start()
+        sink.start()
 
         def all_reps() -> bool:
             assert worker.alive(), worker.log_text()[-3000:]
-            for records in sink.poll(timeout_ms=500).values():
-                for r in records:
-                    got.update(dedup([contract.decode(r.value)]))
+            assert sink.proc is not None
+            assert sink.proc.poll() is None, sink.log()
+            with psycopg.connect(db.owner) as conn:
+                rows = conn.execute(
+                    "SELECT machine_id, session_id, set_no, rep_no FROM sledfleet.reps"
+                ).fetchall()
+            got.update(("rep", *row) for row in rows)
             return got >= want
 
-        wait_until(all_reps, 240, f"{len(want)} reps read by the sink user")
-        sink.commit()  # the sink's group grant covers its offsets
+        wait_until(all_reps, 200, f"{len(want)} reps stored by the sink", every=0.5)
     finally:
-        sink.close()
+        sink_code = sink.stop() if sink.proc is not None else 0
         code = worker.stop()
+        cleanup.close()
     assert got == want
-    assert code == 0, worker.log_text()[-3000:]
-    assert "AuthorizationFailed" not in worker.log_text(), worker.log_text()[-3000:]
+    assert (code, sink_code) == (0, 0), worker.log_text()[-3000:] + sink.log()
+    for log in (worker.log_text(), sink.log()):
+        assert "AuthorizationFailed" not in log, log[-3000:]

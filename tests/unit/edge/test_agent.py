@@ -188,11 +188,12 @@ def test_config_is_applied_persisted_and_reported(tmp_path: Path) -> None:
     agent, link = make_agent(tmp_path)
     agent.start()
     agent.pump()
-    link.messages.append(config(3, rate_hz=50, frame_samples=20, calibration={"rom": 400}))
+    calibration = {"usable_rom_mm": 400}
+    link.messages.append(config(3, rate_hz=50, frame_samples=20, calibration=calibration))
     agent.pump()
     birth = link.payloads("state")[-1]
     assert (birth["config_version"], birth["rate_hz"], birth["frame_samples"]) == (3, 50.0, 20)
-    assert birth["calibration"] == {"rom": 400}
+    assert birth["calibration"] == {"usable_rom_mm": 400}
     assert birth["config_error"] is None
     feed(agent, 100)
     agent.finish()

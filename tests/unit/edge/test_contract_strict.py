@@ -84,3 +84,30 @@ def test_free_text_is_bounded() -> None:
 
 def test_every_event_type_lists_its_fields() -> None:
     assert set(contract.EVENT_FIELDS) == set(contract.EVENT_TYPES)
+
+
+def _state(**extra: Any) -> dict[str, Any]:
+    return {"v": 1, "clinic_id": "c1", "machine_id": "c1-m1", "status": "online",
+            "ts_ns": 1_763_900_000 * 10**9, "rate_hz": 100.0, **extra}  # fmt: skip
+
+
+def _config(**extra: Any) -> dict[str, Any]:
+    return {"v": 1, "clinic_id": "c1", "machine_id": "c1-m1", "config_version": 2, **extra}
+
+
+def test_state_and_config_are_strict_too() -> None:
+    contract.validate_state(
+        _state(outbox={"rows": 1, "bytes": 2, "dropped_frames": 0, "dropped_samples": 0},
+               calibration={"usable_rom_mm": 400.0}, config_error=None)
+    )  # fmt: skip
+    contract.validate_config(_config(calibration={"usable_rom_mm": 400.0}))
+    assert _reason("state", _state(temperature=20)) == "unknown_field"
+    assert _reason("state", _state(patient_name="Jane")) == "personal_data"
+    assert _reason("state", _state(framing={"runt_samples": 0, "owner_email": "x"})) == (
+        "personal_data"
+    )
+    assert _reason("state", _state(outbox={"rows": 1, "extra": 2})) == "unknown_field"
+    assert _reason("state", _state(config_error="e" * 513)) == "bad_field"
+    assert _reason("config", _config(notes="x")) == "unknown_field"
+    assert _reason("config", _config(calibration={"patient_name": "Jane"})) == "personal_data"
+    assert _reason("config", _config(calibration=[1])) == "bad_field"
