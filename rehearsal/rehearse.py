@@ -101,6 +101,12 @@ or lagging role never ends a segment early). Above the worker's stall exit
 the kafka-leader segment short."""
 
 
+ADHERENCE_WAIT_S = 120.0
+"""After its reps, a segment's weekly adherence rows may still be on their way (sessions are
+re-keyed by patient, then counted): the score is taken again until they match or this
+much time has passed (twice the patients' tick interval)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Segment:
     """One slice of the fleet (its own clinics, machines, patients) and the fault it meets."""
@@ -205,6 +211,10 @@ def run_segment(
     t_last = max((s["t"] for s in samples if s.get("reps", -1) == mon.latest_reps()),
                  default=time.time())  # fmt: skip
     score = dep.probe("score", "--dsn", dep.dsn, *args)
+    wait = time.monotonic() + ADHERENCE_WAIT_S
+    while score["adherence_exact"] < score["adherence_rows"] and time.monotonic() < wait:
+        time.sleep(5.0)  # polling: the weekly rows follow the sessions through the patients
+        score = dep.probe("score", "--dsn", dep.dsn, *args)
     published = _fleet_stats(fleet).get("frames", -1)
     kafka = dep.probe("kafka-seqs", "--bootstrap", dep.kafka.bootstrap,
                       "--machine-prefix", f"s{seg.index}c")  # fmt: skip
