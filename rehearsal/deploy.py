@@ -36,7 +36,8 @@ def faketime_env(ahead_s: float) -> dict[str, str]:
     Debian package ``libfaketime``, installed by services/bootstrap)."""
     import glob
 
-    libs = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+    # the MT build: librdkafka's and Python's threads wait on realtime deadlines
+    libs = sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1"))
     if not libs:
         raise RuntimeError("libfaketime is not installed (services/bootstrap installs it)")
     return {
