@@ -245,29 +245,12 @@ def score(args: argparse.Namespace) -> dict[str, Any]:
             "SELECT count(*) FROM sledfleet.sessions WHERE machine_id = ANY(%s)",
             ([m.machine_id for m in fleet.machines],),
         ).fetchone()
-        stored = {
-            (r[0], r[1]): [r[2], r[3], r[4]]
-            for r in conn.execute(
-                "SELECT patient_id, iso_week, prescribed, attended, completed"
-                " FROM sledfleet.adherence_weekly WHERE patient_id = ANY(%s)",
-                ([t["patient_id"] for t in truth["adherence"]],),
-            ).fetchall()
-        }
-    adherence_diff = [
-        {"patient": t["patient_id"], "week": t["iso_week"],
-         "stored": stored.get((t["patient_id"], t["iso_week"])),
-         "truth": [t["prescribed"], t["attended"], t["completed"]]}
-        for t in truth["adherence"]
-        if stored.get((t["patient_id"], t["iso_week"]))
-        != [t["prescribed"], t["attended"], t["completed"]]
-    ][:10]  # fmt: skip
     return {
         "truth_sessions": len(truth["sessions"]),
         "sessions": int(sessions[0]) if sessions else 0,
         **asdict(result),
         "sets_exact_fraction": result.sets_exact_fraction,
         "passed": result.passed(),
-        "adherence_diff": adherence_diff,
     }
 
 
@@ -295,11 +278,7 @@ def group_lag(bootstrap: str, groups: list[str]) -> int:
         for group in groups:
             offsets = admin.list_group_offsets({group: None}).get(group, {})
             done = {tp: m.offset for tp, m in offsets.items()}
-            tps = [
-                tp
-                for topic in {tp.topic for tp in done}
-                for tp in _partitions(consumer, topic)
-            ]
+            tps = [tp for topic in {tp.topic for tp in done} for tp in _partitions(consumer, topic)]
             for tp, end in consumer.end_offsets(tps).items():
                 lag += max(0, end - max(0, done.get(tp, 0)))
         return lag

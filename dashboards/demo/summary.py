@@ -120,6 +120,8 @@ class Score:
     asi_p95: float
     adherence_rows: int
     adherence_exact: int
+    adherence_diff: tuple[dict[str, Any], ...] = ()
+    """The first truth rows (up to 10) the stored weekly rows do not match."""
 
     @property
     def sets_exact_fraction(self) -> float:
@@ -165,7 +167,7 @@ def score_against_truth(
         if t["valid"] and t.get("asi_pct") is not None and d["asi_pct"] is not None
     ]
     sets_exact = _sets_exact(truth["sets"], db.values())
-    adh_rows, adh_exact = _adherence_exact(conn, truth["adherence"])
+    adh_diff = adherence_mismatches(conn, truth["adherence"])
     return Score(
         truth_reps=len(truth_reps),
         matched_reps=len(matched),
@@ -176,8 +178,9 @@ def score_against_truth(
         mcv_p95=p95(mcv_err),
         rom_p95=p95(rom_err),
         asi_p95=p95(asi_err),
-        adherence_rows=adh_rows,
-        adherence_exact=adh_exact,
+        adherence_rows=len(truth["adherence"]),
+        adherence_exact=len(truth["adherence"]) - len(adh_diff),
+        adherence_diff=tuple(adh_diff[:10]),
     )
 
 
@@ -197,24 +200,27 @@ def _sets_exact(
     )
 
 
-def _adherence_exact(
+def adherence_mismatches(
     conn: psycopg.Connection[Any], truth_rows: Sequence[Mapping[str, Any]]
-) -> tuple[int, int]:
+) -> list[dict[str, Any]]:
+    """The truth's weekly rows the stream's rows do not match: patient, week, stored
+    (prescribed, attended, completed) or None, truth. The week in progress is compared on
+    attended and completed only: the stream prorates its ``prescribed`` up to today."""
     if not truth_rows:
-        return 0, 0
+        return []
     weeks = sorted(r["week_start"] for r in truth_rows)
     cur = conn.cursor(row_factory=dict_row)
     got = {
         (r["patient_id"], r["iso_week"]): (r["prescribed"], r["attended"], r["completed"])
         for r in cur.execute(Q_ADHERENCE, {"first": weeks[0], "last": weeks[-1]}).fetchall()
     }
-
-    def same(t: Mapping[str, Any]) -> bool:
+    out = []
+    for t in truth_rows:
         g = got.get((t["patient_id"], t["iso_week"]))
-        if g is None:
-            return False
-        if t["week_start"] == weeks[-1]:  # the week in progress: the stream prorates
-            return g[1:] == (t["attended"], t["completed"])  # "prescribed" up to today
-        return g == (t["prescribed"], t["attended"], t["completed"])
-
-    return len(truth_rows), sum(1 for t in truth_rows if same(t))
+        want = (t["prescribed"], t["attended"], t["completed"])
+        compared = slice(1, 3) if t["week_start"] == weeks[-1] else slice(0, 3)
+        if g is None or g[compared] != want[compared]:
+            out.append(
+                {"patient": t["patient_id"], "week": t["iso_week"], "stored": g, "truth": want}
+            )
+    return out

@@ -63,11 +63,12 @@ ESTIMATE_WINDOW: Final = 32
 transport delay is never negative, the NTP minimum-delay filter)."""
 
 
-def _shifted(event: dict[str, Any], by_ns: int) -> dict[str, Any]:
-    ts = event.get("ts_ns")
-    if not isinstance(ts, int) or isinstance(ts, bool):
-        return event
-    return {**event, "ts_ns": ts + by_ns}
+def _shifted(payload: dict[str, Any], key: str, by_ns: int) -> dict[str, Any]:
+    """``payload`` with its time ``key`` moved by ``by_ns`` (a copy when it moves)."""
+    ts = payload.get(key)
+    if not by_ns or not isinstance(ts, int) or isinstance(ts, bool):
+        return payload
+    return {**payload, key: ts + by_ns}
 
 
 def frame_end_ns(frame: dict[str, Any]) -> int:
@@ -125,7 +126,8 @@ class Timeline:
         offset = int(d.get("o", 0))
         if not d.get("qr") and offset:  # held corrected: back to device time
             queue = [
-                (None if ts is None else ts + offset, _shifted(ev, offset)) for ts, ev in queue
+                (None if ts is None else ts + offset, _shifted(ev, "ts_ns", offset))
+                for ts, ev in queue
             ]
         return cls(
             d.get("c"),
@@ -257,10 +259,7 @@ class Timeline:
 
     def _corrected(self, payload: dict[str, Any], key: str) -> dict[str, Any]:
         """``payload`` with its device time in platform time (a copy when corrected)."""
-        ts = payload.get(key)
-        if not self.offset_ns or not isinstance(ts, int) or isinstance(ts, bool):
-            return payload
-        return {**payload, key: ts - self.offset_ns}
+        return _shifted(payload, key, -self.offset_ns)
 
     # --- internals -----------------------------------------------------------------------
 

@@ -199,14 +199,15 @@ class Pipeline:
     sink_group: str = ""
     roles: RoleSet = field(default_factory=RoleSet)
     zones_registered: bool = False
+    sink_topics: list[str] = field(init=False)
+    """The topics the sink reads (its settings as the sink process loads them)."""
 
-    def idle(self) -> bool:
-        """The worker and the sink have committed every message of their inputs."""
+    def __post_init__(self) -> None:
         from storage.routing import topics
         from storage.sink import SinkSettings
 
         s = load(SinkSettings)
-        sink_topics = list(
+        self.sink_topics = list(
             topics(
                 self.kafka.topic_prefix,
                 frames=s.frames,
@@ -215,8 +216,11 @@ class Pipeline:
                 dead_letters=s.dead_letters,
             )
         )
+
+    def idle(self) -> bool:
+        """The worker and the sink have committed every message of their inputs."""
         return not lagging(self.kafka, self.worker.group) and not lagging(
-            self.kafka, self.sink_group, sink_topics
+            self.kafka, self.sink_group, self.sink_topics
         )
 
     def check(self) -> None:
