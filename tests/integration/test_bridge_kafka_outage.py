@@ -1,6 +1,8 @@
 """Kafka stops for 20 s under a running bridge (PRIVATE Kafka and Mosquitto).
 
-While Kafka is down the bridge acknowledges nothing, its in-flight count stays bounded
+While Kafka is down the bridge acknowledges nothing (the feeder pauses until every frame
+so far is acknowledged, Kafka stops, the feeder resumes: from then on the ack count must not
+move at all, however slow the machine), its in-flight count stays bounded
 (the broker's view of our Receive Maximum) and its memory flat; Mosquitto keeps the rest
 for the bridge's session while the publisher carries on. When Kafka is back everything
 flows and every frame is in Kafka.
@@ -12,7 +14,7 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,21 +40,6 @@ def rss_kb(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def settled(read: Callable[[], float], quiet_s: float = 1.0, timeout: float = 60.0) -> float:
-    """The value of ``read`` once two readings ``quiet_s`` apart are equal."""
-    last = [read()]
-
-    def still() -> bool:
-        time.sleep(quiet_s)
-        now = read()
-        same = now == last[0]
-        last[0] = now
-        return same
-
-    wait_until(still, timeout, "the value to settle", every=0)
-    return last[0]
-
-
 @pytest.fixture
 def servers() -> Iterator[tuple[PrivateMosquitto, PrivateKafka]]:
     with PrivateMosquitto() as broker, PrivateKafka() as kafka:
@@ -75,11 +62,19 @@ def test_kafka_outage_stops_acks_and_loses_nothing(servers, unique, tmp_path: Pa
     ).start()
     pub = Publisher(broker.settings, f"pub-{unique}")
     stop = threading.Event()
+    running = threading.Event()  # cleared: the feeder pauses between rounds
+    running.set()
+    paused = threading.Event()
     published = dict.fromkeys(MACHINES, 0)
 
     def publish() -> None:
         seq = 0
         while not stop.is_set():
+            if not running.is_set():
+                paused.set()
+                running.wait(1.0)
+                continue
+            paused.clear()
             for m in MACHINES:
                 pub.publish(f"sledfleet/v1/{clinic}/{m}/telemetry", frame(clinic, m, seq))
                 published[m] = seq + 1
@@ -94,11 +89,21 @@ def test_kafka_outage_stops_acks_and_loses_nothing(servers, unique, tmp_path: Pa
         wait_until(lambda: bridge.metric_sum("forwarded_total") >= 400, 60, "traffic to flow")
         rss_before = rss_kb(bridge.proc.pid)
 
+        # every frame so far acknowledged before Kafka stops: a condition, not a quiet spell
+        running.clear()
+        wait_until(paused.is_set, 60, "the feeder to pause")
+        pub.wait_all(timeout=120)
+        sent = sum(published.values())
+        wait_until(
+            lambda: bridge.metrics().get("mqtt_acks_total", -1) >= sent
+            and bridge.metrics().get("in_flight") == 0,
+            120,
+            "every frame so far to be acknowledged",
+        )
+        acks_at_outage = bridge.metrics()["mqtt_acks_total"]
         kafka.stop()
         kafka.wait_port_closed()
-        # acks of requests Kafka answered before it went away drain out: wait until the
-        # count holds still over a second (however long a loaded machine takes for that)
-        acks_at_outage = settled(lambda: bridge.metrics()["mqtt_acks_total"])
+        running.set()
         outage_ends = time.monotonic() + OUTAGE_S - 3.0
         peak_in_flight = 0.0
         while time.monotonic() < outage_ends:
