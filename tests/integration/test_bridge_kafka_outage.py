@@ -95,8 +95,10 @@ def test_kafka_outage_stops_acks_and_loses_nothing(servers, unique, tmp_path: Pa
         pub.wait_all(timeout=120)
         sent = sum(published.values())
         wait_until(
-            lambda: bridge.metrics().get("mqtt_acks_total", -1) >= sent
-            and bridge.metrics().get("in_flight") == 0,
+            lambda: (
+                bridge.metrics().get("mqtt_acks_total", -1) >= sent
+                and bridge.metrics().get("in_flight") == 0
+            ),
             120,
             "every frame so far to be acknowledged",
         )
