@@ -140,9 +140,7 @@ def _missing(admin: Any, wanted: list[Any]) -> int:
         host="*",
         operation=ACLOperation.ANY,
         permission_type=ACLPermissionType.ANY,
-        resource_pattern=ResourcePatternFilter(
-            ResourceType.ANY, None, ACLResourcePatternType.ANY
-        ),
+        resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
     )
     shown, _error = admin.describe_acls(everything)
     have = {_key(a) for a in shown}

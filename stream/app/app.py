@@ -35,6 +35,7 @@ from stream.topics import TOPIC_ALREADY_EXISTS
 
 log = logging.getLogger(__name__)
 
+
 def exit_stuck(lasted_s: float) -> None:
     """Leave a rebalance Faust does not finish: at once, like the kill -9 the pipeline is
     scored through (state and offsets are in Kafka); a supervisor restarts the worker."""

@@ -14,9 +14,10 @@ State is one table value per machine (``stream.app.state``), bounded in size, wr
 after the batch's outputs are acknowledged (``stream.app.agents``). Nothing about one
 machine depends on another: not its clock, not its backlog, not its rate.
 
-The wall clock serves liveness only (:meth:`MachineAgent.on_idle_check`): a machine
-silent for ``reorder_idle_s`` whose partition is read to its end releases what its
-timeline holds; silence past the offline grace or the session gap reaches the core's
+The wall clock serves liveness only (:meth:`MachineAgent.on_idle_check`), decided by
+:class:`stream.core.liveness.Liveness`: a machine silent for ``reorder_idle_s`` whose
+partition is read to its end releases what its timeline holds; silence past the offline
+grace or the session gap reaches the core's
 :meth:`~stream.core.processor.MachineProcessor.on_silence`. It never discards data.
 
 Telemetry Faust's fetcher stepped over after a restart is read with a side consumer
@@ -38,6 +39,7 @@ from stream.app import codecs, holes
 from stream.app.agents import Plumbing
 from stream.app.side_reader import SideReader
 from stream.app.state import MachineEntry, Message, StateTable, machine_from_json
+from stream.core.liveness import Heard, Liveness
 from stream.core.processor import MachineProcessor
 from stream.core.timeline import Step, Timeline
 
@@ -66,15 +68,6 @@ class _Batch:
     holes: list[holes.Hole] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class _Seen:
-    """Liveness bookkeeping of one machine (memory only, rebuilt after a rebalance)."""
-
-    partition: int
-    wall: float  # monotonic time of its last message
-    silence_done: float = 0.0  # the silence (s) its last liveness check covered
-
-
 class MachineAgent:
     def __init__(
         self,
@@ -94,17 +87,13 @@ class MachineAgent:
         self.validate = validate
         self.clock = clock  # wall time for liveness only (monotonic seconds)
         self.side = SideReader(bootstrap, kafka_auth)
-        self._seen: dict[str, _Seen] = {}
-        self._next_offset: dict[int, int] = {}  # partition -> next offset to handle
-        self._last_wall: dict[int, float] = {}  # partition -> monotonic time of its last message
-        self._stall_checked: dict[int, float] = {}
-        self._stalled: set[int] = set()  # partitions read by the side consumer (Faust stalled)
-        self._generation: int | None = None
         s = processor.s
-        self._marks = sorted(
-            {timing.reorder_idle_s, s.reorder_hold_s, s.machine_offline_grace_s, s.session_idle_s}
+        self.live = Liveness(
+            timing.reorder_idle_s,
+            timing.stall_s,
+            (timing.reorder_idle_s, s.reorder_hold_s, s.machine_offline_grace_s, s.session_idle_s),
         )
-        """Silences (s) at which a machine gets a liveness check: once each."""
+        self._generation: int | None = None
 
     # --- state ---------------------------------------------------------------------------
 
@@ -135,15 +124,11 @@ class MachineAgent:
         if generation == self._generation:
             return
         self._generation = generation
-        self._next_offset.clear()
-        self._stalled.clear()
-        owned = self.p.assigned(self.p.topics.machines)
-        now = self.clock()
-        self._seen = {}
-        for machine_id in self.table.snapshot_keys():
-            partition = self.table.partition_of(machine_id)
-            if partition in owned:
-                self._seen[machine_id] = _Seen(partition, now)
+        self.live.reset(
+            ((m, self.table.partition_of(m)) for m in self.table.snapshot_keys()),
+            self.p.assigned(self.p.topics.machines),
+            self.clock(),
+        )
 
     # --- the core ------------------------------------------------------------------------
 
@@ -174,8 +159,7 @@ class MachineAgent:
     def _handle(
         self, batch: _Batch, partition: int, offset: int, raw: bytes | None, headers: Any
     ) -> None:
-        # never backwards: a late redelivery must not fake a hole in the next batch
-        self._next_offset[partition] = max(self._next_offset.get(partition, 0), offset + 1)
+        self.live.handled(partition, offset)
         topics = self.p.topics
         try:
             kind, payload = codecs.decode_machine_input(raw, headers, self.validate)
@@ -183,13 +167,7 @@ class MachineAgent:
             batch.out.append(self.p.dead(topics.machines, raw, err))
             return
         machine_id = payload["machine_id"]
-        wall = self.clock()
-        self._last_wall[partition] = wall
-        seen = self._seen.get(machine_id)
-        if seen is None:
-            self._seen[machine_id] = _Seen(partition, wall)
-        else:
-            seen.partition, seen.wall, seen.silence_done = partition, wall, 0.0
+        self.live.heard(machine_id, partition, self.clock())
         entry = self._entry(batch, machine_id, payload["clinic_id"], partition)
         tl = entry.timeline
         if kind != "telemetry":  # validated events and births/deaths, for the sink
@@ -218,9 +196,9 @@ class MachineAgent:
                 message = event.message
                 for offset, raw, headers in skipped.pop((message.partition, message.offset), ()):
                     self._handle(batch, message.partition, offset, raw, headers)
-                if message.offset < self._next_offset.get(message.partition, 0):
+                if self.live.already_handled(message.partition, message.offset):
                     continue  # already handled (read from a stalled partition)
-                self._stalled.discard(message.partition)  # Faust delivers it again
+                self.live.delivered(message.partition)  # Faust delivers it again
                 self._handle(
                     batch, message.partition, message.offset, message.value, message.headers
                 )
@@ -246,7 +224,9 @@ class MachineAgent:
         port = self.p.port
         found = holes.find_holes(
             ((e.message.tp, e.message.offset) for e in events if e.message.topic == topic),
-            lambda tp: self._next_offset.get(tp.partition, port.committed(tp)),
+            lambda tp: (
+                n if (n := self.live.next_offset(tp.partition)) is not None else port.committed(tp)
+            ),
         )
         if not found:
             return {}
@@ -263,15 +243,10 @@ class MachineAgent:
 
     def _caught_up(self, owned: set[int]) -> set[int]:
         """Owned partitions handled up to the end last seen by the fetcher."""
-        done = set()
-        port = self.p.port
-        for p in owned:
-            tp = TP(self.p.topics.machines, p)
-            end = port.highwater(tp)
-            handled = max(self._next_offset.get(p, 0), port.committed(tp) or 0)
-            if end is not None and handled >= end:
-                done.add(p)
-        return done
+        port, topic = self.p.port, self.p.topics.machines
+        return self.live.caught_up(
+            owned, lambda p: port.highwater(TP(topic, p)), lambda p: port.committed(TP(topic, p))
+        )
 
     async def on_idle_check(self) -> None:
         """Timer: each machine silent (wall clock) on a partition read to its end
@@ -282,36 +257,24 @@ class MachineAgent:
         owned = self.p.assigned(self.p.topics.machines)
         now = self.clock()
         caught_up = self._caught_up(owned)
-        quiet = {
-            p
-            for p in owned
-            if now - self._last_wall.setdefault(p, now) >= self.timing.reorder_idle_s
-        }
-        if caught_up >= owned - quiet:
-            # every busy partition is read to its end: only then can a quiet partition
-            # with a backlog be a stall (under load a partition's messages may sit in
-            # Faust's buffers behind other partitions' for longer than ``stall_s``)
-            await self._check_stalls(quiet - caught_up, now)
-        silent = [
-            (machine_id, seen)
-            for machine_id, seen in sorted(self._seen.items())
-            if seen.partition in caught_up
-            and any(seen.silence_done < mark <= now - seen.wall for mark in self._marks)
-        ]
+        suspects = self.live.stall_suspects(owned, caught_up, now)
+        if suspects:
+            await self._check_stalls(suspects, now)
+        silent = self.live.silent(caught_up, now)
         if not silent:
             return
         async with self.p.lock:
             self._new_generation()
             batch = _Batch()
             wall_ns = time.time_ns()
-            for machine_id, seen in silent:
-                if self._seen.get(machine_id) is seen:  # not replaced by a rebalance
-                    self._silence(batch, machine_id, seen, now - seen.wall, wall_ns)
+            for machine_id, heard in silent:
+                if self.live.current(machine_id) is heard:  # not replaced by a rebalance
+                    self._silence(batch, machine_id, heard, now - heard.wall, wall_ns)
             if batch.out or batch.dirty:
                 await self.p.flush(batch.out, self._changelog(batch))
 
     def _silence(
-        self, batch: _Batch, machine_id: str, seen: _Seen, silent: float, wall_ns: int
+        self, batch: _Batch, machine_id: str, heard: Heard, silent: float, wall_ns: int
     ) -> None:
         """One liveness check of a silent machine; its entry is written only when the
         check produced records (a later check redoes the rest after a restart)."""
@@ -320,7 +283,7 @@ class MachineAgent:
             return
         c = self.p.counters
         c.silence_checks += 1
-        seen.silence_done = silent
+        self.live.checked(heard, silent)
         sub = _Batch()
         steps = entry.timeline.release_quiet()
         c.held_released += len(steps)
@@ -338,47 +301,34 @@ class MachineAgent:
             batch.out += sub.out
             batch.dirty[machine_id] = entry
 
-    async def _check_stalls(self, quiet: set[int], now: float) -> None:
-        """A partition with messages waiting and none handled for ``stall_s`` while every
-        other owned partition is read to its end is *stalled*: its waiting messages are
-        read with the side consumer and handled here, in order, and Faust's bookkeeping
-        is told they were handled (so its commits move on). A partition once stalled is
-        read this way at every check until Faust delivers from it again.
+    async def _check_stalls(self, suspects: list[int], now: float) -> None:
+        """A stall suspect (:meth:`Liveness.stall_suspects`) with messages waiting is
+        *stalled*: its waiting messages are read with the side consumer and handled
+        here, in order, and Faust's bookkeeping is told they were handled (so its commits
+        move on). A partition once stalled is read this way at every check until Faust
+        delivers from it again.
 
         Seen with Faust 0.15 after a rebalance or under load in the middle of a backlog:
         the partition stays assigned and "active" but is never fetched again (the
         1,000-machine benchmark met it on one partition of twelve)."""
-        suspects = [
-            p
-            for p in sorted(quiet)
-            if p in self._stalled
-            or (
-                now - self._last_wall[p] >= self.timing.stall_s
-                and now - self._stall_checked.get(p, 0.0) >= self.timing.stall_s
-            )
-        ]
-        if not suspects:
-            return
-        for p in suspects:
-            self._stall_checked[p] = now
         topic = self.p.topics.machines
         port = self.p.port
         ends = await self.side.end_offsets([TP(topic, p) for p in suspects])
         async with self.p.lock:
             for tp, end in sorted(ends.items()):
-                handled = max(self._next_offset.get(tp.partition, 0), port.committed(tp) or 0)
+                handled = self.live.handled_to(tp.partition, port.committed(tp))
                 if end <= handled or not port.ready():
                     continue
-                if tp.partition not in self._stalled:
+                if not self.live.is_stalled(tp.partition):
                     log.warning(
                         "partition %s stalled at offset %s of %s for %.0f s (Faust fetches "
                         "it no more); reading it with the side consumer",
                         tp.partition,
                         handled,
                         end,
-                        now - self._last_wall[tp.partition],
+                        self.live.silent_for(tp.partition, now),
                     )
-                    self._stalled.add(tp.partition)
+                    self.live.stalled(tp.partition)
                 await self._read_stalled(tp, handled, end)
 
     async def _read_stalled(self, tp: Any, start: int, end: int) -> None:
@@ -400,7 +350,7 @@ class MachineAgent:
         """The latest device clock among this worker's machines (patients' "today")."""
         clocks = [
             e.timeline.clock_ns
-            for m in list(self._seen)
+            for m in self.live.machines()
             if (e := self.table.get(m)) is not None and e.timeline.clock_ns is not None
         ]
         return max(clocks) if clocks else None
