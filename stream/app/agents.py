@@ -27,10 +27,13 @@ from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from faust.types import TP
+
 from edge import contract
 from edge.contract import ContractError
 from stream.app import codecs
 from stream.app.faust_port import FaustPort
+from stream.app.holes import Hole
 from stream.app.state import Message
 from stream.core.processor import REJECTED
 
@@ -126,10 +129,22 @@ class Plumbing:
         """Send messages and wait until Kafka acknowledged every one."""
         await self.port.produce(messages)
 
-    async def flush(self, out: list[Message], changelog: list[Message]) -> None:
-        """Outputs first, then state: see the module docstring."""
+    async def checkpoint(
+        self,
+        out: list[Message],
+        changelog: list[Message],
+        holes: list[Hole] | None = None,
+        inputs: set[TP] | None = None,
+    ) -> None:
+        """The one way a batch's results leave the worker, in the module docstring's
+        order: outputs produced and acknowledged, then the changelog, then Faust may
+        commit the batch's ``inputs`` (with the ``holes`` it stepped over and the batch
+        read directly: ``FaustPort.mark_acked``). Input a patient agent takes from
+        Faust's stream iterator is acked by Faust itself after the batch (no ``inputs``)."""
         await self.produce(out)
         await self.produce(changelog)
+        if inputs is not None:
+            self.port.mark_acked(holes or [], inputs)
 
     def route(self, records: Iterable[dict[str, Any]], out: list[Message]) -> None:
         """Encode the core's records (stamping ``emitted_at_ns``) for their topics."""

@@ -205,9 +205,10 @@ class MachineAgent:
             c.batches += 1
             changelog = self._changelog(batch)
             computed = time.perf_counter_ns()
-            await self.p.flush(batch.out, changelog)
-            # handled and flushed: Faust may now commit over holes and its own gaps
-            self.p.port.mark_acked(batch.holes, {e.message.tp for e in events})
+            # handled and flushed: Faust may then commit over holes and its own gaps
+            await self.p.checkpoint(
+                batch.out, changelog, batch.holes, {e.message.tp for e in events}
+            )
             c.last_batch_ns = time.time_ns()
             c.last_batch_cpu_ns = time.process_time_ns()
             c.read_ahead_ns += read - started
@@ -271,7 +272,7 @@ class MachineAgent:
                 if self.live.current(machine_id) is heard:  # not replaced by a rebalance
                     self._silence(batch, machine_id, heard, now - heard.wall, wall_ns)
             if batch.out or batch.dirty:
-                await self.p.flush(batch.out, self._changelog(batch))
+                await self.p.checkpoint(batch.out, self._changelog(batch))
 
     def _silence(
         self, batch: _Batch, machine_id: str, heard: Heard, silent: float, wall_ns: int
@@ -338,8 +339,7 @@ class MachineAgent:
         for _, offset, raw, headers in sorted(read, key=lambda m: m[1]):
             self._handle(batch, tp.partition, offset, raw, headers)
         self.p.counters.stall_recovered += len(read)
-        await self.p.flush(batch.out, self._changelog(batch))
-        self.p.port.mark_acked(batch.holes, {tp})
+        await self.p.checkpoint(batch.out, self._changelog(batch), batch.holes, {tp})
 
     async def close(self) -> None:
         """Stop the side consumer (at shutdown), after any batch still using it."""

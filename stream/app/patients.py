@@ -131,7 +131,7 @@ class PatientAgent:
             changelog = [
                 self.patients.put(k, e, e.to_json(), e.partition) for k, e in dirty.items()
             ]
-            await self.p.flush(out, changelog)
+            await self.p.checkpoint(out, changelog)
 
     async def on_tick(self) -> None:
         """Timer: the daily lapse/adherence check for the patients this worker owns."""
@@ -165,4 +165,4 @@ class PatientAgent:
                 changelog.append(
                     self.patients.put(patient_id, entry, entry.to_json(), entry.partition)
                 )
-            await self.p.flush(out, changelog)
+            await self.p.checkpoint(out, changelog)
