@@ -260,14 +260,19 @@ def end_offsets(kafka: KafkaSettings, topics: list[str]) -> dict[TopicPartition,
 
 def committed(kafka: KafkaSettings, group: str) -> dict[TopicPartition, int]:
     """The group's committed offsets; none while its coordinator is not there yet (a
-    fresh broker creates the offsets topic on the first request)."""
-    from kafka.errors import CoordinatorNotAvailableError, NotCoordinatorError
+    fresh broker creates the offsets topic on the first request, then loads it: on a
+    loaded machine that takes a while, and the broker answers "load in progress")."""
+    from kafka.errors import (
+        CoordinatorLoadInProgressError,
+        CoordinatorNotAvailableError,
+        NotCoordinatorError,
+    )
 
     admin = KafkaAdminClient(bootstrap_servers=kafka.servers)
     try:
         try:
             offsets = admin.list_group_offsets({group: None}).get(group, {})
-        except (CoordinatorNotAvailableError, NotCoordinatorError):
+        except (CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NotCoordinatorError):
             return {}
         return {tp: meta.offset for tp, meta in offsets.items()}
     finally:
