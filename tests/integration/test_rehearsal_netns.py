@@ -106,6 +106,10 @@ def _hold(prefix: str, wrapper: bool) -> subprocess.Popen[str]:
         if wrapper
         else [sys.executable, "-m", "rehearsal", "--prefix", prefix, "hosts", "--hold"]
     )
+    # as a terminal's foreground job gets it, whatever ran this suite: a shell that starts
+    # a job in the background hands it SIGINT ignored, which bash then cannot trap and
+    # Python keeps (no KeyboardInterrupt), so Ctrl-C would not be rehearsed at all
+    argv = ["env", "--default-signal=INT", *argv]
     proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, text=True, cwd=REPO, env=env, start_new_session=True
     )
