@@ -54,6 +54,11 @@ FAMILIES: Final[Mapping[str, Family]] = {
     "commit_failures_total": Family(
         "counter", "Kafka offset commits refused after a rebalance (the batch is redelivered)"
     ),
+    "consumer_rejoins_total": Family(
+        "counter",
+        "Kafka consumers closed and created again after holding no partition for "
+        "SLEDFLEET_SINK_ASSIGNMENT_STUCK_S (a rebalance that never completed)",
+    ),
     "refreshes_total": Family("counter", "materialized-view refreshes (plain PostgreSQL)"),
     "refresh_seconds": Family("gauge", "duration of the latest materialized-view refresh"),
     "last_commit_unix": Family("gauge", "wall-clock time of the latest offset commit"),

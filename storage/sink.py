@@ -79,6 +79,34 @@ class SinkSettings:
     backoff_max_s: float = env("SLEDFLEET_SINK_BACKOFF_MAX_S", 10.0)
     session_timeout_ms: int = env("SLEDFLEET_SINK_SESSION_TIMEOUT_MS", 10000)
     max_poll_interval_ms: int = env("SLEDFLEET_SINK_MAX_POLL_INTERVAL_MS", 600000)
+    assignment_stuck_s: float = env("SLEDFLEET_SINK_ASSIGNMENT_STUCK_S", 120.0)
+    """How long the consumer may hold no partition at all before it is closed and created
+    again (0 = never). kafka-python can hang in a rebalance for good: seen at start-up on a
+    loaded machine, the group leader logged its assignment and never synced, so the sink
+    read nothing for 9 minutes. A sink that legitimately holds nothing (more sinks than
+    partitions) rejoins this often."""
+
+
+@dataclass(slots=True)
+class Unassigned:
+    """How long the consumer has held no partition; pure (the caller passes the clock)."""
+
+    limit_s: float
+    since: float | None = None
+
+    def observe(self, assigned: bool, now: float) -> float | None:
+        """The time without a partition once it passes ``limit_s`` (and start counting
+        again); None otherwise, and always when ``limit_s`` is 0."""
+        if assigned or self.limit_s <= 0:
+            self.since = None
+            return None
+        if self.since is None:
+            self.since = now
+        lasted = now - self.since
+        if lasted <= self.limit_s:
+            return None
+        self.since = None
+        return lasted
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,9 +302,22 @@ class Sink:
         maint.start()
         self.metrics.status = "ok"
         log.info("sink consuming %d topics as group %s", len(self.parsers), self.settings.group_id)
+        unassigned = Unassigned(self.settings.assignment_stuck_s)
         try:
             while not stop.is_set():
                 records = self._poll_batch(consumer, stop)
+                stuck = unassigned.observe(bool(consumer.assignment()), time.monotonic())
+                if stuck is not None:
+                    log.error(
+                        "no partition assigned for %.0f s (a rebalance that never completed): "
+                        "closing the Kafka consumer and joining again "
+                        "(SLEDFLEET_SINK_ASSIGNMENT_STUCK_S)",
+                        stuck,
+                    )
+                    self.metrics.inc("consumer_rejoins_total")
+                    consumer.close(autocommit=False)
+                    consumer = self._consumer()
+                    continue
                 if not records:
                     continue
                 items = self.collect(records, producer)

@@ -89,8 +89,6 @@ def wait_for_kafka(kafka: KafkaSettings, timeout_s: float, stop: threading.Event
                 f"Kafka not reachable after {waited:.0f} s ({cause})",
                 "start Kafka (services/start kafka) or correct the address",
             )
-        said.warning(
-            "waiting for Kafka at %s (%s), %.0f s so far", kafka.bootstrap, cause, waited
-        )
+        said.warning("waiting for Kafka at %s (%s), %.0f s so far", kafka.bootstrap, cause, waited)
         if stop.wait(1.0):
             return False

@@ -13,7 +13,7 @@ import pytest
 from edge.contract import encode
 from edge.settings import KafkaSettings
 from storage.metrics import Metrics
-from storage.sink import Item, Sink, SinkSettings
+from storage.sink import Item, Sink, SinkSettings, Unassigned
 from tests.unit.storage.test_rows import rep
 
 TP = namedtuple("TP", "topic partition")
@@ -147,3 +147,59 @@ def test_stop_during_an_outage_leaves_the_batch_uncommitted(
     stop.set()
     with pytest.raises(InterruptedError):
         sink.write_items([], FakeProducer([]), stop)
+
+
+def test_unassigned_counts_only_a_continuous_stretch_past_its_limit() -> None:
+    watch = Unassigned(limit_s=120.0)
+    assert watch.observe(False, 0.0) is None
+    assert watch.observe(False, 100.0) is None
+    assert watch.observe(True, 110.0) is None  # assigned meanwhile: start again
+    assert watch.observe(False, 111.0) is None
+    assert watch.observe(False, 231.0) is None
+    assert watch.observe(False, 231.5) == 120.5
+    assert watch.observe(False, 232.0) is None  # counting again after reporting
+    off = Unassigned(limit_s=0.0)
+    assert off.observe(False, 0.0) is None
+    assert off.observe(False, 10_000.0) is None
+
+
+def test_a_consumer_that_never_gets_a_partition_is_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """kafka-python hung in a rebalance at start: the group leader logged its assignment
+    and never synced; the sink must join again rather than read nothing for good."""
+    sink = make_sink()
+    log: list[str] = []
+    stop = threading.Event()
+    clock = iter(range(0, 10_000, 50))
+    monkeypatch.setattr("storage.sink.time.monotonic", lambda: float(next(clock)))
+
+    class Stuck(FakeConsumer):
+        def __init__(self) -> None:
+            super().__init__([{}] * 10, log, stop)
+            self.closed = False
+
+        def close(self, autocommit: bool) -> None:
+            self.closed = True
+
+    stuck = Stuck()
+    batch = {TP("t.sledfleet.reps", 0): [Msg(encode(rep()))]}
+
+    class Healthy(FakeConsumer):
+        def assignment(self) -> set[Any]:
+            return {TP("t.sledfleet.reps", 0)}
+
+        def highwater(self, tp: Any) -> None:
+            return None  # lag: nothing fetched yet
+
+    fresh = Healthy([batch], log, stop)
+    monkeypatch.setattr(sink, "_consumer", lambda: fresh)
+    monkeypatch.setattr(sink, "_connect_with_retry", lambda stop: None)
+    monkeypatch.setattr(sink, "_drop_connection", lambda: None)
+    monkeypatch.setattr(
+        sink, "write_items", lambda items, producer, stop: log.append(f"write {len(items)}")
+    )
+    sink.run(stop, stuck, FakeProducer(log))
+    assert stuck.closed
+    assert sink.metrics.get("consumer_rejoins_total") == 1
+    assert log == ["write 1", "commit"]  # the new consumer's batch, written and committed
