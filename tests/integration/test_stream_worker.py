@@ -133,7 +133,21 @@ def settle(
         wait_until(done, timeout, "the worker to finish the day", every=0.5)
     except AssertionError as exc:
         lag = lagging(kafka, group)
-        raise AssertionError(f"{exc}; not committed (committed, end): {lag}") from exc
+        raise AssertionError(
+            f"{exc}; not committed (committed, end): {lag}; " + worker_states(workers)
+        ) from exc
+
+
+def worker_states(workers: list[Worker]) -> str:
+    """Each live worker's counters and consumer state, for a timeout's message: whether
+    it handled the input and Faust did not commit it, or never received it."""
+    out = []
+    for w in workers:
+        try:
+            out.append(f"{w.name}: stats {w.stats()}; consumer {w.consumer()}")
+        except (OSError, ValueError) as e:
+            out.append(f"{w.name}: unreachable ({type(e).__name__})")
+    return "\n".join(out)
 
 
 def replay_insensitive(records: dict[Any, dict[str, Any]]) -> dict[Any, dict[str, Any]]:
