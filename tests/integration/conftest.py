@@ -234,20 +234,48 @@ def timescale_dsn() -> Iterator[str]:
     """DSN of the TimescaleDB-on-WASM server (services/start pglite).
 
     One backend session is shared by every connection (and by every test run using the
-    server): use one connection at a time with ``prepare_threshold=None``. Before the test the
-    session is reset (DISCARD ALL) and its search_path set to ``public`` (where the
-    timescaledb extension lives); after the test it is reset again.
+    server): use one connection at a time with ``prepare_threshold=None``. So a test holds
+    an exclusive lock on the server (a lock file per host and port) from before its reset
+    to after it: two suites run side by side take turns instead of resetting or reading
+    each other's session mid-test. Before the test the session is reset (DISCARD ALL) and
+    its search_path set to ``public`` (where the timescaledb extension lives); after the
+    test it is reset again.
     """
+    import fcntl
+    import tempfile
+
     import psycopg
 
     dsn = os.environ.get("SLEDFLEET_TIMESCALE_URL", DEFAULT_TIMESCALE_DSN)
-    require_service("TimescaleDB-on-WASM (pglite)", *_dsn_host_port(dsn), "services/start pglite")
-    with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
-        conn.execute("DISCARD ALL")
-        conn.execute("SET search_path TO public")
-    yield dsn
-    try:
-        with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
-            conn.execute("DISCARD ALL")
-    except psycopg.Error:
-        pass
+    host, port = _dsn_host_port(dsn)
+    require_service("TimescaleDB-on-WASM (pglite)", host, port, "services/start pglite")
+    lock_path = os.path.join(tempfile.gettempdir(), f"sledfleet-pglite-{host}-{port}.lock")
+    with open(lock_path, "a") as lock:
+        deadline = time.monotonic() + PGLITE_LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"pglite at {host}:{port} held by another test for "
+                        f"{PGLITE_LOCK_WAIT_S:.0f} s ({lock_path})"
+                    )
+                time.sleep(0.2)
+        try:
+            with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
+                conn.execute("DISCARD ALL")
+                conn.execute("SET search_path TO public")
+            yield dsn
+            try:
+                with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
+                    conn.execute("DISCARD ALL")
+            except psycopg.Error:
+                pass
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+PGLITE_LOCK_WAIT_S = 240.0
+"""How long a test waits for another run's test to release the shared pglite session."""
