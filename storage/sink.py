@@ -39,6 +39,7 @@ from storage.metrics import Metrics, serve
 from storage.registry import REGISTERED_MACHINES, REGISTERED_PATIENTS
 from storage.routing import OTHER_KIND, STATE, Parsed, claims, foreign, parse, topics
 from storage.writer import Batch, WriteMode, Writer
+from stream.app.watchdog import RebalanceWatch
 
 log = logging.getLogger(__name__)
 
@@ -85,28 +86,6 @@ class SinkSettings:
     loaded machine, the group leader logged its assignment and never synced, so the sink
     read nothing for 9 minutes. A sink that legitimately holds nothing (more sinks than
     partitions) rejoins this often."""
-
-
-@dataclass(slots=True)
-class Unassigned:
-    """How long the consumer has held no partition; pure (the caller passes the clock)."""
-
-    limit_s: float
-    since: float | None = None
-
-    def observe(self, assigned: bool, now: float) -> float | None:
-        """The time without a partition once it passes ``limit_s`` (and start counting
-        again); None otherwise, and always when ``limit_s`` is 0."""
-        if assigned or self.limit_s <= 0:
-            self.since = None
-            return None
-        if self.since is None:
-            self.since = now
-        lasted = now - self.since
-        if lasted <= self.limit_s:
-            return None
-        self.since = None
-        return lasted
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,11 +281,12 @@ class Sink:
         maint.start()
         self.metrics.status = "ok"
         log.info("sink consuming %d topics as group %s", len(self.parsers), self.settings.group_id)
-        unassigned = Unassigned(self.settings.assignment_stuck_s)
+        # a consumer holding no partition at all is taken to be in a rebalance
+        unassigned = RebalanceWatch(self.settings.assignment_stuck_s)
         try:
             while not stop.is_set():
                 records = self._poll_batch(consumer, stop)
-                stuck = unassigned.observe(bool(consumer.assignment()), time.monotonic())
+                stuck = unassigned.observe(not consumer.assignment(), time.monotonic())
                 if stuck is not None:
                     log.error(
                         "no partition assigned for %.0f s (a rebalance that never completed): "

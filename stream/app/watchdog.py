@@ -23,12 +23,17 @@ class RebalanceWatch:
     since: float | None = None
 
     def observe(self, rebalancing: bool, now: float) -> float | None:
-        """How long the current rebalance has lasted, once that is past ``limit_s``;
-        None while the worker is not rebalancing or within the limit."""
-        if not rebalancing:
+        """How long the current rebalance has lasted, once that is past ``limit_s``
+        (counting then starts again: a caller that replaces its consumer instead of exiting,
+        like the sink, gives the new one its own ``limit_s``); None while not rebalancing,
+        within the limit, and always when ``limit_s`` is 0."""
+        if not rebalancing or self.limit_s <= 0:
             self.since = None
             return None
         if self.since is None:
             self.since = now
         lasted = now - self.since
-        return lasted if self.limit_s > 0 and lasted > self.limit_s else None
+        if lasted <= self.limit_s:
+            return None
+        self.since = None
+        return lasted

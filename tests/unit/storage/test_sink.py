@@ -13,7 +13,8 @@ import pytest
 from edge.contract import encode
 from edge.settings import KafkaSettings
 from storage.metrics import Metrics
-from storage.sink import Item, Sink, SinkSettings, Unassigned
+from storage.sink import Item, Sink, SinkSettings
+from stream.app.watchdog import RebalanceWatch
 from tests.unit.storage.test_rows import rep
 
 TP = namedtuple("TP", "topic partition")
@@ -150,17 +151,17 @@ def test_stop_during_an_outage_leaves_the_batch_uncommitted(
 
 
 def test_unassigned_counts_only_a_continuous_stretch_past_its_limit() -> None:
-    watch = Unassigned(limit_s=120.0)
-    assert watch.observe(False, 0.0) is None
-    assert watch.observe(False, 100.0) is None
-    assert watch.observe(True, 110.0) is None  # assigned meanwhile: start again
-    assert watch.observe(False, 111.0) is None
-    assert watch.observe(False, 231.0) is None
-    assert watch.observe(False, 231.5) == 120.5
-    assert watch.observe(False, 232.0) is None  # counting again after reporting
-    off = Unassigned(limit_s=0.0)
-    assert off.observe(False, 0.0) is None
-    assert off.observe(False, 10_000.0) is None
+    watch = RebalanceWatch(limit_s=120.0)  # observe(unassigned, now)
+    assert watch.observe(True, 0.0) is None
+    assert watch.observe(True, 100.0) is None
+    assert watch.observe(False, 110.0) is None  # assigned meanwhile: start again
+    assert watch.observe(True, 111.0) is None
+    assert watch.observe(True, 231.0) is None
+    assert watch.observe(True, 231.5) == 120.5
+    assert watch.observe(True, 232.0) is None  # counting again after reporting
+    off = RebalanceWatch(limit_s=0.0)
+    assert off.observe(True, 0.0) is None
+    assert off.observe(True, 10_000.0) is None
 
 
 def test_a_consumer_that_never_gets_a_partition_is_replaced(
